@@ -1,0 +1,44 @@
+# One entry point for people and CI. `make test` sets everything up from a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Python 3.13 (the Lambda runtime): python3.13 on PATH, else pyenv's 3.13.
+PYTHON313 := $(shell \
+	if PYENV_VERSION=3.13 python3.13 -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then echo "env PYENV_VERSION=3.13 python3.13"; \
+	elif command -v pyenv >/dev/null && [ -x "$$(pyenv root)/versions/$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.|$$)' | tail -n1)/bin/python" ]; then echo "$$(pyenv root)/versions/$$(pyenv versions --bare | grep -E '^3\.13(\.|$$)' | tail -n1)/bin/python"; \
+	elif [ -x "$$HOME/.pyenv/versions/3.13.0/bin/python" ]; then echo "$$HOME/.pyenv/versions/3.13.0/bin/python"; fi)
+
+.PHONY: help setup test lint format bench clean
+
+help:
+	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
+	@echo "make bench   round trips per operation and operations per second against the embedded database"
+	@echo "make format  apply ruff's formatting and safe fixes"
+
+$(STAMP): requirements-dev.txt layers/wallet_core/requirements.txt
+	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found: put python3.13 on PATH or install it with 'pyenv install 3.13'" >&2; exit 1; fi
+	@if [ ! -x "$(PY)" ] || ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV); fi
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

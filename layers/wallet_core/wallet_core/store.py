@@ -1,0 +1,151 @@
+"""Where things live in MongoDB, their indexes, and the mapping from documents to models.
+
+Two collections:
+
+- `wallets`: one document per wallet; the single point every money movement updates, so
+  concurrent movements on one wallet collide there and one of them retries.
+- `ledger`: everything a movement inserts, told apart by `kind`:
+  `entry` (append-only journal entries), `reservation` (holds) and `operation` (the record of
+  one money-moving call: its idempotency key, request fingerprint and full result).
+  Keeping them in one collection lets a movement write all of them with one insert command,
+  so a deposit costs three round trips (wallet update, insert, commit) instead of five.
+  Every index is partial on `kind`; the only TTL index covers operation records alone, on a
+  field (`purgeAfter`) that no entry or reservation has, so nothing that holds money can vanish.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from bson import CodecOptions, ObjectId
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.database import Database
+
+from .models import LedgerEntry, Reservation, Wallet
+
+WALLETS = "wallets"
+LEDGER = "ledger"
+
+ENTRY = "entry"
+RESERVATION = "reservation"
+OPERATION = "operation"
+
+CODEC_OPTIONS = CodecOptions(tz_aware=True, tzinfo=UTC)
+
+WALLET_INDEXES = [
+    IndexModel([("ownerId", ASCENDING), ("currency", ASCENDING)], unique=True, name="one_wallet_per_owner_currency"),
+]
+
+LEDGER_INDEXES = [
+    # The journal of a wallet, newest first; unique because each entry takes the wallet's next sequence number.
+    IndexModel(
+        [("walletId", ASCENDING), ("sequence", DESCENDING)],
+        unique=True,
+        partialFilterExpression={"kind": ENTRY},
+        name="entries_by_wallet",
+    ),
+    IndexModel(
+        [("walletId", ASCENDING), ("type", ASCENDING), ("sequence", DESCENDING)],
+        partialFilterExpression={"kind": ENTRY},
+        name="entries_by_wallet_and_type",
+    ),
+    # A hold's money moves once: at most one HOLD, CAPTURE, RELEASE and EXPIRE entry per reservation.
+    IndexModel(
+        [("reservationId", ASCENDING), ("type", ASCENDING)],
+        unique=True,
+        partialFilterExpression={"kind": ENTRY, "reservationId": {"$exists": True}},
+        name="one_entry_per_reservation_and_type",
+    ),
+    IndexModel(
+        [("walletId", ASCENDING), ("_id", DESCENDING)],
+        partialFilterExpression={"kind": RESERVATION},
+        name="reservations_by_wallet",
+    ),
+    IndexModel(
+        [("walletId", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
+        partialFilterExpression={"kind": RESERVATION},
+        name="reservations_by_wallet_and_status",
+    ),
+    IndexModel(
+        [("expiresAt", ASCENDING)],
+        partialFilterExpression={"kind": RESERVATION, "status": "HELD"},
+        name="held_reservations_by_expiry",
+    ),
+    # Operation records (idempotency keys) may be purged once `purgeAfter` (>= 24 h after creation) has passed.
+    IndexModel(
+        [("purgeAfter", ASCENDING)],
+        expireAfterSeconds=0,
+        partialFilterExpression={"kind": OPERATION},
+        name="operation_records_ttl",
+    ),
+]
+
+
+def ensure_indexes(database: Database) -> None:
+    """Create every index; a no-op when they exist, so it is safe on every cold start."""
+    database[WALLETS].create_indexes(WALLET_INDEXES)
+    database[LEDGER].create_indexes(LEDGER_INDEXES)
+
+
+def _optional_id(value: ObjectId | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def wallet_from_document(document: dict) -> Wallet:
+    return Wallet(
+        id=str(document["_id"]),
+        owner_id=document["ownerId"],
+        currency=document["currency"],
+        balance=document["balance"],
+        held=document["held"],
+        status=document["status"],
+        sequence=document["sequence"],
+        created_at=document["createdAt"],
+        updated_at=document["updatedAt"],
+    )
+
+
+def entry_from_document(document: dict) -> LedgerEntry:
+    return LedgerEntry(
+        id=str(document["_id"]),
+        wallet_id=str(document["walletId"]),
+        type=document["type"],
+        amount=document["amount"],
+        balance_delta=document["balanceDelta"],
+        held_delta=document["heldDelta"],
+        balance_after=document["balanceAfter"],
+        held_after=document["heldAfter"],
+        sequence=document["sequence"],
+        reservation_id=_optional_id(document.get("reservationId")),
+        counterparty_wallet_id=_optional_id(document.get("counterpartyWalletId")),
+        reference_type=document.get("referenceType"),
+        reference_id=document.get("referenceId"),
+        metadata=document.get("metadata", {}),
+        operation_id=document["operationId"],
+        created_at=document["createdAt"],
+    )
+
+
+def reservation_from_document(document: dict) -> Reservation:
+    return Reservation(
+        id=str(document["_id"]),
+        wallet_id=str(document["walletId"]),
+        owner_id=document["ownerId"],
+        currency=document["currency"],
+        amount=document["amount"],
+        captured_amount=document["capturedAmount"],
+        released_amount=document["releasedAmount"],
+        status=document["status"],
+        expires_at=document["expiresAt"],
+        reference_type=document.get("referenceType"),
+        reference_id=document.get("referenceId"),
+        metadata=document.get("metadata", {}),
+        created_at=document["createdAt"],
+        updated_at=document["updatedAt"],
+    )
+
+
+def utc_now_ms() -> datetime:
+    """Now, truncated to the millisecond precision that BSON dates keep."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)

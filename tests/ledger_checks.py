@@ -1,0 +1,68 @@
+"""Whole-ledger invariants, read straight from the database.
+
+Used after every step of the stateful test, after concurrency tests, and by the workload suites.
+"""
+
+from __future__ import annotations
+
+from pymongo.database import Database
+
+from wallet_core.store import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLETS
+
+BALANCE_EFFECT = {
+    "DEPOSIT": 1,
+    "WITHDRAWAL": -1,
+    "TRANSFER_IN": 1,
+    "TRANSFER_OUT": -1,
+    "HOLD": 0,
+    "CAPTURE": -1,
+    "RELEASE": 0,
+    "EXPIRE": 0,
+}
+HELD_EFFECT = {"HOLD": 1, "CAPTURE": -1, "RELEASE": -1, "EXPIRE": -1}
+
+
+def assert_ledger_consistent(database: Database) -> None:
+    """Every wallet's balance is the signed sum of its entries, its held the sum of its HELD holds,
+    its sequence numbers run 1..n without gaps, money is stored as Int64, and each hold's money
+    moved exactly once (captured + released == amount for every closed hold)."""
+    database = database.with_options(codec_options=CODEC_OPTIONS)
+    ledger = database[LEDGER]
+    for wallet in database[WALLETS].find():
+        wallet_id = wallet["_id"]
+        entries = list(ledger.find({"kind": ENTRY, "walletId": wallet_id}).sort("sequence", 1))
+        assert [entry["sequence"] for entry in entries] == list(range(1, len(entries) + 1)), wallet_id
+        assert wallet["sequence"] == len(entries), wallet_id
+        balance = held = 0
+        for entry in entries:
+            assert entry["amount"] > 0, entry
+            assert (
+                entry["balanceDelta"] == BALANCE_EFFECT[entry["type"]] * entry["amount"] or entry["type"] == "CAPTURE"
+            )
+            balance += entry["balanceDelta"]
+            held += entry["heldDelta"]
+            assert (entry["balanceAfter"], entry["heldAfter"]) == (balance, held), entry
+            assert 0 <= held <= balance, entry
+        assert (wallet["balance"], wallet["held"]) == (balance, held), wallet
+        for field in ("balance", "held", "sequence"):
+            assert type(wallet[field]).__name__ == "Int64", (field, wallet)
+        holds = list(ledger.find({"kind": RESERVATION, "walletId": wallet_id}))
+        assert wallet["held"] == sum(hold["amount"] for hold in holds if hold["status"] == "HELD"), wallet_id
+        for hold in holds:
+            moved = list(ledger.find({"kind": ENTRY, "reservationId": hold["_id"]}))
+            types = sorted(entry["type"] for entry in moved)
+            if hold["status"] == "HELD":
+                assert types == ["HOLD"], hold
+                assert hold["capturedAmount"] == hold["releasedAmount"] == 0, hold
+            else:
+                assert hold["capturedAmount"] + hold["releasedAmount"] == hold["amount"], hold
+                closing = [entry for entry in moved if entry["type"] != "HOLD"]
+                assert sum(-entry["heldDelta"] for entry in closing) == hold["amount"], hold
+                assert sum(entry["amount"] for entry in closing if entry["type"] == "CAPTURE") == hold["capturedAmount"]
+                expected = {"CAPTURED": {"CAPTURE", "RELEASE"}, "RELEASED": {"RELEASE"}, "EXPIRED": {"EXPIRE"}}
+                assert set(types) - {"HOLD"} <= expected[hold["status"]], hold
+                assert types.count("HOLD") == 1, hold
+
+
+def total_money(database: Database) -> int:
+    return sum(wallet["balance"] for wallet in database[WALLETS].find({}, {"balance": 1}))

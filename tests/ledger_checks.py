@@ -36,9 +36,8 @@ def assert_ledger_consistent(database: Database) -> None:
         balance = held = 0
         for entry in entries:
             assert entry["amount"] > 0, entry
-            assert (
-                entry["balanceDelta"] == BALANCE_EFFECT[entry["type"]] * entry["amount"] or entry["type"] == "CAPTURE"
-            )
+            assert entry["balanceDelta"] == BALANCE_EFFECT[entry["type"]] * entry["amount"], entry
+            assert entry["heldDelta"] == HELD_EFFECT.get(entry["type"], 0) * entry["amount"], entry
             balance += entry["balanceDelta"]
             held += entry["heldDelta"]
             assert (entry["balanceAfter"], entry["heldAfter"]) == (balance, held), entry

@@ -65,3 +65,8 @@ def assert_ledger_consistent(database: Database) -> None:
 
 def total_money(database: Database) -> int:
     return sum(wallet["balance"] for wallet in database[WALLETS].find({}, {"balance": 1}))
+
+
+def snapshot(database: Database) -> dict[str, list[dict]]:
+    """Every document of the wallet collections, to prove that a refused call changed nothing."""
+    return {name: list(database[name].find().sort("_id", 1)) for name in (WALLETS, LEDGER)}

@@ -267,7 +267,7 @@ class WalletService:
             now = self._clock()
             wallet = self._wallets.find_one_and_update(
                 {"_id": wallet_oid, **scope},
-                {"$inc": {"balance": Int64(amount), "sequence": Int64(1)}, "$set": {"updatedAt": now}},
+                _change_wallet(now, balance=amount, sequence=1),
                 return_document=AFTER,
                 session=session,
             )
@@ -301,7 +301,7 @@ class WalletService:
 
         def work(session: ClientSession) -> Movement:
             now = self._clock()
-            wallet = self._debit(session, wallet_oid, scope, amount, {"balance": Int64(-amount)}, now)
+            wallet = self._debit(session, wallet_oid, scope, amount, {"balance": -amount}, now)
             if wallet is None:
                 self._refuse_debit(session, call, wallet_id, wallet_oid, scope, amount)
             operation_id = call.operation_id(wallet["ownerId"])
@@ -347,12 +347,12 @@ class WalletService:
 
         def work(session: ClientSession) -> Movement:
             now = self._clock()
-            source = self._debit(session, source_oid, scope, amount, {"balance": Int64(-amount)}, now)
+            source = self._debit(session, source_oid, scope, amount, {"balance": -amount}, now)
             if source is None:
                 self._refuse_debit(session, call, from_wallet_id, source_oid, scope, amount)
             destination = self._wallets.find_one_and_update(
                 {"_id": destination_oid, "currency": source["currency"]},
-                {"$inc": {"balance": Int64(amount), "sequence": Int64(1)}, "$set": {"updatedAt": now}},
+                _change_wallet(now, balance=amount, sequence=1),
                 return_document=AFTER,
                 session=session,
             )
@@ -415,7 +415,7 @@ class WalletService:
 
         def work(session: ClientSession) -> Movement:
             now = self._clock()
-            wallet = self._debit(session, wallet_oid, scope, amount, {"held": Int64(amount)}, now)
+            wallet = self._debit(session, wallet_oid, scope, amount, {"held": amount}, now)
             if wallet is None:
                 self._refuse_debit(session, call, wallet_id, wallet_oid, scope, amount)
             operation_id = call.operation_id(wallet["ownerId"])
@@ -492,7 +492,7 @@ class WalletService:
                 {
                     "status": ReservationStatus.CAPTURED.value,
                     "capturedAmount": captured,
-                    "releasedAmount": {"$subtract": ["$amount", captured]},
+                    "releasedAmount": {"$toLong": {"$subtract": ["$amount", captured]}},
                 },
                 now,
             )
@@ -722,7 +722,7 @@ class WalletService:
             wallet_updates.append(
                 UpdateOne(
                     {"_id": wallet["_id"], "held": wallet["held"], "sequence": wallet["sequence"]},
-                    {"$inc": {"held": Int64(-total), "sequence": Int64(len(wallet_holds))}, "$set": {"updatedAt": now}},
+                    _change_wallet(now, held=-total, sequence=len(wallet_holds)),
                 )
             )
             state = dict(wallet)
@@ -751,7 +751,7 @@ class WalletService:
     # ---------------------------------------------------------------- shared steps
 
     def _debit(
-        self, session: ClientSession, wallet_oid: ObjectId, scope: dict, amount: int, increments: dict, now: datetime
+        self, session: ClientSession, wallet_oid: ObjectId, scope: dict, amount: int, changes: dict, now: datetime
     ) -> dict | None:
         """Take `amount` out of the available money of an active wallet, or return None."""
         return self._wallets.find_one_and_update(
@@ -761,7 +761,7 @@ class WalletService:
                 "status": WalletStatus.ACTIVE.value,
                 "$expr": {"$gte": [{"$subtract": ["$balance", "$held"]}, Int64(amount)]},
             },
-            {"$inc": {**increments, "sequence": Int64(1)}, "$set": {"updatedAt": now}},
+            _change_wallet(now, **changes, sequence=1),
             return_document=AFTER,
             session=session,
         )
@@ -828,14 +828,7 @@ class WalletService:
         legs = (1 if captured else 0) + (1 if released else 0)
         wallet = self._wallets.find_one_and_update(
             {"_id": reservation["walletId"], "held": {"$gte": reservation["amount"]}, "balance": {"$gte": captured}},
-            {
-                "$inc": {
-                    "balance": Int64(-captured),
-                    "held": Int64(-reservation["amount"]),
-                    "sequence": Int64(legs),
-                },
-                "$set": {"updatedAt": now},
-            },
+            _change_wallet(now, balance=-captured, held=-reservation["amount"], sequence=legs),
             return_document=AFTER,
             session=session,
         )
@@ -992,6 +985,16 @@ def _entry(
         "operationId": operation_id,
         "createdAt": now,
     }
+
+
+def _change_wallet(now: datetime, **deltas: int) -> list[dict]:
+    """A pipeline update adding `deltas` to a wallet's counters.
+
+    $toLong keeps the stored type Int64 whatever the server's arithmetic returns (the embedded
+    server narrows small results to 32-bit integers; MongoDB keeps long + long as long).
+    """
+    fields = {field: {"$toLong": {"$add": [f"${field}", Int64(delta)]}} for field, delta in deltas.items()}
+    return [{"$set": {**fields, "updatedAt": now}}]
 
 
 def _visible_to(movement: Movement, owner_id: str | None) -> Movement:

@@ -1,0 +1,42 @@
+"""Indexes: created idempotently, unique where money depends on it, TTL on operation records alone."""
+
+from __future__ import annotations
+
+from wallet_core import WalletService
+from wallet_core.store import LEDGER, LEDGER_INDEXES, OPERATION, WALLET_INDEXES, WALLETS
+
+
+def test_ensure_indexes_is_idempotent(service: WalletService, database):
+    first = {name: database[name].index_information() for name in (WALLETS, LEDGER)}
+    service.ensure_indexes()
+    WalletService(database).ensure_indexes()
+    assert {name: database[name].index_information() for name in (WALLETS, LEDGER)} == first
+    expected = {index.document["name"] for index in WALLET_INDEXES + LEDGER_INDEXES}
+    assert expected <= set(first[WALLETS]) | set(first[LEDGER])
+
+
+def test_index_definitions_do_not_conflict():
+    definitions = [tuple(index.document["key"].items()) for index in LEDGER_INDEXES]
+    assert len(definitions) == len(set(definitions))
+
+
+def test_only_operation_records_can_expire(database, service):
+    ttl = {
+        name: info
+        for collection in (WALLETS, LEDGER)
+        for name, info in database[collection].index_information().items()
+        if "expireAfterSeconds" in info
+    }
+    assert list(ttl) == ["operation_records_ttl"]
+    (info,) = ttl.values()
+    assert dict(info["partialFilterExpression"]) == {"kind": OPERATION}
+    assert info["key"] == [("purgeAfter", 1)]
+
+
+def test_operation_records_are_kept_at_least_a_day(service, database):
+    wallet = service.create_wallet("a", "USD", opening_balance=5).wallet.id
+    service.deposit(wallet, 1, idempotency_key="k")
+    for record in database[LEDGER].find({"kind": OPERATION}):
+        assert (record["purgeAfter"] - record["createdAt"]).total_seconds() >= 24 * 3600
+    # entries and reservations carry no purge date, so the TTL index can never touch them
+    assert database[LEDGER].count_documents({"kind": {"$ne": OPERATION}, "purgeAfter": {"$exists": True}}) == 0

@@ -1,0 +1,244 @@
+"""Happy and error paths of wallets, deposits, withdrawals and transfers, with the state checked after each failure."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ledger_checks import assert_ledger_consistent, snapshot
+from wallet_core import (
+    EntryType,
+    IdempotencyKeyMismatch,
+    InsufficientFunds,
+    NotFound,
+    ValidationFailed,
+    WalletExists,
+    WalletFrozen,
+    WalletService,
+    WalletStatus,
+)
+
+MISSING_ID = "0123456789abcdef01234567"
+
+
+@pytest.fixture
+def wallet_id(service: WalletService) -> str:
+    return service.create_wallet("alice", "USD", opening_balance=10_000).wallet.id
+
+
+def test_create_wallet_journals_the_opening_balance(service, database):
+    created = service.create_wallet("alice", "EUR", opening_balance=2_500, metadata={"channel": "app"})
+    wallet = created.wallet
+    assert (wallet.owner_id, wallet.currency, wallet.balance, wallet.held, wallet.available) == (
+        "alice",
+        "EUR",
+        2_500,
+        0,
+        2_500,
+    )
+    assert wallet.status is WalletStatus.ACTIVE
+    (entry,) = created.entries
+    assert (entry.type, entry.amount, entry.balance_after, entry.sequence) == (EntryType.DEPOSIT, 2_500, 2_500, 1)
+    assert entry.metadata == {"channel": "app"}
+    assert service.get_wallet(wallet.id) == wallet
+    assert_ledger_consistent(database)
+
+
+def test_create_wallet_without_opening_balance_has_an_empty_journal(service):
+    created = service.create_wallet("bob", "JPY")
+    assert created.entries == ()
+    assert (created.wallet.balance, created.wallet.sequence) == (0, 0)
+    assert service.list_transactions(created.wallet.id).items == ()
+
+
+def test_second_wallet_in_a_currency_is_a_conflict_naming_the_first(service, database, wallet_id):
+    before = snapshot(database)
+    with pytest.raises(WalletExists) as refused:
+        service.create_wallet("alice", "USD", opening_balance=5)
+    assert refused.value.existing_wallet_id == wallet_id
+    assert wallet_id in str(refused.value)
+    assert snapshot(database) == before
+    assert service.create_wallet("alice", "GBP").wallet.currency == "GBP"
+    assert service.create_wallet("carol", "USD").wallet.owner_id == "carol"
+
+
+def test_create_wallet_with_a_key_replays(service):
+    first = service.create_wallet("dave", "USD", opening_balance=100, idempotency_key="open-1")
+    again = service.create_wallet("dave", "USD", opening_balance=100, idempotency_key="open-1")
+    assert again.replayed
+    assert not first.replayed
+    assert again.model_dump(exclude={"replayed"}) == first.model_dump(exclude={"replayed"})
+    with pytest.raises(IdempotencyKeyMismatch):
+        service.create_wallet("dave", "USD", opening_balance=101, idempotency_key="open-1")
+
+
+def test_deposit(service, database, wallet_id):
+    moved = service.deposit(wallet_id, 1_500, reference_type="topup", reference_id="card-42", metadata={"n": 1})
+    (entry,) = moved.entries
+    assert (entry.type, entry.amount, entry.balance_delta, entry.held_delta) == (EntryType.DEPOSIT, 1_500, 1_500, 0)
+    assert (entry.balance_after, entry.held_after, entry.sequence) == (11_500, 0, 2)
+    assert (entry.reference_type, entry.reference_id, entry.metadata) == ("topup", "card-42", {"n": 1})
+    assert entry.operation_id == moved.operation_id
+    assert moved.wallet.balance == 11_500
+    assert service.get_wallet(wallet_id).balance == 11_500
+    assert_ledger_consistent(database)
+
+
+def test_deposit_to_unknown_wallet(service, database, wallet_id):
+    before = snapshot(database)
+    with pytest.raises(NotFound):
+        service.deposit(MISSING_ID, 1)
+    assert snapshot(database) == before
+
+
+def test_withdraw(service, database, wallet_id):
+    moved = service.withdraw(wallet_id, 4_000)
+    (entry,) = moved.entries
+    assert (entry.type, entry.balance_delta, entry.balance_after) == (EntryType.WITHDRAWAL, -4_000, 6_000)
+    assert moved.wallet.available == 6_000
+    service.withdraw(wallet_id, 6_000)
+    assert service.get_wallet(wallet_id).balance == 0
+    assert_ledger_consistent(database)
+
+
+def test_withdraw_more_than_available_changes_nothing(service, database, wallet_id):
+    service.create_reservation(wallet_id, 7_000)
+    before = snapshot(database)
+    with pytest.raises(InsufficientFunds) as refused:
+        service.withdraw(wallet_id, 3_001)
+    assert (refused.value.available, refused.value.requested) == (3_000, 3_001)
+    assert snapshot(database) == before
+    assert service.withdraw(wallet_id, 3_000).wallet.available == 0
+
+
+def test_frozen_wallet_takes_deposits_but_lets_nothing_out(service, database, wallet_id):
+    other = service.create_wallet("bob", "USD", opening_balance=100).wallet.id
+    frozen = service.freeze_wallet(wallet_id)
+    assert frozen.status is WalletStatus.FROZEN
+    assert service.freeze_wallet(wallet_id).status is WalletStatus.FROZEN  # repeating is harmless
+    before = snapshot(database)
+    with pytest.raises(WalletFrozen):
+        service.withdraw(wallet_id, 1)
+    with pytest.raises(WalletFrozen):
+        service.create_reservation(wallet_id, 1)
+    with pytest.raises(WalletFrozen):
+        service.transfer(wallet_id, other, 1)
+    assert snapshot(database) == before
+    assert service.deposit(wallet_id, 5).wallet.balance == 10_005
+    assert service.transfer(other, wallet_id, 10).counterparty_wallet.balance == 10_015
+    assert service.unfreeze_wallet(wallet_id).status is WalletStatus.ACTIVE
+    assert service.withdraw(wallet_id, 15).wallet.balance == 10_000
+    assert_ledger_consistent(database)
+
+
+def test_freeze_unknown_wallet(service):
+    with pytest.raises(NotFound):
+        service.freeze_wallet(MISSING_ID)
+    with pytest.raises(NotFound):
+        service.unfreeze_wallet(MISSING_ID)
+
+
+def test_transfer_moves_money_atomically(service, database, wallet_id):
+    bob = service.create_wallet("bob", "USD").wallet.id
+    moved = service.transfer(wallet_id, bob, 2_500, reference_type="ride", reference_id="r-1")
+    out_entry, in_entry = moved.entries
+    assert (out_entry.type, out_entry.wallet_id, out_entry.balance_after) == (EntryType.TRANSFER_OUT, wallet_id, 7_500)
+    assert (in_entry.type, in_entry.wallet_id, in_entry.balance_after) == (EntryType.TRANSFER_IN, bob, 2_500)
+    assert out_entry.counterparty_wallet_id == bob
+    assert in_entry.counterparty_wallet_id == wallet_id
+    assert out_entry.operation_id == in_entry.operation_id == moved.operation_id
+    assert (moved.wallet.balance, moved.counterparty_wallet.balance) == (7_500, 2_500)
+    assert_ledger_consistent(database)
+
+
+def test_transfer_hides_the_other_owners_side(service, wallet_id):
+    bob = service.create_wallet("bob", "USD").wallet.id
+    moved = service.transfer(wallet_id, bob, 100, owner_id="alice")
+    assert moved.counterparty_wallet is None
+    assert [entry.wallet_id for entry in moved.entries] == [wallet_id]
+    assert service.get_wallet(bob).balance == 100
+
+
+def test_transfer_refusals_change_nothing(service, database, wallet_id):
+    euros = service.create_wallet("bob", "EUR").wallet.id
+    dollars = service.create_wallet("bob", "USD").wallet.id
+    before = snapshot(database)
+    with pytest.raises(ValidationFailed) as mismatch:
+        service.transfer(wallet_id, euros, 1)
+    assert mismatch.value.errors[0].field == "toWalletId"
+    with pytest.raises(NotFound):
+        service.transfer(wallet_id, MISSING_ID, 1)
+    with pytest.raises(NotFound):
+        service.transfer(MISSING_ID, dollars, 1)
+    with pytest.raises(InsufficientFunds):
+        service.transfer(wallet_id, dollars, 10_001)
+    with pytest.raises(ValidationFailed):
+        service.transfer(wallet_id, wallet_id, 1)
+    with pytest.raises(NotFound):  # the source must belong to the acting owner
+        service.transfer(dollars, wallet_id, 1, owner_id="alice")
+    assert snapshot(database) == before
+
+
+def test_owner_scope_hides_other_owners_wallets(service, database, wallet_id):
+    before = snapshot(database)
+    for call in (
+        lambda: service.get_wallet(wallet_id, owner_id="mallory"),
+        lambda: service.deposit(wallet_id, 1, owner_id="mallory"),
+        lambda: service.withdraw(wallet_id, 1, owner_id="mallory"),
+        lambda: service.create_reservation(wallet_id, 1, owner_id="mallory"),
+        lambda: service.freeze_wallet(wallet_id, owner_id="mallory"),
+        lambda: service.list_transactions(wallet_id, owner_id="mallory"),
+        lambda: service.list_reservations(wallet_id, owner_id="mallory"),
+    ):
+        with pytest.raises(NotFound):
+            call()
+    assert snapshot(database) == before
+    assert service.get_wallet(wallet_id, owner_id="alice").id == wallet_id
+
+
+def test_idempotent_replay_returns_the_original_result(service, database, wallet_id):
+    first = service.withdraw(wallet_id, 300, idempotency_key="w-1", metadata={"ride": "r9"})
+    service.deposit(wallet_id, 50)  # the state moves on
+    again = service.withdraw(wallet_id, 300, idempotency_key="w-1", metadata={"ride": "r9"})
+    assert again.replayed
+    assert not first.replayed
+    assert again.model_dump(exclude={"replayed"}) == first.model_dump(exclude={"replayed"})
+    assert service.get_wallet(wallet_id).balance == 10_000 - 300 + 50
+    assert_ledger_consistent(database)
+
+
+def test_replay_answers_even_when_the_call_would_now_fail(service, wallet_id):
+    first = service.withdraw(wallet_id, 10_000, idempotency_key="all-of-it")
+    again = service.withdraw(wallet_id, 10_000, idempotency_key="all-of-it")
+    assert again.replayed
+    assert again.entries == first.entries
+    service.freeze_wallet(wallet_id)
+    assert service.withdraw(wallet_id, 10_000, idempotency_key="all-of-it").replayed
+
+
+def test_same_key_with_other_parameters_is_a_mismatch(service, database, wallet_id):
+    service.deposit(wallet_id, 100, idempotency_key="k")
+    before = snapshot(database)
+    for call in (
+        lambda: service.deposit(wallet_id, 101, idempotency_key="k"),
+        lambda: service.deposit(wallet_id, 100, idempotency_key="k", reference_id="other"),
+        lambda: service.withdraw(wallet_id, 100, idempotency_key="k"),
+    ):
+        with pytest.raises(IdempotencyKeyMismatch):
+            call()
+    assert snapshot(database) == before
+
+
+def test_keys_are_scoped_to_the_wallet_owner(service, wallet_id):
+    bob = service.create_wallet("bob", "USD").wallet.id
+    alice_deposit = service.deposit(wallet_id, 100, idempotency_key="shared-key")
+    bob_deposit = service.deposit(bob, 100, idempotency_key="shared-key")
+    assert not bob_deposit.replayed
+    assert alice_deposit.operation_id != bob_deposit.operation_id
+    assert service.get_wallet(bob).balance == 100
+
+
+def test_calls_without_a_key_are_distinct_operations(service, wallet_id):
+    first = service.deposit(wallet_id, 100)
+    second = service.deposit(wallet_id, 100)
+    assert first.operation_id != second.operation_id
+    assert service.get_wallet(wallet_id).balance == 10_200

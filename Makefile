@@ -11,11 +11,12 @@ PYTHON313 := $(shell \
 	elif command -v pyenv >/dev/null && [ -x "$$(pyenv root)/versions/$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.|$$)' | tail -n1)/bin/python" ]; then echo "$$(pyenv root)/versions/$$(pyenv versions --bare | grep -E '^3\.13(\.|$$)' | tail -n1)/bin/python"; \
 	elif [ -x "$$HOME/.pyenv/versions/3.13.0/bin/python" ]; then echo "$$HOME/.pyenv/versions/3.13.0/bin/python"; fi)
 
-.PHONY: help setup test lint format bench clean
+.PHONY: help setup test lint format bench db clean
 
 help:
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
 	@echo "make bench   round trips per operation and operations per second against the embedded database"
+	@echo "make db      the embedded MongoDB-compatible database on 127.0.0.1:\$$PORT (default 27017), with its URI"
 	@echo "make format  apply ruff's formatting and safe fixes"
 
 $(STAMP): requirements-dev.txt layers/wallet_core/requirements.txt
@@ -39,6 +40,9 @@ test: lint
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+db: $(STAMP)
+	@$(PY) -m devtools.embedded_mongo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -12,19 +12,45 @@ from collections.abc import Iterator
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
+from pymongo.uri_parser import parse_uri
 
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
+from devtools.wire_layer import Faults
 from wallet_core import WalletService
 
 
 @pytest.fixture(scope="session")
-def mongo_uri() -> Iterator[str]:
-    uri = external_uri()
-    if uri:
-        yield uri
+def embedded_server() -> Iterator[EmbeddedMongo | None]:
+    """The embedded server behind the wire layer, or None when MONGODB_URI names a real one."""
+    if external_uri():
+        yield None
         return
     with EmbeddedMongo() as server:
-        yield server.uri
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(embedded_server: EmbeddedMongo | None) -> str:
+    return embedded_server.uri if embedded_server else external_uri()
+
+
+@pytest.fixture(scope="session")
+def faulty_server(embedded_server: EmbeddedMongo | None) -> Iterator[EmbeddedMongo]:
+    """A server whose wire layer can inject faults: the embedded one, or the layer in front of MONGODB_URI."""
+    if embedded_server is not None:
+        yield embedded_server
+        return
+    host, port = next(iter(parse_uri(external_uri())["nodelist"]))
+    with EmbeddedMongo(upstream=(host, port)) as layered:
+        yield layered
+
+
+@pytest.fixture
+def faults(faulty_server: EmbeddedMongo) -> Iterator[Faults]:
+    """The fault switches, all off before and after the test."""
+    faulty_server.faults.reset()
+    yield faulty_server.faults
+    faulty_server.faults.reset()
 
 
 @pytest.fixture(scope="session")

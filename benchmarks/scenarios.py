@@ -1,0 +1,104 @@
+"""What one call of each benchmarked operation is, and the wallets and holds it needs beforehand.
+
+Every money-moving call carries its own idempotency key, as real API calls do. A call that
+ends in `Conflict` (the service's retry budget spent on collisions) is retried by the caller
+with the same key, as the error asks. A scenario's setup (wallets, holds to capture or
+release) happens in `prepare`, outside any measurement.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from wallet_core import Conflict, WalletService
+
+CURRENCY = "USD"
+RICH = 10**12  # opening balance: enough for every withdrawal, hold and transfer of a run
+HOLD = 100  # amount of each hold that is then captured or released
+PARTIAL_CAPTURE = 60  # a partial capture: the remaining 40 is released in the same transaction
+CALLER_RETRIES = 3  # retries of a call answered with Conflict before the caller gives up on it
+
+# In table order. Throughput is measured for all of them but create_wallet.
+OPERATIONS = (
+    "create_wallet",
+    "deposit",
+    "withdraw",
+    "transfer",
+    "create_reservation",
+    "capture_reservation",
+    "release_reservation",
+)
+THROUGHPUT_OPERATIONS = OPERATIONS[1:]
+
+# Makes the next call; returns how often the caller retried it after a Conflict. Raises the
+# last Conflict when the caller gives up.
+Call = Callable[[], int]
+
+
+def prepare(service: WalletService, operation: str, tag: str, calls: int) -> Call:
+    """Set up what `calls` calls of `operation` need; return a function making the next call.
+
+    `tag` must be unique within the database: it names the owners and the idempotency keys.
+    """
+    act = _action(service, operation, tag, calls)
+    numbers = itertools.count()
+
+    def call() -> int:
+        number = next(numbers)
+        for retries in itertools.count():
+            try:
+                act(number, f"{tag}-{number}")
+            except Conflict:
+                if retries == CALLER_RETRIES:
+                    raise
+            else:
+                return retries
+        raise AssertionError("unreachable")
+
+    return call
+
+
+def _action(service: WalletService, operation: str, tag: str, calls: int) -> Callable[[int, str], object]:
+    """Call number n of `operation` with idempotency key `key`; the same n and key replay the same request."""
+    if operation == "create_wallet":
+        return lambda n, key: service.create_wallet(
+            f"{tag}-owner-{n}", CURRENCY, opening_balance=1_000, idempotency_key=key
+        )
+    wallet_id = service.create_wallet(f"{tag}-owner", CURRENCY, opening_balance=RICH).wallet.id
+    if operation == "deposit":
+        return lambda n, key: service.deposit(wallet_id, 100, idempotency_key=key)
+    if operation == "withdraw":
+        return lambda n, key: service.withdraw(wallet_id, 1, idempotency_key=key)
+    if operation == "transfer":
+        payee_id = service.create_wallet(f"{tag}-payee", CURRENCY).wallet.id
+        return lambda n, key: service.transfer(wallet_id, payee_id, 1, idempotency_key=key)
+    if operation == "create_reservation":
+        return lambda n, key: service.create_reservation(wallet_id, 1, idempotency_key=key)
+    holds = [
+        service.create_reservation(wallet_id, HOLD, idempotency_key=f"{tag}-hold-{n}").reservation.id
+        for n in range(calls)
+    ]
+    if operation == "capture_reservation":
+        return lambda n, key: service.capture_reservation(holds[n], PARTIAL_CAPTURE, idempotency_key=key)
+    if operation == "release_reservation":
+        return lambda n, key: service.release_reservation(holds[n], idempotency_key=key)
+    raise ValueError(f"unknown operation {operation!r}")
+
+
+def create_due_holds(service: WalletService, tag: str, holds: int, wallets: int) -> None:
+    """`holds` holds spread evenly over `wallets` wallets; all are due at `expiry_cutoff()`."""
+    wallet_ids = [
+        service.create_wallet(f"{tag}-owner-{index}", CURRENCY, opening_balance=RICH).wallet.id
+        for index in range(wallets)
+    ]
+    for index in range(holds):
+        service.create_reservation(
+            wallet_ids[index % wallets], 1, ttl_seconds=60, idempotency_key=f"{tag}-hold-{index}"
+        )
+
+
+def expiry_cutoff() -> datetime:
+    """A `now` for expire_reservations at which every hold made by `create_due_holds` is due."""
+    return datetime.now(UTC) + timedelta(hours=1)

@@ -79,7 +79,8 @@ def main(argv: list[str]) -> int:
         "--expiry-holds",
         type=int,
         default=None,
-        help="holds in the expiry throughput batch, at most 1000 (default 1000 with MONGODB_URI, else 100)",
+        help="holds in the expiry throughput batch, at most 1000 (default 1000 with MONGODB_URI, else 100: "
+        "the embedded server cannot expire 1000 in one batch in reasonable time)",
     )
     options = parser.parse_args(argv)
     uri = external_uri()
@@ -286,7 +287,7 @@ def _notes(database: str, options: argparse.Namespace, expiry_holds: int) -> str
             "collection, so its ops/s fall as the ledger grows, and it fails every commit that overlaps "
             "another one, so threads mostly retry. Its ops/s say little about a real deployment: set "
             f"MONGODB_URI for those. Its expiry batch is {expiry_holds} holds (--expiry-holds): a batch of "
-            "1000 takes minutes there."
+            "1000 holds blocks it for minutes, long enough for pymongo's heartbeats to time out."
         )
     return "\n".join(f"{index}. {note}" for index, note in enumerate(notes, 1))
 

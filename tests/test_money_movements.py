@@ -78,6 +78,7 @@ def test_deposit(service, database, wallet_id):
     assert (entry.balance_after, entry.held_after, entry.sequence) == (11_500, 0, 2)
     assert (entry.reference_type, entry.reference_id, entry.metadata) == ("topup", "card-42", {"n": 1})
     assert entry.operation_id == moved.operation_id
+    assert entry.id == f"{wallet_id}:2"  # one entry per wallet position, enforced by the _id index
     assert moved.wallet.balance == 11_500
     assert service.get_wallet(wallet_id).balance == 11_500
     assert_ledger_consistent(database)

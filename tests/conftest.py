@@ -72,3 +72,20 @@ def service(database: Database) -> WalletService:
     wallet_service = WalletService(database, time_budget=20.0)
     wallet_service.ensure_indexes()
     return wallet_service
+
+
+@pytest.fixture
+def lambda_env(monkeypatch, mongo_uri: str, mongo_client: MongoClient) -> Iterator[str]:
+    """The environment a deployed function has, pointing at a fresh database; yields its name."""
+    from wallet_api import runtime
+
+    name = f"wallet_lambda_{uuid.uuid4().hex[:12]}"
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", name)
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "wallet")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Wallet")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    runtime.reset()
+    yield name
+    runtime.reset()
+    mongo_client.drop_database(name)

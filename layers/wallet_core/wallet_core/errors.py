@@ -31,6 +31,12 @@ class ValidationFailed(WalletError):
         self.errors = tuple(errors)
 
 
+class InvalidCursor(ValidationFailed):
+    """A listing cursor that this listing did not issue (forged, truncated, or from another listing)."""
+
+    code = "invalid_cursor"
+
+
 class NotFound(WalletError):
     """The resource does not exist, or the acting owner may not see it."""
 

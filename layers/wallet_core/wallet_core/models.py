@@ -95,18 +95,20 @@ class Reservation(WalletModel):
     updated_at: datetime
 
 
-class Movement(WalletModel):
-    """The outcome of one money-moving operation, exactly as first committed.
-
-    `replayed` is true when the answer comes from the stored result of an earlier call
-    with the same idempotency key rather than from this call.
-    """
+class MovementRecord(WalletModel):
+    """The outcome of one money-moving operation, exactly as first committed."""
 
     operation_id: str
     entries: tuple[LedgerEntry, ...]
     wallet: Wallet
     counterparty_wallet: Wallet | None = None
     reservation: Reservation | None = None
+
+
+class Movement(MovementRecord):
+    """A movement as answered to one call: `replayed` is true when the answer comes from the
+    stored result of an earlier call with the same idempotency key rather than from this call."""
+
     replayed: bool = False
 
 

@@ -141,7 +141,11 @@ class WalletService:
         self._clock = clock
 
     def ensure_indexes(self) -> None:
-        store.ensure_indexes(self._database)
+        self._read(lambda: store.ensure_indexes(self._database))
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers."""
+        self._read(lambda: self._database.command("ping"))
 
     # ---------------------------------------------------------------- wallets
 

@@ -17,7 +17,7 @@ from enum import StrEnum
 from bson import ObjectId
 
 from .currencies import ISO_4217_CURRENCIES
-from .errors import FieldError, ValidationFailed
+from .errors import FieldError, InvalidCursor, ValidationFailed
 
 MAX_AMOUNT = 10**15
 MIN_TTL_SECONDS = 1
@@ -45,7 +45,8 @@ class Checks:
 
     def done(self) -> None:
         if self._errors:
-            raise ValidationFailed(self._errors)
+            only_cursor = {error.field for error in self._errors} == {"cursor"}
+            raise (InvalidCursor if only_cursor else ValidationFailed)(self._errors)
 
     def amount(self, field: str, value: object) -> int:
         if not _is_int(value):

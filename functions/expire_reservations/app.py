@@ -1,0 +1,42 @@
+"""Scheduled by EventBridge: expire due holds and release their money.
+
+A run that could not finish some batches raises after logging its report, so EventBridge's retry
+policy runs it again (expiry is exactly once per hold, so a rerun is safe); holds skipped as
+unexpirable are reported and left for people to look at.
+"""
+
+import os
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wallet_api.http import logger, metrics, tracer
+from wallet_api.runtime import database_deadline, wallet_service
+
+RESERVE_SECONDS = 5.0
+
+
+class ExpiryIncomplete(RuntimeError):
+    pass
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+@event_source(data_class=EventBridgeEvent)
+def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
+    metrics.add_dimension("operation", "ExpireReservations")
+    time_limit = max(1.0, context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS)
+    with database_deadline(context.get_remaining_time_in_millis()):
+        report = wallet_service().expire_reservations(
+            batch_size=int(os.environ.get("EXPIRY_BATCH_SIZE", "100")), time_limit=time_limit
+        )
+    summary = report.model_dump(by_alias=True)
+    logger.info("expiry run", extra={"report": summary, "scheduledAt": event.time})
+    metrics.add_metric(name="HoldsExpired", unit=MetricUnit.Count, value=report.expired)
+    metrics.add_metric(name="HoldsSkipped", unit=MetricUnit.Count, value=report.skipped)
+    metrics.add_metric(name="HoldsFailed", unit=MetricUnit.Count, value=report.failed)
+    if report.failed:
+        raise ExpiryIncomplete(f"{report.failed} holds could not be expired in this run; retrying is safe")
+    return summary

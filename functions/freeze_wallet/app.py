@@ -1,0 +1,25 @@
+"""POST /v1/wallets/{walletId}/freeze: stop money leaving a wallet (admin only)."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Path
+
+from wallet_api import http
+from wallet_api.runtime import wallet_service
+from wallet_core import Wallet
+
+router = http.router()
+
+
+@router.post(
+    "/v1/wallets/<walletId>/freeze",
+    summary="Freeze a wallet",
+    responses=http.responses(200, Wallet, "the wallet after the change"),
+    security=http.SECURITY,
+)
+def freeze_wallet(walletId: Annotated[str, Path()]):
+    http.require_admin(http.caller(router))
+    return http.json_response(200, wallet_service().freeze_wallet(walletId))
+
+
+lambda_handler = http.lambda_handler_for(router, "FreezeWallet")

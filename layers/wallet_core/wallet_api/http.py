@@ -1,0 +1,229 @@
+"""What every HTTP handler shares: the resolver, caller identity, idempotency keys, responses,
+and the Lambda entry point with logging, tracing and metrics.
+
+A handler module defines one route on `router` and ends with
+`lambda_handler = http.lambda_handler_for(router, "Deposit", moves_money=True)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from wallet_core import Movement, WalletError
+
+from . import problems, runtime
+from .problems import Problem
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+ADMIN_SCOPE = "wallet:admin"
+MAX_BODY_BYTES = 16 * 1024
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+JSON_CONTENT_TYPE = re.compile(r"application/([a-z0-9.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
+SECURITY = [{"jwt": []}]
+
+
+def router() -> Router:
+    return Router()
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    owner_id: str
+    admin: bool
+
+    @property
+    def scope(self) -> str | None:
+        """The owner to confine service calls to; None for an admin, who may act on any wallet."""
+        return None if self.admin else self.owner_id
+
+
+def caller(route_owner: Router | APIGatewayHttpResolver) -> Caller:
+    """The verified caller: the JWT's `sub` (API Gateway's authorizer checked the token)."""
+    context = route_owner.current_event.raw_event.get("requestContext") or {}
+    jwt = (context.get("authorizer") or {}).get("jwt")
+    claims = (jwt or {}).get("claims") or {}
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise problems.unauthorized("a valid bearer token is required")
+    scopes = set((jwt or {}).get("scopes") or [])
+    for claim in ("scope", "scp"):
+        value = claims.get(claim)
+        if isinstance(value, str):
+            scopes.update(value.split())
+        elif isinstance(value, list):
+            scopes.update(str(item) for item in value)
+    return Caller(owner_id=subject, admin=ADMIN_SCOPE in scopes)
+
+
+def require_admin(who: Caller) -> None:
+    if not who.admin:
+        raise problems.forbidden(f"this operation needs the {ADMIN_SCOPE} scope")
+
+
+def idempotency_key(route_owner: Router | APIGatewayHttpResolver) -> str:
+    """The request's Idempotency-Key header (checked before routing, see `_refuse_early`)."""
+    return route_owner.current_event.headers["idempotency-key"]
+
+
+def json_response(status: int, model: Any, *, headers: dict[str, str] | None = None) -> Response:
+    body = model.model_dump_json(by_alias=True, exclude={"replayed"})
+    return Response(status_code=status, content_type="application/json", body=body, headers=headers or {})
+
+
+def movement_response(movement: Movement, *, status: int, location: str | None = None) -> Response:
+    """A money response; a replay carries the original status and body, marked by a header."""
+    headers = {"Idempotent-Replayed": "true" if movement.replayed else "false"}
+    if location:
+        headers["Location"] = location
+    return json_response(status, movement, headers=headers)
+
+
+def responses(status: int, model: type, description: str) -> dict[int, dict]:
+    """OpenAPI responses of a route: its success and every problem it may answer."""
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    documented = {
+        status: {"description": description, "content": {"application/json": {"model": model}}},
+        400: {"description": "malformed JSON, header or cursor", "content": problem},
+        401: {"description": "missing or invalid token", "content": problem},
+        403: {"description": "missing scope", "content": problem},
+        404: {"description": "unknown, or not the caller's", "content": problem},
+        409: {"description": "insufficient funds, invalid state, wallet exists or frozen", "content": problem},
+        413: {"description": "body over 16 KiB", "content": problem},
+        415: {"description": "body is not JSON", "content": problem},
+        422: {"description": "invalid fields, or idempotency key reused with another body", "content": problem},
+        503: {"description": "database unavailable; retry after Retry-After seconds", "content": problem},
+    }
+    return documented
+
+
+def create_app() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    @app.exception_handler(Problem)
+    def _problem(problem: Problem) -> Response:
+        return problem.response()
+
+    @app.exception_handler(WalletError)
+    def _wallet_error(error: WalletError) -> Response:
+        return problems.from_wallet_error(error).response()
+
+    @app.exception_handler(RequestValidationError)
+    def _invalid_request(error: RequestValidationError) -> Response:
+        errors = [
+            {
+                "field": ".".join(str(part) for part in item["loc"] if part not in ("body", "query", "path")) or "body",
+                "message": item["msg"],
+            }
+            for item in error.errors()
+        ]
+        return problems.validation(errors).response()
+
+    @app.exception_handler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        logger.exception("unexpected error")
+        return problems.internal_error().response()
+
+    return app
+
+
+def lambda_handler_for(
+    route: Router, operation: str, *, moves_money: bool = False
+) -> Callable[[dict, LambdaContext], dict]:
+    """The Lambda entry point of one HTTP function."""
+    app = create_app()
+    app.include_router(route)
+
+    @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+    @tracer.capture_lambda_handler(capture_response=False)
+    @metrics.log_metrics
+    def lambda_handler(event: dict, context: LambdaContext) -> dict:
+        metrics.add_dimension("operation", operation)
+        problem = _refuse_early(event, moves_money)
+        if problem is not None:
+            response = _proxy_response(problem.response())
+        else:
+            with runtime.database_deadline(context.get_remaining_time_in_millis()):
+                response = app.resolve(event, context)
+        _count(response)
+        return response
+
+    return lambda_handler
+
+
+def _refuse_early(event: dict, moves_money: bool) -> Problem | None:
+    """Checks API Gateway does not do, before the body is parsed: size, media type, JSON, keys."""
+    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
+    body = event.get("body")
+    if body:
+        raw = body.encode() if isinstance(body, str) else body
+        if event.get("isBase64Encoded"):
+            try:
+                raw = base64.b64decode(raw, validate=True)
+            except (binascii.Error, ValueError):
+                return problems.bad_request("malformed_body", "the body is not valid base64")
+        if len(raw) > MAX_BODY_BYTES:
+            return Problem(413, "payload_too_large", "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes")
+        if not JSON_CONTENT_TYPE.fullmatch(headers.get("content-type", "")):
+            return Problem(415, "unsupported_media_type", "Unsupported media type", "send the body as application/json")
+        try:
+            json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
+        except _DuplicateKey as duplicate:
+            return problems.bad_request("malformed_json", f"the key {duplicate.args[0]!r} appears twice in one object")
+        except (ValueError, UnicodeDecodeError) as error:
+            return problems.bad_request("malformed_json", f"the body is not valid JSON: {error}")
+    if moves_money:
+        key = headers.get("idempotency-key")
+        if key is None:
+            return problems.bad_request(
+                "missing_idempotency_key", "money-moving requests need an Idempotency-Key header"
+            )
+        if not IDEMPOTENCY_KEY.fullmatch(key):
+            return problems.bad_request(
+                "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
+            )
+    return None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def _proxy_response(response: Response) -> dict:
+    return {
+        "statusCode": response.status_code,
+        "headers": {"Content-Type": response.content_type, **response.headers},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }
+
+
+def _count(response: dict) -> None:
+    status = int(response.get("statusCode", 500))
+    outcome = "Succeeded" if status < 400 else "Rejected" if status < 500 else "Failed"
+    metrics.add_metric(name=outcome, unit=MetricUnit.Count, value=1)

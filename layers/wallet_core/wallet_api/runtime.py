@@ -1,0 +1,78 @@
+"""Per-container state: the database URI, one MongoClient, one WalletService.
+
+Created lazily on first use, so importing a handler costs no network round trip, and reused by
+every invocation the container serves.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+
+import pymongo
+from pymongo import MongoClient
+
+from wallet_core import WalletService
+
+# Leave the handler this much of the Lambda's remaining time to shape and return its response.
+RESPONSE_MARGIN_SECONDS = 0.5
+MINIMUM_DATABASE_SECONDS = 0.2
+
+_lock = threading.Lock()
+_client: MongoClient | None = None
+_service: WalletService | None = None
+
+
+def database_uri() -> str:
+    """MONGODB_URI from the environment (local runs) or, in AWS, the SSM SecureString or secret it names."""
+    uri = os.environ.get("MONGODB_URI")
+    if uri:
+        return uri
+    from aws_lambda_powertools.utilities import parameters  # only deployed functions need boto3
+
+    parameter = os.environ.get("MONGODB_URI_PARAMETER")
+    if parameter:
+        return parameters.get_parameter(parameter, decrypt=True, max_age=3600)
+    secret = os.environ.get("MONGODB_URI_SECRET")
+    if secret:
+        return parameters.get_secret(secret, max_age=3600)
+    raise RuntimeError("no database configured: set MONGODB_URI, MONGODB_URI_PARAMETER or MONGODB_URI_SECRET")
+
+
+def wallet_service() -> WalletService:
+    """The container's WalletService, connected and with its indexes ensured on first use."""
+    global _client, _service
+    if _service is None:
+        with _lock:
+            if _service is None:
+                client = MongoClient(
+                    database_uri(),
+                    appname=os.environ.get("POWERTOOLS_SERVICE_NAME", "wallet"),
+                    maxPoolSize=4,
+                    serverSelectionTimeoutMS=2000,
+                    connectTimeoutMS=2000,
+                    retryWrites=True,
+                    retryReads=True,
+                )
+                service = WalletService(client[os.environ.get("MONGODB_DATABASE", "wallet")])
+                service.ensure_indexes()
+                _client, _service = client, service
+    return _service
+
+
+def reset() -> None:
+    """Forget the container's client (tests switch databases between cases)."""
+    global _client, _service
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _client = _service = None
+
+
+@contextmanager
+def database_deadline(remaining_millis: int):
+    """Bound every database call of a request by the Lambda's remaining time."""
+    seconds = max(MINIMUM_DATABASE_SECONDS, remaining_millis / 1000 - RESPONSE_MARGIN_SECONDS)
+    with pymongo.timeout(seconds):
+        yield

@@ -1,0 +1,509 @@
+"""The HTTP contract, line by line, through the real Lambda handlers invoked in-process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.lambda_harness import LambdaContext, http_event, invoke
+from tests.ledger_checks import assert_ledger_consistent, snapshot
+
+ADMIN = ("wallet:admin",)
+MISSING = "0123456789abcdef01234567"
+
+
+def create_wallet(owner="rider-42", currency="USD", opening=0):
+    answer = invoke(
+        "create_wallet",
+        http_event(
+            "POST",
+            "/v1/wallets",
+            body={"currency": currency, "ownerId": owner, "openingBalance": opening},
+            sub="ops",
+            scopes=ADMIN,
+        ),
+    )
+    assert answer.status == 201, answer
+    return answer.body["wallet"]["id"]
+
+
+def deposit(wallet_id, amount, key, **options):
+    return invoke(
+        "deposit",
+        http_event(
+            "POST",
+            "/v1/wallets/{walletId}/deposits",
+            {"walletId": wallet_id},
+            body={"amount": amount},
+            idempotency_key=key,
+            **options,
+        ),
+    )
+
+
+def hold(wallet_id, amount, key, **options):
+    return invoke(
+        "create_reservation",
+        http_event(
+            "POST",
+            "/v1/wallets/{walletId}/reservations",
+            {"walletId": wallet_id},
+            body={"amount": amount},
+            idempotency_key=key,
+            **options,
+        ),
+    )
+
+
+@pytest.fixture
+def wallet_id(lambda_env):
+    return create_wallet(opening=10_000)
+
+
+@pytest.fixture
+def database(lambda_env, mongo_client):
+    return mongo_client[lambda_env]
+
+
+# ---------------------------------------------------------------- success shapes
+
+
+def test_money_response_is_camel_case_with_entries_and_wallet(wallet_id):
+    answer = deposit(wallet_id, 2_500, "d-1")
+    assert answer.status == 201
+    assert answer.headers["Location"] == f"/v1/wallets/{wallet_id}/transactions"
+    assert answer.headers["Idempotent-Replayed"] == "false"
+    (entry,) = answer.body["entries"]
+    assert {"id", "walletId", "type", "amount", "balanceAfter", "heldAfter", "operationId", "createdAt"} <= set(entry)
+    assert entry["amount"] == 2_500
+    assert isinstance(entry["amount"], int)
+    assert answer.body["wallet"]["balance"] == 12_500
+    assert answer.body["wallet"]["available"] == 12_500
+    assert "replayed" not in answer.body
+
+
+def test_created_resources_have_locations(lambda_env, wallet_id):
+    other = create_wallet(owner="driver-7")
+    created = invoke("create_wallet", http_event("POST", "/v1/wallets", body={"currency": "EUR"}))
+    assert created.status == 201
+    assert created.headers["Location"] == f"/v1/wallets/{created.body['wallet']['id']}"
+    assert created.body["wallet"]["ownerId"] == "rider-42"
+    withdrawal = invoke(
+        "withdraw",
+        http_event(
+            "POST",
+            "/v1/wallets/{walletId}/withdrawals",
+            {"walletId": wallet_id},
+            body={"amount": 100},
+            idempotency_key="w",
+        ),
+    )
+    assert (withdrawal.status, withdrawal.headers["Location"]) == (201, f"/v1/wallets/{wallet_id}/transactions")
+    transfer = invoke(
+        "transfer",
+        http_event(
+            "POST",
+            "/v1/transfers",
+            body={"fromWalletId": wallet_id, "toWalletId": other, "amount": 100},
+            idempotency_key="t",
+        ),
+    )
+    assert (transfer.status, transfer.headers["Location"]) == (201, f"/v1/wallets/{wallet_id}/transactions")
+    assert transfer.body["counterpartyWallet"] is None  # the driver's balance is not the rider's business
+    reservation = hold(wallet_id, 300, "h")
+    reservation_id = reservation.body["reservation"]["id"]
+    assert (reservation.status, reservation.headers["Location"]) == (201, f"/v1/reservations/{reservation_id}")
+
+
+def test_capture_release_and_reads_are_200(wallet_id, database):
+    first = hold(wallet_id, 1_000, "h1").body["reservation"]["id"]
+    second = hold(wallet_id, 500, "h2").body["reservation"]["id"]
+    captured = invoke(
+        "capture_reservation",
+        http_event(
+            "POST",
+            "/v1/reservations/{reservationId}/capture",
+            {"reservationId": first},
+            body={"amount": 600},
+            idempotency_key="c1",
+        ),
+    )
+    assert captured.status == 200
+    assert [entry["type"] for entry in captured.body["entries"]] == ["CAPTURE", "RELEASE"]
+    released = invoke(
+        "release_reservation",
+        http_event("POST", "/v1/reservations/{reservationId}/release", {"reservationId": second}, idempotency_key="r1"),
+    )
+    assert (released.status, released.body["reservation"]["status"]) == (200, "RELEASED")
+    read = invoke("get_reservation", http_event("GET", "/v1/reservations/{reservationId}", {"reservationId": first}))
+    assert (read.status, read.body["capturedAmount"], read.body["releasedAmount"]) == (200, 600, 400)
+    wallet = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": wallet_id}))
+    assert (wallet.status, wallet.body["balance"], wallet.body["held"]) == (200, 9_400, 0)
+    assert_ledger_consistent(database)
+
+
+def test_lists_use_keyset_pagination(wallet_id):
+    for index in range(5):
+        deposit(wallet_id, index + 1, f"k{index}")
+    seen, cursor = [], None
+    while True:
+        query = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        page = invoke(
+            "list_transactions",
+            http_event("GET", "/v1/wallets/{walletId}/transactions", {"walletId": wallet_id}, query=query),
+        )
+        assert page.status == 200
+        assert set(page.body) == {"items", "nextCursor"}
+        seen += [entry["sequence"] for entry in page.body["items"]]
+        cursor = page.body["nextCursor"]
+        if cursor is None:
+            break
+    assert seen == [6, 5, 4, 3, 2, 1]
+    deposits = invoke(
+        "list_transactions",
+        http_event(
+            "GET",
+            "/v1/wallets/{walletId}/transactions",
+            {"walletId": wallet_id},
+            query={"type": "DEPOSIT", "limit": "200"},
+        ),
+    )
+    assert len(deposits.body["items"]) == 6
+    hold(wallet_id, 10, "h")
+    held = invoke(
+        "list_reservations",
+        http_event("GET", "/v1/wallets/{walletId}/reservations", {"walletId": wallet_id}, query={"status": "HELD"}),
+    )
+    assert (held.status, len(held.body["items"]), held.body["nextCursor"]) == (200, 1, None)
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "dHJhbnNhY3Rpb25zOng6fDM"])
+def test_invalid_cursor_is_400(wallet_id, cursor):
+    answer = invoke(
+        "list_transactions",
+        http_event("GET", "/v1/wallets/{walletId}/transactions", {"walletId": wallet_id}, query={"cursor": cursor}),
+    )
+    assert (answer.status, answer.problem_code) == (400, "invalid_cursor")
+
+
+@pytest.mark.parametrize("query", [{"limit": "0"}, {"limit": "201"}, {"limit": "x"}, {"type": "REFUND"}])
+def test_bad_query_parameters_are_422(wallet_id, query):
+    answer = invoke(
+        "list_transactions",
+        http_event("GET", "/v1/wallets/{walletId}/transactions", {"walletId": wallet_id}, query=query),
+    )
+    assert (answer.status, answer.problem_code) == (422, "validation_error")
+
+
+# ---------------------------------------------------------------- amounts
+
+
+@pytest.mark.parametrize(
+    "raw_amount",
+    [
+        "1.5",
+        "1e3",
+        "NaN",
+        "Infinity",
+        '"100"',
+        "true",
+        "null",
+        "0",
+        "-1",
+        "-0",
+        "-0.0",
+        "1000000000000001",
+        '{"$gt": 0}',
+    ],
+)
+def test_non_integer_or_out_of_range_amounts_are_422(wallet_id, database, raw_amount):
+    before = snapshot(database)
+    event = http_event(
+        "POST",
+        "/v1/wallets/{walletId}/deposits",
+        {"walletId": wallet_id},
+        raw_body=f'{{"amount": {raw_amount}}}',
+        idempotency_key="k",
+    )
+    answer = invoke("deposit", event)
+    assert (answer.status, answer.problem_code) == (422, "validation_error")
+    assert [error["field"] for error in answer.body["errors"]] == ["amount"]
+    assert snapshot(database) == before
+
+
+def test_unknown_fields_and_operator_objects_are_422(wallet_id, database):
+    before = snapshot(database)
+    for body in (
+        {"amount": 5, "ammount": 5},
+        {"amount": 5, "referenceId": {"$gt": ""}},
+        {"amount": 5, "metadata": {"a": {"$ne": 1}}},
+    ):
+        event = http_event(
+            "POST", "/v1/wallets/{walletId}/deposits", {"walletId": wallet_id}, body=body, idempotency_key="k"
+        )
+        answer = invoke("deposit", event)
+        assert (answer.status, answer.problem_code) == (422, "validation_error"), body
+    assert snapshot(database) == before
+
+
+# ---------------------------------------------------------------- identity
+
+
+def test_another_owners_resources_are_404(wallet_id, database):
+    reservation_id = hold(wallet_id, 100, "h").body["reservation"]["id"]
+    before = snapshot(database)
+    calls = [
+        ("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": wallet_id}, sub="mallory")),
+        (
+            "deposit",
+            http_event(
+                "POST",
+                "/v1/wallets/{walletId}/deposits",
+                {"walletId": wallet_id},
+                body={"amount": 1},
+                idempotency_key="m",
+                sub="mallory",
+            ),
+        ),
+        (
+            "withdraw",
+            http_event(
+                "POST",
+                "/v1/wallets/{walletId}/withdrawals",
+                {"walletId": wallet_id},
+                body={"amount": 1},
+                idempotency_key="m",
+                sub="mallory",
+            ),
+        ),
+        (
+            "list_transactions",
+            http_event("GET", "/v1/wallets/{walletId}/transactions", {"walletId": wallet_id}, sub="mallory"),
+        ),
+        (
+            "get_reservation",
+            http_event("GET", "/v1/reservations/{reservationId}", {"reservationId": reservation_id}, sub="mallory"),
+        ),
+        (
+            "capture_reservation",
+            http_event(
+                "POST",
+                "/v1/reservations/{reservationId}/capture",
+                {"reservationId": reservation_id},
+                idempotency_key="m",
+                sub="mallory",
+            ),
+        ),
+    ]
+    for function, event in calls:
+        answer = invoke(function, event)
+        assert (answer.status, answer.problem_code) == (404, "not_found"), function
+    unknown = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": MISSING}))
+    assert unknown.body["detail"].replace(MISSING, "ID") == invoke(*calls[0]).body["detail"].replace(wallet_id, "ID")
+    assert snapshot(database) == before
+
+
+def test_admin_may_act_on_any_wallet(wallet_id):
+    answer = deposit(wallet_id, 5, "admin-1", sub="ops", scopes=ADMIN)
+    assert (answer.status, answer.body["wallet"]["ownerId"]) == (201, "rider-42")
+
+
+def test_only_admins_freeze_create_for_others_or_open_with_money(wallet_id, database):
+    before = snapshot(database)
+    for function in ("freeze_wallet", "unfreeze_wallet"):
+        answer = invoke(
+            function, http_event("POST", f"/v1/wallets/{{walletId}}/{function.split('_')[0]}", {"walletId": wallet_id})
+        )
+        assert (answer.status, answer.problem_code) == (403, "forbidden")
+    for body in ({"currency": "EUR", "ownerId": "someone-else"}, {"currency": "EUR", "openingBalance": 100}):
+        answer = invoke("create_wallet", http_event("POST", "/v1/wallets", body=body))
+        assert (answer.status, answer.problem_code) == (403, "forbidden")
+    assert snapshot(database) == before
+    frozen = invoke(
+        "freeze_wallet",
+        http_event("POST", "/v1/wallets/{walletId}/freeze", {"walletId": wallet_id}, sub="ops", scopes=ADMIN),
+    )
+    assert (frozen.status, frozen.body["status"]) == (200, "FROZEN")
+    refused = invoke(
+        "withdraw",
+        http_event(
+            "POST",
+            "/v1/wallets/{walletId}/withdrawals",
+            {"walletId": wallet_id},
+            body={"amount": 1},
+            idempotency_key="w",
+        ),
+    )
+    assert (refused.status, refused.problem_code) == (409, "wallet_frozen")
+    thawed = invoke(
+        "unfreeze_wallet",
+        http_event("POST", "/v1/wallets/{walletId}/unfreeze", {"walletId": wallet_id}, sub="ops", scopes=ADMIN),
+    )
+    assert (thawed.status, thawed.body["status"]) == (200, "ACTIVE")
+
+
+def test_missing_token_is_401(wallet_id):
+    answer = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": wallet_id}, sub=None))
+    assert (answer.status, answer.problem_code) == (401, "unauthorized")
+
+
+# ---------------------------------------------------------------- idempotency
+
+
+@pytest.mark.parametrize("key", [None, "", "k" * 256, "has space", "ünï"])
+def test_money_posts_need_a_well_formed_idempotency_key(wallet_id, database, key):
+    before = snapshot(database)
+    event = http_event(
+        "POST", "/v1/wallets/{walletId}/deposits", {"walletId": wallet_id}, body={"amount": 5}, idempotency_key=key
+    )
+    answer = invoke("deposit", event)
+    assert answer.status == 400
+    assert answer.problem_code == ("missing_idempotency_key" if key is None else "invalid_idempotency_key")
+    assert snapshot(database) == before
+
+
+def test_replay_returns_the_original_status_and_body(wallet_id):
+    first = deposit(wallet_id, 700, "same-key")
+    deposit(wallet_id, 1, "another-key")
+    again = deposit(wallet_id, 700, "same-key")
+    assert (again.status, again.body) == (first.status, first.body)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    reservation_id = hold(wallet_id, 100, "h").body["reservation"]["id"]
+    event = http_event(
+        "POST", "/v1/reservations/{reservationId}/capture", {"reservationId": reservation_id}, idempotency_key="cap"
+    )
+    captured, recaptured = invoke("capture_reservation", event), invoke("capture_reservation", event)
+    assert (recaptured.status, recaptured.body, recaptured.headers["Idempotent-Replayed"]) == (
+        200,
+        captured.body,
+        "true",
+    )
+
+
+def test_same_key_different_body_is_422(wallet_id, database):
+    deposit(wallet_id, 700, "same-key")
+    before = snapshot(database)
+    answer = deposit(wallet_id, 701, "same-key")
+    assert (answer.status, answer.problem_code) == (422, "idempotency_key_mismatch")
+    assert snapshot(database) == before
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_conflict_codes(wallet_id, database):
+    answer = invoke(
+        "withdraw",
+        http_event(
+            "POST",
+            "/v1/wallets/{walletId}/withdrawals",
+            {"walletId": wallet_id},
+            body={"amount": 10_001},
+            idempotency_key="w",
+        ),
+    )
+    assert (answer.status, answer.problem_code, answer.body["available"]) == (409, "insufficient_funds", 10_000)
+    duplicate = invoke("create_wallet", http_event("POST", "/v1/wallets", body={"currency": "USD"}))
+    assert (duplicate.status, duplicate.problem_code, duplicate.body["existingWalletId"]) == (
+        409,
+        "wallet_exists",
+        wallet_id,
+    )
+    reservation_id = hold(wallet_id, 100, "h").body["reservation"]["id"]
+    invoke(
+        "release_reservation",
+        http_event(
+            "POST", "/v1/reservations/{reservationId}/release", {"reservationId": reservation_id}, idempotency_key="r"
+        ),
+    )
+    again = invoke(
+        "capture_reservation",
+        http_event(
+            "POST", "/v1/reservations/{reservationId}/capture", {"reservationId": reservation_id}, idempotency_key="c"
+        ),
+    )
+    assert (again.status, again.problem_code) == (409, "invalid_state")
+
+
+@pytest.mark.parametrize(
+    ("raw_body", "content_type", "status", "code"),
+    [
+        ("{not json", "application/json", 400, "malformed_json"),
+        ('{"amount": 1, "amount": 2}', "application/json", 400, "malformed_json"),
+        ('{"amount": 1}', "text/plain", 415, "unsupported_media_type"),
+        ("amount=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        ('{"amount": 1, "metadata": {"pad": "' + "x" * 16_400 + '"}}', "application/json", 413, "payload_too_large"),
+        ("[1, 2]", "application/json", 422, "validation_error"),
+    ],
+)
+def test_bad_bodies(wallet_id, database, raw_body, content_type, status, code):
+    before = snapshot(database)
+    event = http_event(
+        "POST",
+        "/v1/wallets/{walletId}/deposits",
+        {"walletId": wallet_id},
+        raw_body=raw_body,
+        headers={"content-type": content_type},
+        idempotency_key="k",
+    )
+    answer = invoke("deposit", event)
+    assert (answer.status, answer.problem_code) == (status, code)
+    assert "Traceback" not in json.dumps(answer.body)
+    assert snapshot(database) == before
+
+
+def test_database_unavailable_is_503_with_retry_after(lambda_env, monkeypatch):
+    from wallet_api import runtime
+
+    monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
+    runtime.reset()
+    short = LambdaContext(remaining_millis=1_000)  # every database call is bounded by the time left
+    answer = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": MISSING}), short)
+    assert (answer.status, answer.problem_code, answer.headers["Retry-After"]) == (503, "database_unavailable", "1")
+    health = invoke("health", http_event("GET", "/health", sub=None), short)
+    assert (health.status, health.problem_code) == (503, "database_unavailable")
+    assert "127.0.0.1:9" not in json.dumps(answer.body)
+
+
+def test_unexpected_errors_are_a_bare_500(wallet_id, monkeypatch):
+    from wallet_core import WalletService
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internals mongodb://user:password@host")
+
+    monkeypatch.setattr(WalletService, "get_wallet", broken)
+    answer = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": wallet_id}))
+    assert (answer.status, answer.problem_code) == (500, "internal_error")
+    assert "secret" not in json.dumps(answer.body)
+
+
+def test_health_needs_no_token(lambda_env):
+    answer = invoke("health", http_event("GET", "/health", sub=None))
+    assert (answer.status, answer.body) == (200, {"status": "ok"})
+
+
+# ---------------------------------------------------------------- logs and metrics
+
+
+def test_logs_carry_the_request_id_and_no_token_and_metrics_count_outcomes(wallet_id, capsys):
+    capsys.readouterr()
+    event = http_event(
+        "POST", "/v1/wallets/{walletId}/deposits", {"walletId": wallet_id}, body={"amount": 5}, idempotency_key="k"
+    )
+    event["headers"]["authorization"] = "Bearer eyJhbGciOiJSUzI1NiJ9.secret-token-value"
+    assert invoke("deposit", event).status == 201
+    refused = http_event(
+        "POST",
+        "/v1/wallets/{walletId}/withdrawals",
+        {"walletId": wallet_id},
+        body={"amount": 10**9},
+        idempotency_key="w",
+    )
+    assert invoke("withdraw", refused).status == 409
+    output = capsys.readouterr().out
+    assert "secret-token-value" not in output
+    documents = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    emf = [document for document in documents if "_aws" in document]
+    assert any(document.get("Succeeded") == [1.0] or document.get("Succeeded") == 1.0 for document in emf), emf
+    assert any(document.get("operation") == "Withdraw" and "Rejected" in document for document in emf), emf

@@ -32,7 +32,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
         report = wallet_service().expire_reservations(
             batch_size=int(os.environ.get("EXPIRY_BATCH_SIZE", "100")), time_limit=time_limit
         )
-    summary = report.model_dump(by_alias=True)
+    summary = report.model_dump(mode="json", by_alias=True)
     logger.info("expiry run", extra={"report": summary, "scheduledAt": event.time})
     metrics.add_metric(name="HoldsExpired", unit=MetricUnit.Count, value=report.expired)
     metrics.add_metric(name="HoldsSkipped", unit=MetricUnit.Count, value=report.skipped)

@@ -1,0 +1,118 @@
+"""Every sample event in events/ drives its function in-process against the database.
+
+The events carry fixed example ids; each test swaps in the ids of documents it created, so the
+events' shape (route, headers, claims, body) is what is under test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.lambda_harness import EVENTS, FUNCTIONS, LambdaContext, function_module, invoke
+from tests.ledger_checks import assert_ledger_consistent
+from wallet_api import runtime
+
+RIDER_WALLET = "65f0c0ffee0000000000a001"
+DRIVER_WALLET = "65f0c0ffee0000000000a002"
+RESERVATION = "65f0c0ffee0000000000b001"
+
+
+def load_event(name: str, **ids: str) -> dict:
+    text = (EVENTS / f"{name}.json").read_text()
+    for example, real in ids.items():
+        text = text.replace({"rider": RIDER_WALLET, "driver": DRIVER_WALLET, "reservation": RESERVATION}[example], real)
+    return json.loads(text)
+
+
+def test_every_function_has_an_event():
+    functions = {path.parent.name for path in FUNCTIONS.glob("*/app.py")}
+    events = {path.stem for path in EVENTS.glob("*.json")}
+    assert functions == events
+
+
+@pytest.fixture
+def wallets(lambda_env, mongo_client):
+    """The rider's wallet opened by the create_wallet event, and a driver's wallet."""
+    opened = invoke("create_wallet", load_event("create_wallet"))
+    assert opened.status == 201, opened
+    service = runtime.wallet_service()
+    driver = service.create_wallet("driver-7", opened.body["wallet"]["currency"]).wallet.id
+    return {"rider": opened.body["wallet"]["id"], "driver": driver, "database": mongo_client[lambda_env]}
+
+
+def test_the_money_events_in_order(wallets):
+    rider, driver = wallets["rider"], wallets["driver"]
+    service = runtime.wallet_service()
+    ids = {"rider": rider, "driver": driver}
+    opening = service.deposit(rider, 10_000).wallet.balance
+
+    for name in ("freeze_wallet", "unfreeze_wallet", "get_wallet"):
+        answer = invoke(name, load_event(name, **ids))
+        assert answer.status == 200, (name, answer)
+        assert answer.body["id"] == rider
+
+    deposited = invoke("deposit", load_event("deposit", **ids))
+    assert deposited.status == 201, deposited
+    amount = deposited.body["entries"][0]["amount"]
+    assert service.get_wallet(rider).balance == opening + amount
+
+    withdrawn = invoke("withdraw", load_event("withdraw", **ids))
+    assert withdrawn.status == 201, withdrawn
+    balance = opening + amount - withdrawn.body["entries"][0]["amount"]
+    assert service.get_wallet(rider).balance == balance
+
+    transferred = invoke("transfer", load_event("transfer", **ids))
+    assert transferred.status == 201, transferred
+    sent = transferred.body["entries"][0]["amount"]
+    assert (service.get_wallet(rider).balance, service.get_wallet(driver).balance) == (balance - sent, sent)
+    assert transferred.body["counterpartyWallet"] is None  # the driver's wallet is not the rider's to see
+
+    held = invoke("create_reservation", load_event("create_reservation", **ids))
+    assert held.status == 201, held
+    hold = held.body["reservation"]
+    assert service.get_wallet(rider).held == hold["amount"]
+
+    listed = invoke("list_reservations", load_event("list_reservations", **ids))
+    assert [item["id"] for item in listed.body["items"]] == [hold["id"]]
+
+    fetched = invoke("get_reservation", load_event("get_reservation", **ids, reservation=hold["id"]))
+    assert (fetched.status, fetched.body["status"]) == (200, "HELD")
+
+    captured = invoke("capture_reservation", load_event("capture_reservation", **ids, reservation=hold["id"]))
+    assert captured.status == 200, captured
+    taken = captured.body["reservation"]["capturedAmount"]
+    assert service.get_wallet(rider).balance == balance - sent - taken
+    assert service.get_wallet(rider).held == 0
+
+    second = service.create_reservation(rider, 100).reservation.id
+    released = invoke("release_reservation", load_event("release_reservation", **ids, reservation=second))
+    assert (released.status, released.body["reservation"]["status"]) == (200, "RELEASED")
+
+    journal = invoke("list_transactions", load_event("list_transactions", **ids))
+    assert journal.status == 200
+    assert journal.body["items"][0]["type"] == "RELEASE"
+    assert_ledger_consistent(wallets["database"])
+
+
+def test_health_event(lambda_env):
+    answer = invoke("health", load_event("health"))
+    assert (answer.status, answer.body) == (200, {"status": "ok"})
+
+
+def test_scheduled_expiry_event(wallets):
+    service = runtime.wallet_service()
+    service.deposit(wallets["rider"], 500)
+    due = service.create_reservation(wallets["rider"], 200, ttl_seconds=1).reservation.id
+    time.sleep(1.1)
+    report = function_module("expire_reservations").lambda_handler(load_event("expire_reservations"), LambdaContext())
+    assert service.get_reservation(due).status == "EXPIRED"
+    assert report == {
+        "expired": 1,
+        "skipped": 0,
+        "failed": 0,
+        "skippedReservationIds": [],
+        "failedReservationIds": [],
+    }

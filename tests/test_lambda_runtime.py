@@ -95,5 +95,5 @@ def test_scheduled_expiry_fails_loudly_when_batches_fail(lambda_env, monkeypatch
 
     monkeypatch.setattr(WalletService, "expire_reservations", failing)
     module = function_module("expire_reservations")
-    with pytest.raises(module.ExpiryIncomplete):  # EventBridge's retry policy then runs it again
+    with pytest.raises(module.ExpiryIncomplete):  # Lambda's asynchronous retries then run it again
         module.lambda_handler(scheduled_event(), LambdaContext())

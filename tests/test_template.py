@@ -154,6 +154,13 @@ def test_the_expiry_job_is_scheduled_with_retries_and_a_dead_letter_queue():
     queue = schedule["DeadLetterConfig"]["QueueLogicalId"]
     outputs = [output["Value"] for output in template()["Outputs"].values()]
     assert {"Fn::GetAtt": [queue, "Arn"]} in outputs
+    # A run that raises is retried asynchronously by Lambda, then parked in the same queue.
+    invoke_config = properties["EventInvokeConfig"]
+    assert invoke_config["MaximumRetryAttempts"] >= 1
+    assert invoke_config["DestinationConfig"]["OnFailure"] == {
+        "Type": "SQS",
+        "Destination": {"Fn::GetAtt": [queue, "Arn"]},
+    }
 
 
 @pytest.mark.parametrize("name", sorted(set(ROUTES) | SCHEDULED))

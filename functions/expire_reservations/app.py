@@ -1,8 +1,9 @@
 """Scheduled by EventBridge: expire due holds and release their money.
 
-A run that could not finish some batches raises after logging its report, so EventBridge's retry
-policy runs it again (expiry is exactly once per hold, so a rerun is safe); holds skipped as
-unexpirable are reported and left for people to look at.
+A run that could not finish some batches raises after logging its report, so Lambda's
+asynchronous retries run it again and a run that keeps failing lands in the dead-letter queue
+(expiry is exactly once per hold, so a rerun is always safe); holds skipped as unexpirable are
+reported and left for people to look at.
 """
 
 import os

@@ -130,7 +130,9 @@ def applied_movements(database: Database, outcomes: Outcomes, before: set[str]) 
     no answer explains can only come from a call that gave up on a spent retry budget."""
     records = {
         record["_id"]: (record["operation"], Movement.model_validate_json(record["result"]))
-        for record in database[LEDGER].find({"kind": OPERATION, "_id": {"$nin": list(before)}})
+        for record in database[LEDGER].find(
+            {"kind": OPERATION, "_id": {"$nin": list(before)}, "operation": {"$ne": "expire_reservations"}}
+        )
     }
     answered: set[str] = set()
     for call, results in outcomes.results.items():

@@ -99,6 +99,16 @@ class _WalletTaken(Exception):
     pass
 
 
+@dataclass(slots=True)
+class _ExpiryBatch:
+    """One expiry transaction's work, shared by its attempts."""
+
+    operation_id: str
+    due: list[ObjectId]
+    cutoff: datetime
+    attempts: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class _Details:
     """Caller-supplied context stored on entries and reservations."""
@@ -645,7 +655,8 @@ class WalletService:
             if not due:
                 break
             try:
-                count, unexpirable = self._runner.run(lambda session, due=due: self._expire_batch(session, due, cutoff))
+                batch = _ExpiryBatch(f"expiry:{uuid.uuid4().hex}", due, cutoff)
+                count, unexpirable = self._runner.run(lambda session, batch=batch: self._expire_batch(session, batch))
             except (PyMongoError, RetryTransaction):
                 logger.exception("expiry batch of %d holds failed; they stay HELD until the next run", len(due))
                 failed.extend(str(reservation_id) for reservation_id in due)
@@ -662,7 +673,15 @@ class WalletService:
             failed_reservation_ids=tuple(failed),
         )
 
-    def _expire_batch(self, session: ClientSession, due: list[ObjectId], cutoff: datetime) -> tuple[int, list]:
+    def _expire_batch(self, session: ClientSession, batch: _ExpiryBatch) -> tuple[int, list]:
+        """Expire one batch; returns (holds expired, holds that cannot be expired)."""
+        if batch.attempts > 0:
+            # A retry after a commit whose outcome was unknown: if it did commit, report what it did.
+            record = self._ledger.find_one({"_id": batch.operation_id, "kind": store.OPERATION}, session=session)
+            if record is not None:
+                return record["expired"], record["skippedReservationIds"]
+        batch.attempts += 1
+        due, cutoff = batch.due, batch.cutoff
         now = self._clock()
         holds = list(
             self._ledger.find(
@@ -701,7 +720,7 @@ class WalletService:
         if not expirable:
             return 0, unexpirable
 
-        operation_id = f"expiry:{uuid.uuid4().hex}"
+        operation_id = batch.operation_id
         hold_ids = [hold["_id"] for _, wallet_holds in expirable for hold in wallet_holds]
         updated = self._ledger.update_many(
             {"_id": {"$in": hold_ids}, "kind": store.RESERVATION, "status": ReservationStatus.HELD.value},
@@ -749,7 +768,16 @@ class WalletService:
         written = self._wallets.bulk_write(wallet_updates, ordered=True, session=session)
         if written.matched_count != len(wallet_updates):
             raise RetryTransaction("wallets changed during expiry")
-        self._ledger.insert_many(entries, ordered=True, session=session)
+        record = {
+            "_id": operation_id,
+            "kind": store.OPERATION,
+            "operation": "expire_reservations",
+            "expired": len(hold_ids),
+            "skippedReservationIds": unexpirable,
+            "createdAt": now,
+            "purgeAfter": now + IDEMPOTENCY_RETENTION,
+        }
+        self._ledger.insert_many([record, *entries], ordered=True, session=session)
         return len(hold_ids), unexpirable
 
     # ---------------------------------------------------------------- shared steps

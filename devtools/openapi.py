@@ -1,0 +1,397 @@
+"""The OpenAPI document of the whole HTTP API, generated from the handlers' routers.
+
+    python -m devtools.openapi            # print the document
+    python -m devtools.openapi --write    # (re)write openapi.json at the repository root (`make openapi`)
+    python -m devtools.openapi --check    # exit 1 when the committed openapi.json differs from the code
+
+Every `functions/<name>/app.py` that defines a `router` is included into one resolver made by
+`wallet_api.http.create_app()`, and Powertools generates paths, parameters, bodies and response
+models from the routes. This module then adds what the routes cannot say, derived from the same
+code rather than written per route:
+
+- the `Problem` schema that `wallet_api.http.responses()` refers to (`wallet_api.problems`);
+- the `Idempotency-Key` header on every operation whose handler was built with
+  `http.lambda_handler_for(..., moves_money=True)` (read from the handler itself);
+- the `Idempotent-Replayed` header on every answer that is a movement, `Location` on every 201,
+  `Retry-After` on 503 (and on a 409 `conflict`);
+- `security: []` on routes declared without security (`/health`), and the handler's operation
+  name (e.g. `Deposit`) as the operationId.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib.util
+import inspect
+import json
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+FUNCTIONS = ROOT / "functions"
+LAYER = ROOT / "layers" / "wallet_core"
+OUTPUT = ROOT / "openapi.json"
+
+TITLE = "Wallet API"
+DESCRIPTION = (
+    "Wallets per owner and currency, deposits, withdrawals, transfers, holds with a time to live, "
+    "capture and release, and each wallet's journal. JSON in camelCase; amounts are integers in "
+    "minor units. Every request but `GET /health` needs a JWT bearer token (its `sub` is the owner; "
+    "the `wallet:admin` scope may act on any wallet). Money-moving requests need an `Idempotency-Key` "
+    "header: a repeat with the same key and body answers the original response with "
+    "`Idempotent-Replayed: true`. Errors are `application/problem+json` (RFC 9457) with a stable `code`."
+)
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+REF_PREFIX = "#/components/schemas/"
+
+
+def ensure_import_paths() -> None:
+    """What pytest's `pythonpath` does: the layer (wallet_core, wallet_api) and the repository root."""
+    for path in (ROOT, LAYER):
+        if str(path) not in sys.path:
+            sys.path.insert(0, str(path))
+
+
+def function_names() -> list[str]:
+    """Every folder under functions/ that holds an app.py, sorted (the order of the document)."""
+    return sorted(path.parent.name for path in FUNCTIONS.glob("*/app.py"))
+
+
+def load_function(name: str) -> ModuleType:
+    """functions/<name>/app.py as a new module object named like tests/lambda_harness.py names it.
+
+    Not cached and not put in sys.modules on purpose: including a router into a resolver rebinds
+    the router to it, so the document's resolver must never share a router with a handler that
+    serves requests (such as the one the test harness imported).
+    """
+    ensure_import_paths()
+    spec = importlib.util.spec_from_file_location(f"functions_{name}_app", FUNCTIONS / name / "app.py")
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot import functions/{name}/app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class HttpFunction:
+    """One HTTP function: its module and what its `http.lambda_handler_for(...)` call was given."""
+
+    name: str
+    module: ModuleType
+    operation: str
+    moves_money: bool
+
+
+def handler_settings(name: str, module: ModuleType) -> tuple[str, bool]:
+    """The `operation` and `moves_money` a handler was built with.
+
+    They are arguments of `http.lambda_handler_for`, closed over by the function it returns
+    (beneath the Powertools decorators, which keep `__wrapped__`); reading them here keeps one
+    source of truth for which routes need an Idempotency-Key.
+    """
+    handler = inspect.unwrap(module.lambda_handler)
+    closure = inspect.getclosurevars(handler).nonlocals
+    if not isinstance(closure.get("operation"), str) or not isinstance(closure.get("moves_money"), bool):
+        raise RuntimeError(
+            f"functions/{name}/app.py: lambda_handler does not come from wallet_api.http.lambda_handler_for "
+            "(no `operation`/`moves_money` in its closure); update devtools/openapi.py:handler_settings"
+        )
+    return closure["operation"], closure["moves_money"]
+
+
+def http_functions() -> list[HttpFunction]:
+    """Every function with a router (the scheduled expiry function has none)."""
+    found = []
+    for name in function_names():
+        module = load_function(name)
+        if hasattr(module, "router"):
+            operation, moves_money = handler_settings(name, module)
+            found.append(HttpFunction(name, module, operation, moves_money))
+    return found
+
+
+def problem_schema() -> dict[str, Any]:
+    """The body of every error (`wallet_api.problems.Problem.response`)."""
+    return {
+        "title": "Problem",
+        "description": (
+            "RFC 9457 problem details, sent as application/problem+json. Branch on `code`; "
+            "`title` and `detail` are for people. Members beyond the five standard ones appear "
+            "only with the codes named in their descriptions."
+        ),
+        "type": "object",
+        "required": ["type", "title", "status", "detail", "code"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "format": "uri",
+                "description": "`urn:wallet:problem:<code>`",
+                "examples": ["urn:wallet:problem:insufficient_funds"],
+            },
+            "title": {"type": "string", "description": "a short summary of the kind of problem"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599, "description": "the HTTP status"},
+            "detail": {"type": "string", "description": "what went wrong with this request"},
+            "code": {
+                "type": "string",
+                "pattern": "^[a-z][a-z_]*$",
+                "description": "the stable machine-readable reason",
+                "examples": ["validation_error", "insufficient_funds", "missing_idempotency_key"],
+            },
+            "errors": {
+                "type": "array",
+                "description": "`validation_error`: every invalid field",
+                "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": {
+                        "field": {"type": "string", "description": "dotted camelCase path, or `body`"},
+                        "message": {"type": "string"},
+                    },
+                },
+            },
+            "existingWalletId": {
+                "type": "string",
+                "description": "`wallet_exists`: the owner's wallet in that currency",
+            },
+            "available": {
+                "type": "integer",
+                "description": "`insufficient_funds`: the wallet's available money, in minor units",
+            },
+            "requested": {
+                "type": "integer",
+                "description": "`insufficient_funds`: the amount asked for, in minor units",
+            },
+        },
+    }
+
+
+def shared_components() -> dict[str, dict[str, Any]]:
+    """The header parameter and response headers, referenced from the operations that use them."""
+    from wallet_api import http
+
+    key_pattern = f"^{http.IDEMPOTENCY_KEY.pattern}$"
+    return {
+        "parameters": {
+            "IdempotencyKey": {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": True,
+                "description": (
+                    "Makes the request safe to retry: a repeat with the same key and body answers the "
+                    "original status and body (with `Idempotent-Replayed: true`); the same key with "
+                    "another body is a 422 `idempotency_key_mismatch`. Missing or malformed: 400."
+                ),
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": key_pattern},
+            }
+        },
+        "headers": {
+            "IdempotentReplayed": {
+                "description": "`true` when this answer repeats the one given to an earlier request with the key",
+                "required": True,
+                "schema": {"type": "string", "enum": ["true", "false"]},
+            },
+            "Location": {
+                "description": "where the created resource (or the wallet's journal) can be read",
+                "required": True,
+                "schema": {"type": "string", "format": "uri-reference"},
+            },
+            "RetryAfter": {
+                "description": (
+                    "503 `database_unavailable` and 409 `conflict`: seconds to wait before retrying "
+                    "(with the same Idempotency-Key)"
+                ),
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            },
+        },
+    }
+
+
+def _success_models(route: Any) -> dict[int, type]:
+    """A route's documented success statuses and their models (from `http.responses`)."""
+    found = {}
+    for status, response in (route.responses or {}).items():
+        if int(status) < 400:
+            for media in (response.get("content") or {}).values():
+                if isinstance(media, dict) and isinstance(media.get("model"), type):
+                    found[int(status)] = media["model"]
+    return found
+
+
+def _normalise_numbers(value: Any) -> Any:
+    """Pydantic writes integral bounds as floats (`maximum: 200.0`); the document says 200."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _normalise_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_normalise_numbers(item) for item in value]
+    return value
+
+
+def iter_refs(node: Any) -> Iterator[str]:
+    """Every `$ref` value in a JSON document."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from iter_refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from iter_refs(item)
+
+
+def _prune_unused_schemas(document: dict[str, Any]) -> None:
+    """Drop schemas nothing refers to (Powertools' own HTTPValidationError, ValidationError and
+    ResponseValidationError: this API answers every validation error with a Problem)."""
+    schemas = document["components"]["schemas"]
+    outside = {key: value for key, value in document.items() if key != "components"}
+    outside["components"] = {key: value for key, value in document["components"].items() if key != "schemas"}
+    pending = [ref.removeprefix(REF_PREFIX) for ref in iter_refs(outside) if ref.startswith(REF_PREFIX)]
+    used: set[str] = set()
+    while pending:
+        name = pending.pop()
+        if name in used or name not in schemas:
+            continue
+        used.add(name)
+        pending.extend(ref.removeprefix(REF_PREFIX) for ref in iter_refs(schemas[name]) if ref.startswith(REF_PREFIX))
+    document["components"]["schemas"] = {name: schemas[name] for name in sorted(used)}
+
+
+def build_document() -> dict[str, Any]:
+    """The OpenAPI document, as a JSON-ready dict."""
+    ensure_import_paths()
+    from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server, ServerVariable
+
+    from wallet_api import http
+    from wallet_core import MovementRecord
+
+    functions = http_functions()
+    app = http.create_app()
+    for function in functions:
+        app.include_router(function.module.router)
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    document = json.loads(
+        app.get_openapi_json_schema(
+            title=TITLE,
+            version=version,
+            description=DESCRIPTION,
+            servers=[
+                Server(
+                    url="https://{apiId}.execute-api.{region}.amazonaws.com",
+                    description="the deployed HTTP API ($default stage)",
+                    variables={
+                        "apiId": ServerVariable(default="example", description="the HTTP API's id"),
+                        "region": ServerVariable(default="us-east-1", description="its AWS region"),
+                    },
+                )
+            ],
+            security_schemes={
+                "jwt": HTTPBearer(
+                    bearerFormat="JWT",
+                    description=(
+                        "A JWT from the configured issuer, checked by API Gateway's JWT authorizer "
+                        "(issuer and audience). `sub` is the owner; the scope `wallet:admin` grants "
+                        "every wallet, opening wallets for others and freezing."
+                    ),
+                )
+            },
+        )
+    )
+
+    by_module = {id(function.module.__dict__): function for function in functions}
+    components = document.setdefault("components", {})
+    for section, entries in shared_components().items():
+        components.setdefault(section, {}).update(entries)
+    components.setdefault("schemas", {})["Problem"] = problem_schema()
+
+    for route in app._static_routes + app._dynamic_routes:  # Powertools' route table, as its generator reads it
+        function = by_module.get(id(route.func.__globals__))
+        operation = document["paths"][route.openapi_path][route.method.lower()]
+        if not route.security:
+            operation["security"] = []  # declared without security (/health): say it needs no token
+        if function is None:
+            continue
+        operation["operationId"] = function.operation
+        if not route.description and function.module.__doc__:
+            # The module docstring, less its "POST /v1/...: " prefix (the operation says that already).
+            text = function.module.__doc__.strip()
+            text = text.removeprefix(f"{route.method} {route.openapi_path}: ")
+            operation["description"] = text[:1].upper() + text[1:]
+        if function.moves_money:
+            operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/IdempotencyKey"})
+        for status, model in _success_models(route).items():
+            headers = {}
+            if issubclass(model, MovementRecord):  # answered by http.movement_response
+                headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/IdempotentReplayed"}
+            if status == 201:
+                headers["Location"] = {"$ref": "#/components/headers/Location"}
+            if headers:
+                operation["responses"][str(status)]["headers"] = headers
+        for status in ("409", "503"):
+            if status in operation["responses"]:
+                operation["responses"][status]["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
+
+    _prune_unused_schemas(document)
+    components["schemas"] = dict(sorted(components["schemas"].items()))
+    document["paths"] = {
+        path: {method: _sorted_responses(item[method]) for method in METHODS if method in item}
+        for path, item in sorted(document["paths"].items())
+    }
+    return _normalise_numbers(document)
+
+
+def _sorted_responses(operation: dict[str, Any]) -> dict[str, Any]:
+    operation["responses"] = dict(sorted(operation["responses"].items()))
+    return operation
+
+
+def render(document: dict[str, Any]) -> str:
+    """The committed form: two-space indentation, key order as built (deterministic), final newline."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.openapi", description=__doc__.splitlines()[0])
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="write the document to --file")
+    action.add_argument("--check", action="store_true", help="exit 1 when --file differs from the generated document")
+    parser.add_argument("--file", type=Path, default=OUTPUT, help="default: openapi.json at the repository root")
+    args = parser.parse_args(argv)
+
+    generated = render(build_document())
+    if args.write:
+        args.file.write_text(generated)
+        print(f"wrote {args.file}")
+        return 0
+    if args.check:
+        committed = args.file.read_text() if args.file.exists() else ""
+        if committed == generated:
+            print(f"{args.file} is up to date")
+            return 0
+        diff = list(
+            difflib.unified_diff(
+                committed.splitlines(), generated.splitlines(), f"{args.file} (committed)", "generated", lineterm=""
+            )
+        )
+        shown = "\n".join(diff[:60]) + ("\n..." if len(diff) > 60 else "")
+        print(
+            f"{args.file} is stale: it differs from what the handlers generate "
+            f"(run `make openapi` and commit it):\n{shown}",
+            file=sys.stderr,
+        )
+        return 1
+    sys.stdout.write(generated)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""openapi.json: current with the code, complete, and saying what the handlers do."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from functools import cache
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+
+from devtools import openapi
+from tests.lambda_harness import http_event, invoke
+
+# The money-moving POSTs, named here independently of the `moves_money=True` flags the generator reads.
+MONEY_MOVING = {
+    ("post", "/v1/wallets/{walletId}/deposits"),
+    ("post", "/v1/wallets/{walletId}/withdrawals"),
+    ("post", "/v1/transfers"),
+    ("post", "/v1/wallets/{walletId}/reservations"),
+    ("post", "/v1/reservations/{reservationId}/capture"),
+    ("post", "/v1/reservations/{reservationId}/release"),
+}
+OPEN_ROUTES = {("get", "/health")}
+CAMEL_CASE = re.compile(r"[a-z][a-zA-Z0-9]*")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _function_environment():
+    """The Powertools settings conftest's `lambda_env` gives a function. wallet_api.http reads them
+    once, when first imported, and generating the document may be that first import."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POWERTOOLS_SERVICE_NAME", "wallet")
+        patch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Wallet")
+        patch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+        yield
+
+
+@cache
+def generated() -> dict[str, Any]:
+    return openapi.build_document()
+
+
+@cache
+def committed() -> dict[str, Any]:
+    return json.loads(openapi.OUTPUT.read_text())
+
+
+@cache
+def function_by_operation() -> dict[str, str]:
+    """operationId (the handler's operation name) -> functions/<name>."""
+    return {function.operation: function.name for function in openapi.http_functions()}
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method, path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in openapi.METHODS
+    }
+
+
+def resolve(document: dict[str, Any], node: Any) -> Any:
+    """Follow `$ref`s (local JSON pointers) until a node that is not a reference."""
+    seen = set()
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), f"non-local $ref {ref}"
+        assert ref not in seen, f"$ref cycle at {ref}"
+        seen.add(ref)
+        node = document
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            assert isinstance(node, dict), f"{ref}: {part!r} is inside a non-object"
+            assert part in node, f"{ref} does not resolve: no {part!r}"
+            node = node[part]
+    return node
+
+
+def declared_routes() -> dict[str, set[tuple[str, str]]]:
+    """Each handler's routes as its source declares them (`@router.<method>("/path/<param>")`), read
+    without importing it, so the generator's own route discovery is not what checks it."""
+    found = {}
+    for app_py in sorted(openapi.FUNCTIONS.glob("*/app.py")):
+        routes = set()
+        for node in ast.walk(ast.parse(app_py.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                for decorator in node.decorator_list:
+                    if (
+                        isinstance(decorator, ast.Call)
+                        and isinstance(decorator.func, ast.Attribute)
+                        and isinstance(decorator.func.value, ast.Name)
+                        and decorator.func.value.id == "router"
+                        and decorator.func.attr in openapi.METHODS
+                    ):
+                        rule = ast.literal_eval(decorator.args[0])
+                        routes.add((decorator.func.attr, re.sub(r"<(\w+)>", r"{\1}", rule)))
+        found[app_py.parent.name] = routes
+    return found
+
+
+def test_the_committed_document_is_what_the_code_generates():
+    assert committed() == generated(), (
+        "openapi.json is stale: run `make openapi` (python -m devtools.openapi --write) and commit it"
+    )
+
+
+def test_check_fails_on_a_stale_file_and_passes_on_a_fresh_one(tmp_path, capsys):
+    target = tmp_path / "openapi.json"
+    stale = json.loads(openapi.render(generated()))
+    stale["info"]["version"] = "0.0.0-stale"
+    target.write_text(openapi.render(stale))
+    assert openapi.main(["--check", "--file", str(target)]) == 1
+    assert "is stale" in capsys.readouterr().err
+
+    assert openapi.main(["--write", "--file", str(target)]) == 0
+    assert openapi.main(["--check", "--file", str(target)]) == 0
+
+
+def test_the_document_is_valid_openapi():
+    validate(generated())
+
+
+def test_every_route_of_every_handler_is_documented_and_nothing_else():
+    routes = declared_routes()
+    assert routes.pop("expire_reservations") == set(), "the scheduled function has no HTTP route"
+    for name, declared in routes.items():
+        assert declared, f"functions/{name}/app.py declares no @router route"
+    declared_all = set().union(*routes.values())
+    assert set(operations(generated())) == declared_all
+    assert len(declared_all) == sum(len(declared) for declared in routes.values()), "a route is declared twice"
+
+
+def test_every_operation_but_health_requires_the_jwt_scheme():
+    document = generated()
+    scheme = document["components"]["securitySchemes"]["jwt"]
+    assert (scheme["type"], scheme["scheme"], scheme["bearerFormat"]) == ("http", "bearer", "JWT")
+    assert "security" not in document, "no global requirement: each operation says its own"
+    for key, operation in operations(document).items():
+        expected = [] if key in OPEN_ROUTES else [{"jwt": []}]
+        assert operation.get("security") == expected, key
+
+
+def test_money_moving_posts_and_only_those_require_an_idempotency_key():
+    document = generated()
+    requiring = set()
+    for key, operation in operations(document).items():
+        for parameter in operation.get("parameters", []):
+            parameter = resolve(document, parameter)
+            if parameter["in"] == "header" and parameter["name"].lower() == "idempotency-key":
+                assert parameter["required"] is True, key
+                schema = parameter["schema"]
+                assert (schema["type"], schema["minLength"], schema["maxLength"]) == ("string", 1, 255), key
+                pattern = re.compile(schema["pattern"])
+                assert pattern.search("ride-9:capture")
+                assert pattern.search("k" * 255)
+                for bad in ("", "has space", "ünï", "k" * 256):
+                    assert not pattern.search(bad), (key, bad)
+                requiring.add(key)
+    assert requiring == MONEY_MOVING
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(MONEY_MOVING))
+def test_a_documented_idempotency_key_is_one_the_handler_demands(method, path):
+    """The document and the handler agree: without the header, the handler refuses before any database call."""
+    function = function_by_operation()[operations(generated())[(method, path)]["operationId"]]
+    parameters = dict.fromkeys(re.findall(r"{(\w+)}", path), "a" * 24)
+    answer = invoke(function, http_event(method.upper(), path, parameters, body={"amount": 5}))
+    assert (answer.status, answer.problem_code) == (400, "missing_idempotency_key")
+
+
+def test_every_ref_resolves():
+    document = generated()
+    refs = set(openapi.iter_refs(document))
+    assert "#/components/schemas/Problem" in refs
+    for ref in sorted(refs):
+        resolve(document, {"$ref": ref})
+
+
+def test_every_error_is_a_problem():
+    document = generated()
+    problem = resolve(document, {"$ref": "#/components/schemas/Problem"})
+    assert set(problem["required"]) == {"type", "title", "status", "detail", "code"}
+    assert {"errors", "existingWalletId", "available", "requested"} <= set(problem["properties"])
+    for key, operation in operations(document).items():
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                assert response["content"] == {
+                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+                }, (key, status)
+
+
+def property_names(document: dict[str, Any], schema: Any, seen: set[int] | None = None) -> set[str]:
+    """Every property name reachable from a schema (through $ref, items, anyOf, ...)."""
+    seen = set() if seen is None else seen
+    schema = resolve(document, schema)
+    if not isinstance(schema, dict) or id(schema) in seen:
+        return set()
+    seen.add(id(schema))
+    names = set(schema.get("properties", {}))
+    children = list(schema.get("properties", {}).values())
+    for keyword in ("items", "additionalProperties"):
+        if isinstance(schema.get(keyword), dict):
+            children.append(schema[keyword])
+    for keyword in ("anyOf", "oneOf", "allOf"):
+        children.extend(schema.get(keyword, []))
+    for child in children:
+        names |= property_names(document, child, seen)
+    return names
+
+
+def success_schemas(document: dict[str, Any]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {
+        (method, path, status): response["content"]["application/json"]["schema"]
+        for (method, path), operation in operations(document).items()
+        for status, response in operation["responses"].items()
+        if status.startswith("2")
+    }
+
+
+def test_success_bodies_and_request_bodies_are_camel_case():
+    document = generated()
+    schemas = success_schemas(document)
+    assert {status for (_, _, status) in schemas} == {"200", "201"}
+    for key, schema in schemas.items():
+        names = property_names(document, schema)
+        assert names, key
+        assert all(CAMEL_CASE.fullmatch(name) for name in names), (key, sorted(names))
+    for key, operation in operations(document).items():
+        if "requestBody" in operation:
+            names = property_names(document, operation["requestBody"]["content"]["application/json"]["schema"])
+            assert all(CAMEL_CASE.fullmatch(name) for name in names), (key, sorted(names))
+
+
+def test_movement_answers_are_documented_as_movements():
+    document = generated()
+    movements = {
+        (method, path)
+        for (method, path, _), schema in success_schemas(document).items()
+        if "operationId" in resolve(document, schema).get("properties", {})
+    }
+    assert MONEY_MOVING | {("post", "/v1/wallets")} == movements
+    for (method, path, status), schema in success_schemas(document).items():
+        if (method, path) not in movements:
+            continue
+        movement = resolve(document, schema)
+        assert {"operationId", "entries", "wallet"} <= set(movement["required"]), (method, path)
+        assert "replayed" not in movement["properties"], "http.json_response drops `replayed` from every body"
+        wallet = resolve(document, movement["properties"]["wallet"])
+        assert "available" in wallet["properties"], "computed fields are serialised, so documented"
+        headers = operations(document)[(method, path)]["responses"][status]["headers"]
+        assert "Idempotent-Replayed" in headers, (method, path)
+        assert ("Location" in headers) == (status == "201"), (method, path)

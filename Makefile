@@ -21,6 +21,7 @@ help:
 	@echo "make sam-validate  sam validate --lint (cfn-lint) on template.yaml"
 	@echo "make sam-build     sam build of the layer and every function into .aws-sam/ (SAM_ARCH=x86_64 or arm64)"
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"
+	@echo "make importtime    cold-start import time of every function's handler module, median of 5 fresh processes"
 
 $(STAMP): requirements-dev.txt layers/wallet_core/requirements.txt
 	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found: put python3.13 on PATH or install it with 'pyenv install 3.13'" >&2; exit 1; fi
@@ -62,10 +63,13 @@ bench: $(STAMP)
 db: $(STAMP)
 	@$(PY) -m devtools.embedded_mongo
 
-.PHONY: openapi
+.PHONY: openapi importtime
 
 openapi: $(STAMP)
 	$(PY) -m devtools.openapi --write
+
+importtime: $(STAMP)
+	$(PY) -m devtools.importtime
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .aws-sam

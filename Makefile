@@ -14,6 +14,7 @@ PYTHON313 := $(shell \
 .PHONY: help setup test lint format bench db clean sam-validate sam-build
 
 help:
+	@echo "make run     the whole API on 127.0.0.1:\$$PORT (default 3000) with the expiry schedule, Swagger UI at /docs"
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
 	@echo "make bench   round trips per operation and operations per second against the embedded database"
 	@echo "make db      the embedded MongoDB-compatible database on 127.0.0.1:\$$PORT (default 27017), with its URI"
@@ -22,6 +23,8 @@ help:
 	@echo "make sam-build     sam build of the layer and every function into .aws-sam/ (SAM_ARCH=x86_64 or arm64)"
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"
 	@echo "make importtime    cold-start import time of every function's handler module, median of 5 fresh processes"
+	@echo "make demo    the wallet's story against the running local API (BASE_URL, default http://127.0.0.1:\$$PORT or 3000)"
+	@echo "make token SUB=alice [SCOPES=wallet:admin]  a bearer token for the local API"
 
 $(STAMP): requirements-dev.txt layers/wallet_core/requirements.txt
 	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found: put python3.13 on PATH or install it with 'pyenv install 3.13'" >&2; exit 1; fi
@@ -56,6 +59,9 @@ sam-validate: $(STAMP)
 
 sam-build: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM_CLI_TELEMETRY=0 $(VENV)/bin/sam build --parameter-overrides Architecture=$(SAM_ARCH)
+	@# Lambda's file system is read-only: ship bytecode, or every cold start compiles every module
+	@# (measured ~1.2 s instead of ~0.4 s per function). unchecked-hash survives the zip's timestamps.
+	$(PY) -m compileall -q --invalidation-mode unchecked-hash .aws-sam/build
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
@@ -70,6 +76,29 @@ openapi: $(STAMP)
 
 importtime: $(STAMP)
 	$(PY) -m devtools.importtime
+
+.PHONY: demo token
+
+# The story of the original design, told against `make run` (start that first).
+demo: $(STAMP)
+	@$(PY) -m devtools.demo
+
+# A development token for the local API: make token SUB=alice [SCOPES=wallet:admin]
+token: $(STAMP)
+	@if [ -z "$(SUB)" ]; then echo "error: say whose token: make token SUB=alice [SCOPES=wallet:admin]" >&2; exit 2; fi
+	@$(PY) -m devtools.local_auth --sub "$(SUB)" --scopes "$(SCOPES)"
+
+# The whole API on 127.0.0.1:$PORT (default 3000), in-process, with the expiry schedule running;
+# the embedded database unless MONGODB_URI is set. EXPIRY_INTERVAL_SECONDS shortens the schedule.
+run: $(STAMP)
+	@$(PY) -m devtools.local_api run
+
+# One function, one event, printed as `sam local invoke` prints it: make invoke FN=Deposit EVENT=events/deposit.json
+invoke: $(STAMP)
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=Deposit EVENT=events/deposit.json" >&2; exit 2; fi
+	@$(PY) -m devtools.local_api invoke $(FN) $(EVENT)
+
+.PHONY: run invoke
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .aws-sam

@@ -381,6 +381,13 @@ def test_replay_returns_the_original_status_and_body(wallet_id):
     )
 
 
+def test_a_malformed_key_is_400_even_where_keys_are_optional(lambda_env, database):
+    event = http_event("POST", "/v1/wallets", body={"currency": "USD"}, idempotency_key="has space")
+    answer = invoke("create_wallet", event)
+    assert (answer.status, answer.problem_code) == (400, "invalid_idempotency_key")
+    assert database["wallets"].count_documents({}) == 0
+
+
 def test_same_key_different_body_is_422(wallet_id, database):
     deposit(wallet_id, 700, "same-key")
     before = snapshot(database)

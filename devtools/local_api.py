@@ -1,0 +1,351 @@
+"""`make run` and `make invoke`: the bundle on this machine, in-process, without Docker.
+
+`make run` serves every route of template.yaml on 127.0.0.1:PORT with SAM CLI's own local API
+machinery (its template parsing, route table, Flask server and API Gateway HTTP API v2 event
+construction). Only the container runner is replaced: `InProcessRunner` calls the real handler
+functions in this process, after checking the bearer token as the template's JWT authorizer
+would (with the local development key of devtools/local_auth.py). The expiry function runs on
+the template's schedule (EXPIRY_INTERVAL_SECONDS shortens it), Swagger UI is at /docs and the
+spec at /openapi.json. The database is the embedded one unless MONGODB_URI is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "template.yaml"
+LAYER = ROOT / "layers" / "wallet_core"
+DEFAULT_PORT = 3000
+RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _log(message: str) -> None:
+    print(f"{datetime.now().strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class LocalFunction:
+    """One AWS::Serverless::Function of the template, loaded once like a warm container."""
+
+    name: str
+    code_dir: Path
+    timeout_seconds: int
+    public: bool  # an HTTP route without the JWT authorizer (Auth: {Authorizer: NONE})
+    schedule: str | None
+    _module: ModuleType | None = None
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()  # a Lambda container serves one request at a time
+
+    def invoke(self, event: dict) -> object:
+        with self._lock:
+            if self._module is None:
+                spec = importlib.util.spec_from_file_location(f"local_{self.name}", self.code_dir / "app.py")
+                assert spec is not None
+                assert spec.loader is not None
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                self._module = module
+            return self._module.lambda_handler(event, LambdaContext(self.name, self.timeout_seconds))
+
+
+class LambdaContext:
+    def __init__(self, function_name: str, timeout_seconds: int) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = 512
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + timeout_seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def load_functions(template_path: Path = TEMPLATE) -> dict[str, LocalFunction]:
+    from samcli.yamlhelper import yaml_parse
+
+    template = yaml_parse(template_path.read_text())
+    globals_ = template.get("Globals", {}).get("Function", {})
+    parameters = {name: spec.get("Default") for name, spec in template.get("Parameters", {}).items()}
+    functions = {}
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        properties = resource["Properties"]
+        events = (properties.get("Events") or {}).values()
+        public = any(
+            event["Type"] == "HttpApi" and (event["Properties"].get("Auth") or {}).get("Authorizer") == "NONE"
+            for event in events
+        )
+        schedules = [event["Properties"]["Schedule"] for event in events if event["Type"] == "Schedule"]
+        schedule = schedules[0] if schedules else None
+        if isinstance(schedule, dict) and "Ref" in schedule:
+            schedule = parameters.get(schedule["Ref"])
+        functions[name] = LocalFunction(
+            name=name,
+            code_dir=ROOT / properties["CodeUri"],
+            timeout_seconds=int(properties.get("Timeout", globals_.get("Timeout", 3))),
+            public=public,
+            schedule=schedule,
+        )
+    return functions
+
+
+def unauthorized() -> dict:
+    """API Gateway's own answer when its JWT authorizer rejects a request."""
+    return {
+        "statusCode": 401,
+        "headers": {"Content-Type": "application/json", "www-authenticate": 'Bearer error="invalid_token"'},
+        "body": json.dumps({"message": "Unauthorized"}),
+        "isBase64Encoded": False,
+    }
+
+
+class InProcessRunner:
+    """What SAM CLI's local API service calls to run a function: here, the handler itself."""
+
+    def __init__(self, functions: dict[str, LocalFunction]) -> None:
+        self._functions = functions
+
+    def is_debugging(self) -> bool:
+        return False
+
+    def invoke(self, function_name: str, event: str, stdout=None, stderr=None, **_ignored) -> None:
+        from devtools.local_auth import Unauthorized, verify
+
+        started = time.perf_counter()
+        request = json.loads(event)
+        function = self._functions[function_name]
+        headers = {name.lower(): value for name, value in (request.get("headers") or {}).items()}
+        try:
+            if not function.public:
+                context = request.setdefault("requestContext", {})
+                context["authorizer"] = {"jwt": verify(headers.get("authorization"))}
+            response = function.invoke(request)
+        except Unauthorized:
+            response = unauthorized()
+        http = (request.get("requestContext") or {}).get("http") or {}
+        status = response.get("statusCode", 200) if isinstance(response, dict) else 200
+        duration = (time.perf_counter() - started) * 1000
+        _log(f"{http.get('method', '?')} {http.get('path', '?')} {status} {duration:.1f} ms {function_name}")
+        if stdout is not None:
+            stdout.write_str(json.dumps(response))
+
+
+def scheduled_event(rule: str) -> dict:
+    """The payload EventBridge sends a scheduled target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"],
+        "detail": {},
+    }
+
+
+def schedule_seconds(expression: str) -> int:
+    match = RATE.fullmatch(expression.strip())
+    if not match:
+        raise SystemExit(f"cannot run schedule {expression!r} locally: only rate(N unit) expressions are supported")
+    return int(match.group(1)) * UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+class Scheduler(threading.Thread):
+    """Runs each scheduled function every interval, as EventBridge would."""
+
+    def __init__(self, functions: dict[str, LocalFunction], override_seconds: float | None) -> None:
+        super().__init__(name="local-schedule", daemon=True)
+        self._jobs = [
+            (function, override_seconds or schedule_seconds(function.schedule))
+            for function in functions.values()
+            if function.schedule
+        ]
+        self._stop = threading.Event()
+
+    def describe(self) -> str:
+        return ", ".join(f"{function.name} every {interval:g} s" for function, interval in self._jobs) or "none"
+
+    def run(self) -> None:
+        next_run = {function.name: time.monotonic() + interval for function, interval in self._jobs}
+        while not self._stop.wait(0.2):
+            for function, interval in self._jobs:
+                if time.monotonic() < next_run[function.name]:
+                    continue
+                next_run[function.name] = time.monotonic() + interval
+                try:
+                    result = function.invoke(scheduled_event(function.name))
+                    if any(result.get(count) for count in ("expired", "skipped", "failed")):
+                        _log(f"schedule {function.name}: {json.dumps(result)}")
+                except Exception as error:  # a failed run is retried at the next tick, as Lambda would retry it
+                    _log(f"schedule {function.name} failed: {error!r}")
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _environment(uri: str) -> None:
+    os.environ["MONGODB_URI"] = uri
+    os.environ.setdefault("MONGODB_DATABASE", "wallet")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "wallet")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Wallet")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    for path in (str(LAYER), str(ROOT)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+
+def _database(stack) -> str:
+    """MONGODB_URI if set and reachable, else the embedded server."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    from devtools.embedded_mongo import EmbeddedMongo, external_uri
+
+    uri = external_uri()
+    if uri is None:
+        server = EmbeddedMongo()
+        uri = server.start()
+        stack.append(server.stop)
+        return uri
+    client = MongoClient(uri, serverSelectionTimeoutMS=3000)
+    try:
+        client.admin.command("ping")
+    except PyMongoError as error:
+        raise SystemExit(f"MONGODB_URI is not reachable: {error.__class__.__name__}: {str(error)[:200]}") from None
+    finally:
+        client.close()
+    return uri
+
+
+def _port_free(port: int) -> None:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as error:
+            raise SystemExit(
+                f"port {port} on 127.0.0.1 is busy ({error.strerror}); choose another with PORT=..."
+            ) from None
+
+
+def serve(port: int) -> None:
+    from samcli.lib.providers.api_provider import ApiProvider
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+    from samcli.local.apigw.local_apigw_service import LocalApigwService
+
+    _port_free(port)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the runner logs one line per request
+    cleanup: list = []
+    try:
+        uri = _database(cleanup)
+        _environment(uri)
+        from devtools.local_auth import KEY_FILE, issue_token, signing_key
+        from wallet_api import runtime
+
+        runtime.wallet_service()  # connect and create the indexes now, not on the first request
+        functions = load_functions()
+        stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
+        api = ApiProvider(stacks).api
+        service = LocalApigwService(api=api, lambda_runner=InProcessRunner(functions), port=port, host="127.0.0.1")
+        service.create()
+        _add_docs(service._app, port)
+        interval = os.environ.get("EXPIRY_INTERVAL_SECONDS")
+        scheduler = Scheduler(functions, float(interval) if interval else None)
+        scheduler.start()
+        cleanup.append(scheduler.stop)
+        signing_key()
+        print(
+            f"wallet API on http://127.0.0.1:{port}  (Swagger UI: http://127.0.0.1:{port}/docs)\n"
+            f"  database: {'MONGODB_URI' if os.environ.get('MONGODB_URI') != uri else 'embedded'} {uri}\n"
+            f"  routes: {len(api.routes)} from template.yaml; schedule: {scheduler.describe()}\n"
+            f"  tokens: signed with the development key in {KEY_FILE.relative_to(ROOT)} "
+            f"({signing_key().decode()[:8]}..., local only); make token SUB=alice [SCOPES=wallet:admin]\n"
+            f"  e.g. Authorization: Bearer {issue_token('alice')}\n"
+            "  Ctrl-C stops",
+            flush=True,
+        )
+        service.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for step in reversed(cleanup):
+            step()
+        print("stopped", flush=True)
+
+
+def _add_docs(app, port: int) -> None:
+    """Swagger UI and the spec, served from the local package (no CDN)."""
+    from flask import Response, send_from_directory
+    from swagger_ui_bundle import swagger_ui_path
+
+    spec = json.loads((ROOT / "openapi.json").read_text())
+    spec["servers"] = [{"url": f"http://127.0.0.1:{port}", "description": "make run"}]
+    page = """<!doctype html><html><head><meta charset="utf-8"><title>Wallet API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css"></head><body><div id="ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});</script>
+</body></html>"""
+    app.add_url_rule("/openapi.json", "openapi", lambda: Response(json.dumps(spec), mimetype="application/json"))
+    app.add_url_rule("/docs", "docs", lambda: Response(page, mimetype="text/html"))
+    app.add_url_rule(
+        "/docs/<path:name>", "docs_static", lambda name: send_from_directory(swagger_ui_path, name, max_age=3600)
+    )
+
+
+def invoke_once(function_name: str, event_path: Path) -> None:
+    """`make invoke`: run one function once and print its response, as `sam local invoke` does."""
+    cleanup: list = []
+    try:
+        _environment(_database(cleanup))
+        functions = load_functions()
+        if function_name not in functions:
+            raise SystemExit(f"unknown function {function_name}; template.yaml has {', '.join(sorted(functions))}")
+        event = json.loads(event_path.read_text())
+        response = functions[function_name].invoke(event)
+        print(json.dumps(response))
+    finally:
+        for step in reversed(cleanup):
+            step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="serve the API")
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT") or DEFAULT_PORT))
+    invoke = commands.add_parser("invoke", help="run one function with one event")
+    invoke.add_argument("function")
+    invoke.add_argument("event", type=Path)
+    arguments = parser.parse_args()
+    if arguments.command == "run":
+        serve(arguments.port)
+    else:
+        invoke_once(arguments.function, arguments.event)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""`make run`'s server, end to end over real HTTP, and the events it hands the handlers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+
+from devtools import local_api
+from devtools.local_auth import ALGORITHM, AUDIENCE, ISSUER, issue_token, signing_key
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Server:
+    def __init__(self, base: str, process: subprocess.Popen, log: Path) -> None:
+        self.base = base
+        self.process = process
+        self.log = log
+
+    def call(self, method: str, path: str, body: object = None, *, token: str | None = None, key: str | None = None):
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        if key:
+            headers["idempotency-key"] = key
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def json(self, method: str, path: str, body: object = None, **options):
+        status, headers, raw = self.call(method, path, body, **options)
+        return status, headers, json.loads(raw) if raw else None
+
+
+def start_server(port: int, log: Path) -> subprocess.Popen:
+    environment = {**os.environ, "PORT": str(port), "EXPIRY_INTERVAL_SECONDS": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "devtools.local_api", "run"],
+        cwd=ROOT,
+        env=environment,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("local_api") / "server.log"
+    process = start_server(port, log)
+    running = Server(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"make run's server exited early:\n{log.read_text()}")
+        try:
+            if running.call("GET", "/health")[0] == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(0.3)
+    else:
+        process.kill()
+        pytest.fail(f"make run's server did not answer /health:\n{log.read_text()}")
+    yield running
+    if process.poll() is None:
+        process.kill()
+
+
+def test_the_story(server):
+    rider = f"rider-{uuid.uuid4().hex[:8]}"
+    admin = issue_token("ops", ("wallet:admin",))
+    token = issue_token(rider)
+    status, headers, opened = server.json(
+        "POST", "/v1/wallets", {"currency": "USD", "ownerId": rider, "openingBalance": 5_000}, token=admin
+    )
+    assert status == 201
+    wallet = opened["wallet"]["id"]
+    assert headers["Location"] == f"/v1/wallets/{wallet}"
+    status, _, deposited = server.json(
+        "POST", f"/v1/wallets/{wallet}/deposits", {"amount": 2_000}, token=token, key="top-up-1"
+    )
+    assert (status, deposited["wallet"]["balance"]) == (201, 7_000)
+    status, _, held = server.json(
+        "POST",
+        f"/v1/wallets/{wallet}/reservations",
+        {"amount": 1_500, "referenceType": "ride", "referenceId": "r-1"},
+        token=token,
+        key="hold-1",
+    )
+    assert (status, held["wallet"]["available"]) == (201, 5_500)
+    reservation = held["reservation"]["id"]
+    status, headers, captured = server.json(
+        "POST", f"/v1/reservations/{reservation}/capture", {"amount": 1_200}, token=token, key="fare-1"
+    )
+    assert (status, headers["Idempotent-Replayed"]) == (200, "false")
+    assert [entry["type"] for entry in captured["entries"]] == ["CAPTURE", "RELEASE"]
+    status, headers, again = server.json(
+        "POST", f"/v1/reservations/{reservation}/capture", {"amount": 1_200}, token=token, key="fare-1"
+    )
+    assert (status, headers["Idempotent-Replayed"], again) == (200, "true", captured)
+    status, _, history = server.json("GET", f"/v1/wallets/{wallet}/transactions?limit=10", token=token)
+    assert [entry["type"] for entry in history["items"]] == ["RELEASE", "CAPTURE", "HOLD", "DEPOSIT", "DEPOSIT"]
+    status, _, mine = server.json("GET", f"/v1/wallets/{wallet}", token=token)
+    assert (mine["balance"], mine["held"], mine["available"]) == (5_800, 0, 5_800)
+    status, _, problem = server.json("GET", f"/v1/wallets/{wallet}", token=issue_token("mallory"))
+    assert (status, problem["code"]) == (404, "not_found")
+
+
+def test_the_schedule_expires_a_short_hold(server):
+    rider = f"rider-{uuid.uuid4().hex[:8]}"
+    admin = issue_token("ops", ("wallet:admin",))
+    wallet = server.json(
+        "POST", "/v1/wallets", {"currency": "EUR", "ownerId": rider, "openingBalance": 100}, token=admin
+    )[2]["wallet"]["id"]
+    token = issue_token(rider)
+    reservation = server.json(
+        "POST", f"/v1/wallets/{wallet}/reservations", {"amount": 60, "ttlSeconds": 1}, token=token, key="h"
+    )[2]
+    hold = reservation["reservation"]["id"]
+    deadline = time.monotonic() + 60
+    status = "HELD"
+    while status == "HELD" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = server.json("GET", f"/v1/reservations/{hold}", token=token)[2]["status"]
+    assert status == "EXPIRED"
+    assert server.json("GET", f"/v1/wallets/{wallet}", token=token)[2]["available"] == 100
+
+
+def forged(**changes) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": "alice",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "iat": now,
+        "exp": now + 600,
+        "scope": "wallet:read",
+    } | changes
+    return jwt.encode(claims, signing_key(), algorithm=ALGORITHM)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        None,
+        "not-a-jwt",
+        forged(exp=int(time.time()) - 10),
+        forged(aud="someone-else"),
+        forged(iss="https://evil.example/"),
+        jwt.encode(
+            {"sub": "alice", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 600},
+            "wrong-key" * 4,
+            algorithm="HS256",
+        ),
+        jwt.encode(
+            {"sub": "alice", "iss": ISSUER, "aud": AUDIENCE, "exp": int(time.time()) + 600}, None, algorithm="none"
+        ),
+    ],
+    ids=["missing", "garbage", "expired", "wrong-audience", "wrong-issuer", "wrong-key", "alg-none"],
+)
+def test_bad_tokens_are_401_before_any_handler_runs(server, token):
+    status, _, body = server.json("POST", "/v1/wallets", {"currency": "CHF"}, token=token)
+    assert (status, body) == (401, {"message": "Unauthorized"})
+
+
+def test_admin_routes_need_the_scope(server):
+    status, _, body = server.json("POST", "/v1/wallets/0123456789abcdef01234567/freeze", token=issue_token("alice"))
+    assert (status, body["code"]) == (403, "forbidden")
+
+
+def test_swagger_ui_and_the_spec_are_served_locally(server):
+    status, _headers, page = server.call("GET", "/docs")
+    assert status == 200
+    assert "/docs/swagger-ui-bundle.js" in page.decode()
+    assert "//" not in page.decode().replace("http://", "").split("<script>")[0].split("href=")[-1][:3]  # no CDN
+    assert server.call("GET", "/docs/swagger-ui-bundle.js")[0] == 200
+    status, _, spec = server.json("GET", "/openapi.json")
+    assert spec["servers"] == [{"url": server.base, "description": "make run"}]
+    assert "/v1/wallets/{walletId}/deposits" in spec["paths"]
+
+
+def test_one_log_line_per_request(server):
+    server.call("GET", "/health")
+    time.sleep(0.3)
+    assert any(line.endswith("Health") and " GET /health 200 " in line for line in server.log.read_text().splitlines())
+
+
+def test_a_busy_port_is_a_clear_error(server, tmp_path):
+    port = int(server.base.rsplit(":", 1)[1])
+    process = start_server(port, tmp_path / "second.log")
+    assert process.wait(timeout=60) != 0
+    assert f"port {port} on 127.0.0.1 is busy" in (tmp_path / "second.log").read_text()
+
+
+def test_an_unreachable_database_is_a_clear_error(tmp_path):
+    environment = {
+        **os.environ,
+        "MONGODB_URI": "mongodb://127.0.0.1:9/?directConnection=true",
+        "PORT": str(free_port()),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.local_api", "run"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "MONGODB_URI is not reachable" in result.stderr
+
+
+def test_ctrl_c_stops_cleanly(server):
+    """Last in this module: it stops the shared server."""
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=30) == 0
+    assert server.log.read_text().rstrip().endswith("stopped")
+
+
+def test_make_invoke_prints_the_response(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.local_api", "invoke", "Health", "events/health.json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (response["statusCode"], json.loads(response["body"])) == (200, {"status": "ok"})
+
+
+def test_events_match_sam_local_generate_event(lambda_env):
+    """The events SAM CLI's local API machinery builds have the shape `sam local generate-event` shows."""
+    from samcli.lib.providers.api_provider import ApiProvider
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
+    from samcli.local.apigw.local_apigw_service import LocalApigwService
+
+    events: list[dict] = []
+
+    class Recorder(local_api.InProcessRunner):
+        def invoke(self, function_name, event, stdout=None, stderr=None, **ignored):
+            events.append(json.loads(event))
+            super().invoke(function_name, event, stdout=stdout, stderr=stderr)
+
+    stacks, _ = SamLocalStackProvider.get_stacks(str(local_api.TEMPLATE))
+    service = LocalApigwService(
+        api=ApiProvider(stacks).api, lambda_runner=Recorder(local_api.load_functions()), port=1, host="127.0.0.1"
+    )
+    service.create()
+    client = service._app.test_client()
+    answer = client.get(
+        "/v1/wallets/0123456789abcdef01234567/transactions?limit=5",
+        headers={"Authorization": f"Bearer {issue_token('alice')}"},
+    )
+    assert answer.status_code == 404  # not 401: the token was verified and its claims handed over
+    (event,) = events
+    generated = json.loads(
+        subprocess.run(
+            [str(Path(sys.executable).parent / "sam"), "local", "generate-event", "apigateway", "http-api-proxy"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        ).stdout
+    )
+    assert set(generated) - {"cookies", "stageVariables"} <= set(event)
+    assert set(generated["requestContext"]["http"]) <= set(event["requestContext"]["http"])
+    assert event["version"] == "2.0"
+    assert event["routeKey"] == "GET /v1/wallets/{walletId}/transactions"
+    assert event["pathParameters"] == {"walletId": "0123456789abcdef01234567"}
+    assert event["queryStringParameters"] == {"limit": "5"}
+    assert event["headers"]["Authorization"].startswith("Bearer ")

@@ -336,6 +336,11 @@ def build_document() -> dict[str, Any]:
                 headers["Location"] = {"$ref": "#/components/headers/Location"}
             if headers:
                 operation["responses"][str(status)]["headers"] = headers
+        # Powertools documents its own 422 on routes that declare none; this API answers every
+        # validation error with a Problem, and a route without parameters has none to answer.
+        for status, response in list(operation["responses"].items()):
+            if "HTTPValidationError" in json.dumps(response):
+                del operation["responses"][status]
         for status in ("409", "503"):
             if status in operation["responses"]:
                 operation["responses"][status]["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}

@@ -15,7 +15,9 @@ router = http.router()
 @router.post(
     "/v1/wallets/<walletId>/reservations",
     summary="Hold money",
-    responses=http.responses(201, MovementRecord, "the reservation, its HOLD entry and the wallet"),
+    responses=http.responses(
+        201, MovementRecord, "the reservation, its HOLD entry and the wallet", http.MONEY_PROBLEMS
+    ),
     security=http.SECURITY,
 )
 def create_reservation(walletId: Annotated[str, Path()], body: Annotated[ReservationRequest, Body()]):

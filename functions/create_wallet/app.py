@@ -15,7 +15,9 @@ router = http.router()
 @router.post(
     "/v1/wallets",
     summary="Open a wallet",
-    responses=http.responses(201, MovementRecord, "the wallet, and its opening DEPOSIT entry if any"),
+    responses=http.responses(
+        201, MovementRecord, "the wallet, and its opening DEPOSIT entry if any", (*http.MONEY_PROBLEMS, 403)
+    ),
     security=http.SECURITY,
 )
 def create_wallet(body: Annotated[CreateWalletRequest, Body()]):

@@ -15,7 +15,7 @@ router = http.router()
 @router.post(
     "/v1/wallets/<walletId>/deposits",
     summary="Add money to a wallet",
-    responses=http.responses(201, MovementRecord, "the deposit entry and the wallet after it"),
+    responses=http.responses(201, MovementRecord, "the deposit entry and the wallet after it", http.MONEY_PROBLEMS),
     security=http.SECURITY,
 )
 def deposit(walletId: Annotated[str, Path()], body: Annotated[AmountRequest, Body()]):

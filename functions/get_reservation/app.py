@@ -14,7 +14,7 @@ router = http.router()
 @router.get(
     "/v1/reservations/<reservationId>",
     summary="Read a reservation",
-    responses=http.responses(200, Reservation, "the reservation"),
+    responses=http.responses(200, Reservation, "the reservation", http.READ_PROBLEMS),
     security=http.SECURITY,
 )
 def get_reservation(reservationId: Annotated[str, Path()]):

@@ -14,7 +14,7 @@ router = http.router()
 @router.get(
     "/v1/wallets/<walletId>",
     summary="Read a wallet",
-    responses=http.responses(200, Wallet, "the wallet"),
+    responses=http.responses(200, Wallet, "the wallet", http.READ_PROBLEMS),
     security=http.SECURITY,
 )
 def get_wallet(walletId: Annotated[str, Path()]):

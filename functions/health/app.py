@@ -7,7 +7,9 @@ from wallet_api.schemas import Health
 router = http.router()
 
 
-@router.get("/health", summary="Health", responses=http.responses(200, Health, "the database answered"))
+@router.get(
+    "/health", summary="Health", responses=http.responses(200, Health, "the database answered", http.HEALTH_PROBLEMS)
+)
 def health():
     wallet_service().ping()
     return http.json_response(200, Health(status="ok"))

@@ -14,7 +14,9 @@ router = http.router()
 @router.get(
     "/v1/wallets/<walletId>/transactions",
     summary="List a wallet's journal entries",
-    responses=http.responses(200, EntryPage, "one page, and the cursor of the next if there is one"),
+    responses=http.responses(
+        200, EntryPage, "one page, and the cursor of the next if there is one", http.READ_PROBLEMS
+    ),
     security=http.SECURITY,
 )
 def list_transactions(

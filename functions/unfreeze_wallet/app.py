@@ -14,7 +14,7 @@ router = http.router()
 @router.post(
     "/v1/wallets/<walletId>/unfreeze",
     summary="Unfreeze a wallet",
-    responses=http.responses(200, Wallet, "the wallet after the change"),
+    responses=http.responses(200, Wallet, "the wallet after the change", http.ADMIN_PROBLEMS),
     security=http.SECURITY,
 )
 def unfreeze_wallet(walletId: Annotated[str, Path()]):

@@ -97,21 +97,33 @@ def movement_response(movement: Movement, *, status: int, location: str | None =
     return json_response(status, movement, headers=headers)
 
 
-def responses(status: int, model: type, description: str) -> dict[int, dict]:
-    """OpenAPI responses of a route: its success and every problem it may answer."""
+PROBLEM_DESCRIPTIONS = {
+    400: "malformed JSON, header or cursor",
+    401: "missing or invalid token",
+    403: "missing scope",
+    404: "unknown, or not the caller's",
+    409: "insufficient funds, invalid state, wallet exists or frozen, or too much contention",
+    413: "body over 16 KiB",
+    415: "body is not JSON",
+    422: "invalid fields, or idempotency key reused with another body",
+    500: "unexpected error (logged; no details are returned)",
+    503: "database unavailable; retry after Retry-After seconds",
+}
+# The problems each kind of route can answer.
+READ_PROBLEMS = (400, 401, 404, 422, 500, 503)
+ADMIN_PROBLEMS = (401, 403, 404, 422, 500, 503)
+MONEY_PROBLEMS = (400, 401, 404, 409, 413, 415, 422, 500, 503)
+HEALTH_PROBLEMS = (500, 503)
+
+
+def responses(status: int, model: type, description: str, problems: tuple[int, ...]) -> dict[int, dict]:
+    """OpenAPI responses of a route: its success and each problem it may answer."""
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    documented = {
-        status: {"description": description, "content": {"application/json": {"model": model}}},
-        400: {"description": "malformed JSON, header or cursor", "content": problem},
-        401: {"description": "missing or invalid token", "content": problem},
-        403: {"description": "missing scope", "content": problem},
-        404: {"description": "unknown, or not the caller's", "content": problem},
-        409: {"description": "insufficient funds, invalid state, wallet exists or frozen", "content": problem},
-        413: {"description": "body over 16 KiB", "content": problem},
-        415: {"description": "body is not JSON", "content": problem},
-        422: {"description": "invalid fields, or idempotency key reused with another body", "content": problem},
-        503: {"description": "database unavailable; retry after Retry-After seconds", "content": problem},
+    documented: dict[int, dict] = {
+        status: {"description": description, "content": {"application/json": {"model": model}}}
     }
+    for code in problems:
+        documented[code] = {"description": PROBLEM_DESCRIPTIONS[code], "content": problem}
     return documented
 
 

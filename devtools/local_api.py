@@ -212,7 +212,7 @@ def _environment(uri: str) -> None:
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "wallet")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "Wallet")
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     for path in (str(LAYER), str(ROOT)):
         if path not in sys.path:

@@ -21,6 +21,8 @@ help:
 	@echo "make format  apply ruff's formatting and safe fixes"
 	@echo "make sam-validate  sam validate --lint (cfn-lint) on template.yaml"
 	@echo "make sam-build     sam build of the layer and every function into .aws-sam/ (SAM_ARCH=x86_64 or arm64)"
+	@echo "make sam-invoke FN=Deposit EVENT=events/deposit.json  sam build + sam local invoke in a Lambda container"
+	@echo "make sam-api       sam build + sam local start-api --warm-containers EAGER on 127.0.0.1:\$$PORT (default 3000)"
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"
 	@echo "make importtime    cold-start import time of every function's handler module, median of 5 fresh processes"
 	@echo "make demo    the wallet's story against the running local API (BASE_URL, default http://127.0.0.1:\$$PORT or 3000)"
@@ -99,6 +101,22 @@ invoke: $(STAMP)
 	@$(PY) -m devtools.local_api invoke $(FN) $(EVENT)
 
 .PHONY: run invoke
+
+# The real SAM CLI path (devtools/sam_local.py): sam build, then the functions in Lambda containers
+# with `sam local`, on a Docker engine (a running one, else Debian's dockerd installed and started
+# here as root, and stopped on exit), the python3.13 base image (devtools/lambda_image.py: the
+# official one where the registry answers, else an offline stand-in) and the database on the Docker
+# bridge's gateway address. The architecture is this machine's unless SAM_ARCH is given.
+sam-invoke: $(STAMP)
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make sam-invoke FN=Deposit EVENT=events/deposit.json" >&2; exit 2; fi
+	@$(PY) -m devtools.sam_local invoke $(FN) $(EVENT)
+
+# sam local start-api --warm-containers EAGER on 127.0.0.1:$PORT (default 3000), with the JWT check
+# and the expiry schedule that SAM CLI does not emulate (EXPIRY_INTERVAL_SECONDS shortens it).
+sam-api: $(STAMP)
+	@$(PY) -m devtools.sam_local api
+
+.PHONY: sam-invoke sam-api
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .aws-sam

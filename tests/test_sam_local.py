@@ -1,0 +1,363 @@
+"""The real SAM CLI path: the built functions in Lambda containers, through `sam local`.
+
+One module fixture makes sure of a Docker engine (starting Debian's dockerd here when none runs, and
+stopping it afterwards), the python3.13 base image (devtools/lambda_image.py) and one `sam build`,
+and serves the database on the Docker bridge's gateway address, where the containers reach it.
+Then every sample event in events/ goes through `sam local invoke` (ids swapped in as
+tests/test_events.py does), each answer and its effect on the database checked, and the end-to-end
+HTTP suite of tests/test_local_api.py runs again, test for test, against `sam local start-api
+--warm-containers EAGER` (devtools/sam_local.py api). SAM CLI does not emulate JWT authorizers;
+devtools/sam_local.py puts API Gateway's check in front of SAM's runner, so the bad-token cases
+run here too. How long each part took is written to .local/sam-local-timings.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from devtools import sam_local
+from devtools.lambda_image import ensure_image, image_name
+from devtools.local_api import load_functions
+from tests import test_local_api as http_suite
+from tests.ledger_checks import assert_ledger_consistent
+from tests.test_events import load_event
+from wallet_core import WalletService
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+TIMINGS = ROOT / ".local" / "sam-local-timings.json"
+API_START_SECONDS = 600
+
+# Setting up may install and start Docker and build the image: far longer than a unit test.
+pytestmark = pytest.mark.timeout(1800)
+
+MONEY_EVENTS = [
+    "create_wallet",
+    "freeze_wallet",
+    "unfreeze_wallet",
+    "get_wallet",
+    "deposit",
+    "withdraw",
+    "transfer",
+    "create_reservation",
+    "list_reservations",
+    "get_reservation",
+    "capture_reservation",
+    "release_reservation",
+    "list_transactions",
+]
+
+
+@dataclass
+class SamLocal:
+    uri: str
+    arch: str
+    scratch: Path
+    client: MongoClient
+    timings: dict[str, float] = field(default_factory=dict)
+    logical_ids: dict[str, str] = field(default_factory=dict)
+
+    def record(self, part: str, seconds: float) -> None:
+        self.timings[part] = round(self.timings.get(part, 0.0) + seconds, 1)
+        TIMINGS.parent.mkdir(exist_ok=True)
+        TIMINGS.write_text(json.dumps(self.timings, indent=2) + "\n")
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict
+    body: object
+    raw: dict
+
+
+def _timed(timings: dict[str, float], part: str, step):
+    started = time.monotonic()
+    result = step()
+    timings[part] = round(time.monotonic() - started, 1)
+    return result
+
+
+@pytest.fixture(scope="module")
+def sam(tmp_path_factory) -> Iterator[SamLocal]:
+    timings: dict[str, float] = {}
+    engine = _timed(timings, "engine", sam_local.ensure_engine)
+    cleanup: list = []
+    try:
+        arch = sam_local.architecture()
+        _timed(timings, "image", lambda: ensure_image(arch))
+        _timed(timings, "sam build", lambda: sam_local.sam_build(arch))
+        uri = sam_local.container_database(sam_local.bridge_gateway(), cleanup)
+        client = MongoClient(uri, serverSelectionTimeoutMS=5000)
+        cleanup.append(client.close)
+        functions = load_functions()
+        state = SamLocal(
+            uri=uri,
+            arch=arch,
+            scratch=tmp_path_factory.mktemp("sam_local"),
+            client=client,
+            logical_ids={function.code_dir.name: name for name, function in functions.items()},
+        )
+        timings[f"engine ({'started here' if engine.started_here else 'already running'})"] = timings.pop("engine")
+        for part, seconds in timings.items():
+            state.record(part, seconds)
+        yield state
+    finally:
+        for step in reversed(cleanup):
+            step()
+        sam_local.stop_sam_containers()
+        engine.stop()
+
+
+def sam_invoke(sam: SamLocal, name: str, event: dict, database: str) -> Answer:
+    """`sam local invoke` of events/<name>.json's function with `event`, against `database`."""
+    event_file = sam.scratch / f"{name}-{uuid.uuid4().hex[:6]}.json"
+    event_file.write_text(json.dumps(event))
+    env_vars = sam_local.write_env_vars(sam.scratch / f"env-{database}.json", sam.uri, database, log_level="WARNING")
+    started = time.monotonic()
+    result = subprocess.run(
+        sam_local.invoke_command(sam.logical_ids[name], event_file, env_vars, sam.arch),
+        cwd=ROOT,
+        env=sam_local._sam_environment(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    sam.record("sam local invoke (all)", time.monotonic() - started)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    assert lines, f"no response on stdout; stderr:\n{result.stderr[-3000:]}"
+    response = json.loads(lines[-1])
+    if name == "expire_reservations":
+        return Answer(200, {}, response, response)
+    body = json.loads(response["body"]) if response.get("body") else None
+    return Answer(response["statusCode"], response.get("headers") or {}, body, response)
+
+
+@pytest.fixture
+def ledger(sam: SamLocal) -> Iterator[tuple[str, Database, WalletService]]:
+    name = f"wallet_sam_{uuid.uuid4().hex[:12]}"
+    database = sam.client[name]
+    service = WalletService(database)
+    service.ensure_indexes()
+    yield name, database, service
+    sam.client.drop_database(name)
+
+
+def test_the_base_image_has_the_name_sam_cli_looks_for():
+    assert image_name("x86_64") == "public.ecr.aws/lambda/python:3.13-x86_64"
+    assert image_name("arm64") == "public.ecr.aws/lambda/python:3.13-arm64"
+
+
+def test_a_loopback_uri_is_relayed_with_its_credentials_and_options():
+    uri = "mongodb://app:s3cret@localhost:27017/wallet?replicaSet=rs0&authSource=admin&w=majority"
+    assert sam_local.container_uri(uri, ("172.17.0.1", 41000)) == (
+        "mongodb://app:s3cret@172.17.0.1:41000/wallet?authSource=admin&w=majority&directConnection=true"
+    )
+
+
+def test_the_env_vars_file_sets_only_what_the_template_declares(tmp_path):
+    """SAM's --env-vars overrides declared variables only: every one we hand over must be declared."""
+    from samcli.yamlhelper import yaml_parse
+
+    declared = yaml_parse((ROOT / "template.yaml").read_text())["Globals"]["Function"]["Environment"]["Variables"]
+    written = json.loads(sam_local.write_env_vars(tmp_path / "env.json", "mongodb://x", "db").read_text())
+    assert set(written) == {"Parameters"}
+    assert set(written["Parameters"]) <= set(declared)
+    assert declared["MONGODB_URI"] == ""  # empty in AWS
+
+
+def test_the_events_here_are_every_event_file():
+    assert sorted([*MONEY_EVENTS, "health", "expire_reservations"]) == sorted(p.stem for p in EVENTS.glob("*.json"))
+
+
+def test_the_money_events_in_containers(sam, ledger):
+    name, database, service = ledger
+    opened = sam_invoke(sam, "create_wallet", load_event("create_wallet"), name)
+    assert opened.status == 201, opened
+    assert opened.headers["Location"] == f"/v1/wallets/{opened.body['wallet']['id']}"
+    rider = opened.body["wallet"]["id"]
+    driver = service.create_wallet("driver-7", opened.body["wallet"]["currency"]).wallet.id
+    ids = {"rider": rider, "driver": driver}
+    opening = service.deposit(rider, 10_000).wallet.balance
+
+    for event in ("freeze_wallet", "unfreeze_wallet", "get_wallet"):
+        answer = sam_invoke(sam, event, load_event(event, **ids), name)
+        assert (answer.status, answer.body["id"]) == (200, rider), (event, answer)
+    assert service.get_wallet(rider).status == "ACTIVE"
+
+    deposited = sam_invoke(sam, "deposit", load_event("deposit", **ids), name)
+    assert deposited.status == 201, deposited
+    assert deposited.headers["Idempotent-Replayed"] == "false"
+    amount = deposited.body["entries"][0]["amount"]
+    assert service.get_wallet(rider).balance == opening + amount
+
+    replayed = sam_invoke(sam, "deposit", load_event("deposit", **ids), name)
+    assert (replayed.status, replayed.headers["Idempotent-Replayed"]) == (201, "true")
+    assert service.get_wallet(rider).balance == opening + amount  # applied once
+
+    withdrawn = sam_invoke(sam, "withdraw", load_event("withdraw", **ids), name)
+    assert withdrawn.status == 201, withdrawn
+    balance = opening + amount - withdrawn.body["entries"][0]["amount"]
+    assert service.get_wallet(rider).balance == balance
+
+    transferred = sam_invoke(sam, "transfer", load_event("transfer", **ids), name)
+    assert transferred.status == 201, transferred
+    sent = transferred.body["entries"][0]["amount"]
+    assert (service.get_wallet(rider).balance, service.get_wallet(driver).balance) == (balance - sent, sent)
+    assert transferred.body["counterpartyWallet"] is None
+
+    held = sam_invoke(sam, "create_reservation", load_event("create_reservation", **ids), name)
+    assert held.status == 201, held
+    hold = held.body["reservation"]
+    assert service.get_wallet(rider).held == hold["amount"]
+
+    listed = sam_invoke(sam, "list_reservations", load_event("list_reservations", **ids), name)
+    assert listed.status == 200, listed
+    assert [item["id"] for item in listed.body["items"]] == [hold["id"]]
+
+    fetched = sam_invoke(sam, "get_reservation", load_event("get_reservation", **ids, reservation=hold["id"]), name)
+    assert (fetched.status, fetched.body["status"]) == (200, "HELD")
+
+    captured = sam_invoke(
+        sam, "capture_reservation", load_event("capture_reservation", **ids, reservation=hold["id"]), name
+    )
+    assert captured.status == 200, captured
+    taken = captured.body["reservation"]["capturedAmount"]
+    assert (service.get_wallet(rider).balance, service.get_wallet(rider).held) == (balance - sent - taken, 0)
+
+    second = service.create_reservation(rider, 100).reservation.id
+    released = sam_invoke(
+        sam, "release_reservation", load_event("release_reservation", **ids, reservation=second), name
+    )
+    assert (released.status, released.body["reservation"]["status"]) == (200, "RELEASED")
+    assert service.get_reservation(second).status == "RELEASED"
+
+    journal = sam_invoke(sam, "list_transactions", load_event("list_transactions", **ids), name)
+    assert journal.status == 200, journal
+    assert journal.body["items"][0]["type"] == "RELEASE"
+    assert_ledger_consistent(database)
+
+
+def test_the_health_event_in_a_container(sam, ledger):
+    answer = sam_invoke(sam, "health", load_event("health"), ledger[0])
+    assert (answer.status, answer.body) == (200, {"status": "ok"})
+
+
+def test_the_scheduled_expiry_event_in_a_container(sam, ledger):
+    name, database, service = ledger
+    wallet = service.create_wallet("rider-9", "USD", opening_balance=500).wallet.id
+    due = service.create_reservation(wallet, 200, ttl_seconds=1).reservation.id
+    kept = service.create_reservation(wallet, 100, ttl_seconds=3600).reservation.id
+    time.sleep(1.1)
+    report = sam_invoke(sam, "expire_reservations", load_event("expire_reservations"), name).body
+    assert report == {
+        "expired": 1,
+        "skipped": 0,
+        "failed": 0,
+        "skippedReservationIds": [],
+        "failedReservationIds": [],
+    }
+    assert (service.get_reservation(due).status, service.get_reservation(kept).status) == ("EXPIRED", "HELD")
+    assert (service.get_wallet(wallet).held, service.get_wallet(wallet).available) == (100, 400)
+    assert_ledger_consistent(database)
+
+
+@pytest.fixture(scope="module")
+def server(sam: SamLocal, tmp_path_factory) -> Iterator[http_suite.Server]:
+    """`make sam-api` (without its build: the fixture built once) on a free port, for the HTTP suite."""
+    port = http_suite.free_port()
+    log = tmp_path_factory.mktemp("sam_api") / "server.log"
+    database = f"wallet_sam_api_{uuid.uuid4().hex[:12]}"
+    environment = {
+        **os.environ,
+        "MONGODB_URI": sam.uri,
+        "MONGODB_DATABASE": database,
+        "EXPIRY_INTERVAL_SECONDS": "1",
+        "SAM_ARCH": sam.arch,
+    }
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.sam_local", "api", "--no-build", "--port", str(port)],
+        cwd=ROOT,
+        env=environment,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    running = http_suite.Server(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + API_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"sam local start-api exited early:\n{log.read_text()[-5000:]}")
+        try:
+            if running.call("GET", "/health")[0] == 200:
+                break
+        except OSError:
+            pass
+        time.sleep(1)
+    else:
+        process.kill()
+        pytest.fail(f"sam local start-api did not answer /health:\n{log.read_text()[-5000:]}")
+    sam.record("start-api until /health answers (EAGER: every container started)", time.monotonic() - started)
+    suite_started = time.monotonic()
+    yield running
+    sam.record("HTTP suite against start-api", time.monotonic() - suite_started)
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    sam.client.drop_database(database)
+
+
+# The end-to-end HTTP suite of `make run`, each test as tests/test_local_api.py has it, against the
+# `server` above. Not here: what only the in-process server has (Swagger UI, its own busy-port and
+# database messages, make invoke); Ctrl-C is the last test below.
+test_the_story = http_suite.test_the_story
+test_the_schedule_expires_a_short_hold = http_suite.test_the_schedule_expires_a_short_hold
+test_bad_tokens_are_401_before_any_handler_runs = http_suite.test_bad_tokens_are_401_before_any_handler_runs
+test_admin_routes_need_the_scope = http_suite.test_admin_routes_need_the_scope
+test_one_log_line_per_request = http_suite.test_one_log_line_per_request
+
+
+def test_requests_ran_in_lambda_containers(server):
+    """The answers came from SAM's containers: one per function, started eagerly."""
+    listed = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "--filter",
+            "label=sam.cli.container.type=lambda",
+            "--format",
+            '{{.Label "sam.cli.function.name"}}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert sorted(listed.stdout.split()) == sorted(load_functions())
+
+
+def test_ctrl_c_stops_sam_and_its_containers(server):
+    """Last in this module: it stops the shared server."""
+    server.process.send_signal(signal.SIGINT)
+    assert server.process.wait(timeout=120) == 0
+    assert server.log.read_text().rstrip().endswith("stopped")
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=sam.cli.container.type=lambda"], capture_output=True, text=True
+    )
+    assert left.stdout.split() == []

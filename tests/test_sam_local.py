@@ -289,6 +289,13 @@ def server(sam: SamLocal, tmp_path_factory) -> Iterator[http_suite.Server]:
         "EXPIRY_INTERVAL_SECONDS": "1",
         "SAM_ARCH": sam.arch,
     }
+    # Count only start-api's containers below: clear any `sam local invoke` container still being
+    # torn down by the engine (seen on a loaded machine after the invoke tests).
+    leftovers = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=sam.cli.container.type=lambda"], capture_output=True, text=True
+    ).stdout.split()
+    if leftovers:
+        subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True, check=False)
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "devtools.sam_local", "api", "--no-build", "--port", str(port)],

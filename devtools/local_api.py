@@ -12,7 +12,6 @@ spec at /openapi.json. The database is the embedded one unless MONGODB_URI is se
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import os
@@ -26,6 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
+
+from devtools.functions import load_handler_module
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -56,12 +57,7 @@ class LocalFunction:
     def invoke(self, event: dict) -> object:
         with self._lock:
             if self._module is None:
-                spec = importlib.util.spec_from_file_location(f"local_{self.name}", self.code_dir / "app.py")
-                assert spec is not None
-                assert spec.loader is not None
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                self._module = module
+                self._module = load_handler_module(self.code_dir, f"local_{self.name}")
             return self._module.lambda_handler(event, LambdaContext(self.name, self.timeout_seconds))
 
 

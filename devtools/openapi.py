@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import importlib.util
 import inspect
 import json
 import sys
@@ -32,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from devtools.functions import load_handler_module
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -71,12 +72,7 @@ def load_function(name: str) -> ModuleType:
     serves requests (such as the one the test harness imported).
     """
     ensure_import_paths()
-    spec = importlib.util.spec_from_file_location(f"functions_{name}_app", FUNCTIONS / name / "app.py")
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot import functions/{name}/app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_handler_module(FUNCTIONS / name, f"functions_{name}_app")
 
 
 @dataclass(frozen=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import json
 import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from types import ModuleType
+
+from devtools.functions import load_handler_module
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
@@ -19,12 +20,7 @@ EVENTS = ROOT / "events"
 @cache
 def function_module(name: str) -> ModuleType:
     """functions/<name>/app.py, imported under a unique module name (every handler is called `app`)."""
-    spec = importlib.util.spec_from_file_location(f"functions_{name}_app", FUNCTIONS / name / "app.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_handler_module(FUNCTIONS / name, f"functions_{name}_app")
 
 
 @dataclass

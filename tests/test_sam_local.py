@@ -342,7 +342,10 @@ test_one_log_line_per_request = http_suite.test_one_log_line_per_request
 
 
 def test_requests_ran_in_lambda_containers(server):
-    """The answers came from SAM's containers: one per function, started eagerly."""
+    """The answers came from SAM's containers: every function has a warm one, started eagerly.
+
+    SAM CLI may add a second container for a function that is asked while its first is busy
+    (seen now and then on this 2-core machine), so the set of functions is what is compared."""
     listed = subprocess.run(
         [
             "docker",
@@ -356,7 +359,7 @@ def test_requests_ran_in_lambda_containers(server):
         text=True,
         check=True,
     )
-    assert sorted(listed.stdout.split()) == sorted(load_functions())
+    assert set(listed.stdout.split()) == set(load_functions())
 
 
 def test_ctrl_c_stops_sam_and_its_containers(server):

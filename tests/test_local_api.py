@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,76 +15,29 @@ from pathlib import Path
 import jwt
 import pytest
 
-from devtools import local_api
+from devtools import local_api, local_server
 from devtools.local_auth import ALGORITHM, AUDIENCE, ISSUER, issue_token, signing_key
+from devtools.local_server import Server, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class Server:
-    def __init__(self, base: str, process: subprocess.Popen, log: Path) -> None:
-        self.base = base
-        self.process = process
-        self.log = log
-
-    def call(self, method: str, path: str, body: object = None, *, token: str | None = None, key: str | None = None):
-        headers = {"content-type": "application/json"}
-        if token:
-            headers["authorization"] = f"Bearer {token}"
-        if key:
-            headers["idempotency-key"] = key
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, dict(response.headers), response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
-
-    def json(self, method: str, path: str, body: object = None, **options):
-        status, headers, raw = self.call(method, path, body, **options)
-        return status, headers, json.loads(raw) if raw else None
-
-
-def start_server(port: int, log: Path) -> subprocess.Popen:
-    environment = {**os.environ, "PORT": str(port), "EXPIRY_INTERVAL_SECONDS": "1"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "devtools.local_api", "run"],
-        cwd=ROOT,
-        env=environment,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
+def start_server(port: int, log: Path):
+    return local_server.start_server(port, log, {"EXPIRY_INTERVAL_SECONDS": "1"})
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
     port = free_port()
     log = tmp_path_factory.mktemp("local_api") / "server.log"
-    process = start_server(port, log)
-    running = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"make run's server exited early:\n{log.read_text()}")
-        try:
-            if running.call("GET", "/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(0.3)
-    else:
-        process.kill()
-        pytest.fail(f"make run's server did not answer /health:\n{log.read_text()}")
+    running = Server(f"http://127.0.0.1:{port}", start_server(port, log), log)
+    try:
+        running.wait_until_healthy()
+    except RuntimeError as error:
+        pytest.fail(str(error))
     yield running
-    if process.poll() is None:
-        process.kill()
+    if running.process.poll() is None:
+        running.process.kill()
 
 
 def test_the_story(server):

@@ -31,6 +31,7 @@ from pymongo.database import Database
 from devtools import sam_local
 from devtools.lambda_image import ensure_image, image_name
 from devtools.local_api import load_functions
+from devtools.local_server import Server, free_port
 from tests import test_local_api as http_suite
 from tests.ledger_checks import assert_ledger_consistent
 from tests.test_events import load_event
@@ -277,9 +278,9 @@ def test_the_scheduled_expiry_event_in_a_container(sam, ledger):
 
 
 @pytest.fixture(scope="module")
-def server(sam: SamLocal, tmp_path_factory) -> Iterator[http_suite.Server]:
+def server(sam: SamLocal, tmp_path_factory) -> Iterator[Server]:
     """`make sam-api` (without its build: the fixture built once) on a free port, for the HTTP suite."""
-    port = http_suite.free_port()
+    port = free_port()
     log = tmp_path_factory.mktemp("sam_api") / "server.log"
     database = f"wallet_sam_api_{uuid.uuid4().hex[:12]}"
     environment = {
@@ -304,7 +305,7 @@ def server(sam: SamLocal, tmp_path_factory) -> Iterator[http_suite.Server]:
         stdout=log.open("w"),
         stderr=subprocess.STDOUT,
     )
-    running = http_suite.Server(f"http://127.0.0.1:{port}", process, log)
+    running = Server(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + API_START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -17,6 +17,7 @@ help:
 	@echo "make run     the whole API on 127.0.0.1:\$$PORT (default 3000) with the expiry schedule, Swagger UI at /docs"
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
 	@echo "make bench   round trips per operation and operations per second against the embedded database"
+	@echo "make load    HTTP load on make run's server: req/s, p50/p95/p99 and errors per route (LOAD_DURATION=30 LOAD_CONCURRENCY=8 LOAD_WALLETS=16, BASE_URL)"
 	@echo "make db      the embedded MongoDB-compatible database on 127.0.0.1:\$$PORT (default 27017), with its URI"
 	@echo "make format  apply ruff's formatting and safe fixes"
 	@echo "make sam-validate  sam validate --lint (cfn-lint) on template.yaml"
@@ -67,6 +68,13 @@ sam-build: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# HTTP load on make run's server started for the run (or BASE_URL's API): LOAD_DURATION seconds
+# (30), LOAD_CONCURRENCY client threads (8), LOAD_WALLETS wallets (16); a Markdown table on stdout.
+load: $(STAMP)
+	$(PY) -m benchmarks.http_load
+
+.PHONY: load
 
 db: $(STAMP)
 	@$(PY) -m devtools.embedded_mongo

@@ -18,6 +18,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -130,6 +131,12 @@ def responses(status: int, model: type, description: str, problems: tuple[int, .
 def create_app() -> APIGatewayHttpResolver:
     app = APIGatewayHttpResolver(enable_validation=True)
 
+    @app.not_found
+    def _no_route(error: NotFoundError) -> Response:
+        # A path id with characters no route matches (a control character, say) is an id that
+        # cannot exist. Without this, Powertools hands NotFoundError to `_unexpected` (a 500).
+        return problems.not_found("no such resource").response()
+
     @app.exception_handler(Problem)
     def _problem(problem: Problem) -> Response:
         return problem.response()
@@ -151,7 +158,9 @@ def create_app() -> APIGatewayHttpResolver:
 
     @app.exception_handler(Exception)
     def _unexpected(error: Exception) -> Response:
-        logger.exception("unexpected error")
+        # Powertools calls this outside the `except` block, so the error is passed explicitly:
+        # logger.exception() here would log no traceback at all.
+        logger.error("unexpected error", exc_info=error)
         return problems.internal_error().response()
 
     return app

@@ -63,6 +63,10 @@ def forbidden(detail: str) -> Problem:
     return Problem(403, "forbidden", "Forbidden", detail)
 
 
+def not_found(detail: str) -> Problem:
+    return Problem(404, "not_found", "Not found", detail)
+
+
 def validation(errors: list[dict[str, str]], detail: str = "the request has invalid fields") -> Problem:
     return Problem(422, "validation_error", "Unprocessable content", detail, (("errors", errors),))
 
@@ -79,7 +83,7 @@ def from_wallet_error(error: WalletError) -> Problem:
         case ValidationFailed():
             return validation([{"field": item.field, "message": item.message} for item in error.errors], error.message)
         case NotFound():
-            return Problem(404, "not_found", "Not found", error.message)
+            return not_found(error.message)
         case InsufficientFunds():
             extra = (("available", error.available), ("requested", error.requested))
             return Problem(409, "insufficient_funds", "Insufficient funds", error.message, extra)

@@ -9,7 +9,8 @@ Every `functions/<name>/app.py` that defines a `router` is included into one res
 models from the routes. This module then adds what the routes cannot say, derived from the same
 code rather than written per route:
 
-- the `Problem` schema that `wallet_api.http.responses()` refers to (`wallet_api.problems`);
+- the `Problem` schema that `wallet_api.http.responses()` refers to (`wallet_api.problems`), and
+  `GatewayMessage`, the body of API Gateway's own 401;
 - the `Idempotency-Key` header on every operation whose handler was built with
   `http.lambda_handler_for(..., moves_money=True)` (read from the handler itself);
 - the `Idempotent-Replayed` header on every answer that is a movement, `Location` on every 201,
@@ -168,6 +169,20 @@ def problem_schema() -> dict[str, Any]:
     }
 
 
+def gateway_message_schema() -> dict[str, Any]:
+    """API Gateway's own error body: its JWT authorizer's 401 (`wallet_api.http.GATEWAY_MESSAGE_SCHEMA`)."""
+    return {
+        "title": "GatewayMessage",
+        "description": (
+            "API Gateway's own answer, sent as application/json before any function runs: its JWT "
+            'authorizer refuses a missing, expired or otherwise invalid token with 401 `{"message": "Unauthorized"}`.'
+        ),
+        "type": "object",
+        "required": ["message"],
+        "properties": {"message": {"type": "string", "examples": ["Unauthorized"]}},
+    }
+
+
 def shared_components() -> dict[str, dict[str, Any]]:
     """The header parameter and response headers, referenced from the operations that use them."""
     from wallet_api import http
@@ -308,6 +323,7 @@ def build_document() -> dict[str, Any]:
     for section, entries in shared_components().items():
         components.setdefault(section, {}).update(entries)
     components.setdefault("schemas", {})["Problem"] = problem_schema()
+    components["schemas"]["GatewayMessage"] = gateway_message_schema()
 
     for route in app._static_routes + app._dynamic_routes:  # Powertools' route table, as its generator reads it
         function = by_module.get(id(route.func.__globals__))

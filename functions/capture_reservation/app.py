@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from wallet_api import http
 from wallet_api.runtime import wallet_service
@@ -19,7 +19,7 @@ router = http.router()
     security=http.SECURITY,
 )
 def capture_reservation(
-    reservationId: Annotated[str, Path()],
+    reservationId: http.ReservationId,
     body: Annotated[CaptureRequest | None, Body()] = None,
 ):
     body = body or CaptureRequest()  # the body is optional

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from wallet_api import http
 from wallet_api.runtime import wallet_service
@@ -20,7 +20,7 @@ router = http.router()
     ),
     security=http.SECURITY,
 )
-def create_reservation(walletId: Annotated[str, Path()], body: Annotated[ReservationRequest, Body()]):
+def create_reservation(walletId: http.WalletId, body: Annotated[ReservationRequest, Body()]):
     movement = wallet_service().create_reservation(
         walletId,
         body.amount,

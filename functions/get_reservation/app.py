@@ -1,9 +1,5 @@
 """GET /v1/reservations/{reservationId}: one hold."""
 
-from typing import Annotated
-
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from wallet_api import http
 from wallet_api.runtime import wallet_service
 from wallet_core import Reservation
@@ -17,7 +13,7 @@ router = http.router()
     responses=http.responses(200, Reservation, "the reservation", http.READ_PROBLEMS),
     security=http.SECURITY,
 )
-def get_reservation(reservationId: Annotated[str, Path()]):
+def get_reservation(reservationId: http.ReservationId):
     reservation = wallet_service().get_reservation(reservationId, owner_id=http.caller(router).scope)
     return http.json_response(200, reservation)
 

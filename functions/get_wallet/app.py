@@ -1,9 +1,5 @@
 """GET /v1/wallets/{walletId}: a wallet's balance, held and available money."""
 
-from typing import Annotated
-
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from wallet_api import http
 from wallet_api.runtime import wallet_service
 from wallet_core import Wallet
@@ -17,7 +13,7 @@ router = http.router()
     responses=http.responses(200, Wallet, "the wallet", http.READ_PROBLEMS),
     security=http.SECURITY,
 )
-def get_wallet(walletId: Annotated[str, Path()]):
+def get_wallet(walletId: http.WalletId):
     wallet = wallet_service().get_wallet(walletId, owner_id=http.caller(router).scope)
     return http.json_response(200, wallet)
 

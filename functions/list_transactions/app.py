@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from wallet_api import http
 from wallet_api.runtime import wallet_service
@@ -20,7 +20,7 @@ router = http.router()
     security=http.SECURITY,
 )
 def list_transactions(
-    walletId: Annotated[str, Path()],
+    walletId: http.WalletId,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
     type: Annotated[EntryType | None, Query()] = None,

@@ -1,9 +1,5 @@
 """POST /v1/wallets/{walletId}/unfreeze: let money leave a frozen wallet again (admin only)."""
 
-from typing import Annotated
-
-from aws_lambda_powertools.event_handler.openapi.params import Path
-
 from wallet_api import http
 from wallet_api.runtime import wallet_service
 from wallet_core import Wallet
@@ -17,7 +13,7 @@ router = http.router()
     responses=http.responses(200, Wallet, "the wallet after the change", http.ADMIN_PROBLEMS),
     security=http.SECURITY,
 )
-def unfreeze_wallet(walletId: Annotated[str, Path()]):
+def unfreeze_wallet(walletId: http.WalletId):
     http.require_admin(http.caller(router))
     return http.json_response(200, wallet_service().unfreeze_wallet(walletId))
 

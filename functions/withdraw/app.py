@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from wallet_api import http
 from wallet_api.runtime import wallet_service
@@ -18,7 +18,7 @@ router = http.router()
     responses=http.responses(201, MovementRecord, "the withdrawal entry and the wallet after it", http.MONEY_PROBLEMS),
     security=http.SECURITY,
 )
-def withdraw(walletId: Annotated[str, Path()], body: Annotated[AmountRequest, Body()]):
+def withdraw(walletId: http.WalletId, body: Annotated[AmountRequest, Body()]):
     movement = wallet_service().withdraw(
         walletId,
         body.amount,

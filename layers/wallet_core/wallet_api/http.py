@@ -13,13 +13,14 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Path
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -28,6 +29,7 @@ from wallet_core import Movement, WalletError
 
 from . import problems, runtime
 from .problems import Problem
+from .schemas import OBJECT_ID
 
 logger = Logger()
 # Trace the database calls; patching every library X-Ray supports would import botocore and
@@ -40,6 +42,10 @@ MAX_BODY_BYTES = 16 * 1024
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 JSON_CONTENT_TYPE = re.compile(r"application/([a-z0-9.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
 SECURITY = [{"jwt": []}]
+
+# Path ids, checked (422) and documented as what they are, so no schema-valid id is refused.
+WalletId = Annotated[str, Path(pattern=OBJECT_ID, description="the wallet's id: 24 lower-case hex digits")]
+ReservationId = Annotated[str, Path(pattern=OBJECT_ID, description="the reservation's id: 24 lower-case hex digits")]
 
 
 def router() -> Router:
@@ -99,8 +105,8 @@ def movement_response(movement: Movement, *, status: int, location: str | None =
 
 
 PROBLEM_DESCRIPTIONS = {
-    400: "malformed JSON, header or cursor",
-    401: "missing or invalid token",
+    400: "malformed JSON body, Idempotency-Key header or cursor",
+    401: "missing or invalid token: API Gateway's own answer, or a problem when the token names no owner",
     403: "missing scope",
     404: "unknown, or not the caller's",
     409: "insufficient funds, invalid state, wallet exists or frozen, or too much contention",
@@ -110,11 +116,17 @@ PROBLEM_DESCRIPTIONS = {
     500: "unexpected error (logged; no details are returned)",
     503: "database unavailable; retry after Retry-After seconds",
 }
-# The problems each kind of route can answer.
-READ_PROBLEMS = (400, 401, 404, 422, 500, 503)
-ADMIN_PROBLEMS = (401, 403, 404, 422, 500, 503)
-MONEY_PROBLEMS = (400, 401, 404, 409, 413, 415, 422, 500, 503)
+# What `_refuse_early` answers on every route, before routing: a body over 16 KiB, a body that
+# is not JSON, or a malformed Idempotency-Key (checked wherever it is sent).
+EARLY_PROBLEMS = (400, 413, 415)
+# The problems each kind of route can answer besides those.
+READ_PROBLEMS = (401, 404, 422, 500, 503)  # 400 also for a cursor this listing did not issue
+ADMIN_PROBLEMS = (401, 403, 404, 409, 422, 500, 503)
+MONEY_PROBLEMS = (401, 404, 409, 422, 500, 503)
 HEALTH_PROBLEMS = (500, 503)
+# API Gateway's JWT authorizer refuses a request itself, before any function runs:
+# 401 with an `application/json` body `{"message": "Unauthorized"}` (devtools/local_api.unauthorized).
+GATEWAY_MESSAGE_SCHEMA = {"$ref": "#/components/schemas/GatewayMessage"}
 
 
 def responses(status: int, model: type, description: str, problems: tuple[int, ...]) -> dict[int, dict]:
@@ -123,8 +135,11 @@ def responses(status: int, model: type, description: str, problems: tuple[int, .
     documented: dict[int, dict] = {
         status: {"description": description, "content": {"application/json": {"model": model}}}
     }
-    for code in problems:
-        documented[code] = {"description": PROBLEM_DESCRIPTIONS[code], "content": problem}
+    for code in sorted({*EARLY_PROBLEMS, *problems}):
+        content = dict(problem)
+        if code == 401:
+            content["application/json"] = {"schema": GATEWAY_MESSAGE_SCHEMA}
+        documented[code] = {"description": PROBLEM_DESCRIPTIONS[code], "content": content}
     return documented
 
 

@@ -9,16 +9,66 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
 
-from wallet_core.validation import MAX_AMOUNT, MAX_TTL_SECONDS, MIN_TTL_SECONDS
+from wallet_core.currencies import ISO_4217_CURRENCIES
+from wallet_core.validation import (
+    MAX_AMOUNT,
+    MAX_INT64,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_STRING,
+    MAX_TTL_SECONDS,
+    MIN_TTL_SECONDS,
+)
 
 VISIBLE_ASCII = r"^[\x21-\x7e]+$"
+OBJECT_ID = r"^[0-9a-f]{24}$"
 
 Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, description="integer minor units (cents)")]
-ObjectIdText = Annotated[StrictStr, Field(pattern=r"^[0-9a-f]{24}$", description="24 lower-case hex digits")]
-MetadataValue = StrictStr | StrictInt | StrictBool | None
+ObjectIdText = Annotated[StrictStr, Field(pattern=OBJECT_ID, description="24 lower-case hex digits")]
+# The document says what the service checks (wallet_core.validation.Checks.metadata), so a client
+# (or a generator) that follows the schema is never refused for metadata.
+METADATA_KEY = r"^[A-Za-z0-9_-]{1,64}$"
+MetadataKey = Annotated[StrictStr, Field(pattern=METADATA_KEY)]
+MetadataValue = (
+    Annotated[StrictStr, Field(max_length=MAX_METADATA_STRING)]
+    | Annotated[StrictInt, Field(ge=-MAX_INT64, le=MAX_INT64)]
+    | StrictBool
+    | None
+)
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(
+        max_length=MAX_METADATA_KEYS,
+        # pydantic writes the key pattern as patternProperties, which leaves other keys allowed
+        json_schema_extra={"propertyNames": {"pattern": METADATA_KEY}},
+        description=(
+            f"at most {MAX_METADATA_KEYS} keys of letters, digits, '_' or '-'; string (at most "
+            f"{MAX_METADATA_STRING} characters), 64-bit integer, boolean or null values"
+        ),
+    ),
+]
+
+
+def _active_currency(code: str) -> str:
+    if code not in ISO_4217_CURRENCIES:
+        raise PydanticCustomError("currency", "must be an active ISO 4217 currency code such as USD")
+    return code
+
+
+# Checked like the service checks it, and listed in the document (a pattern alone would let
+# "AAA" through the schema and have the service refuse it).
+Currency = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^[A-Z]{3}$",
+        description="active ISO 4217 code",
+        json_schema_extra={"enum": sorted(ISO_4217_CURRENCIES)},
+    ),
+    AfterValidator(_active_currency),
+]
 
 
 class RequestBody(BaseModel):
@@ -28,23 +78,21 @@ class RequestBody(BaseModel):
 class Details(RequestBody):
     reference_type: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=VISIBLE_ASCII)] | None = None
     reference_id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=VISIBLE_ASCII)] | None = None
-    metadata: dict[StrictStr, MetadataValue] | None = Field(
-        None, description="at most 32 keys of letters, digits, '_' or '-'; string, integer, boolean or null values"
-    )
+    metadata: Metadata | None = None
 
     def details(self) -> dict:
         return {"reference_type": self.reference_type, "reference_id": self.reference_id, "metadata": self.metadata}
 
 
 class CreateWalletRequest(RequestBody):
-    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+    currency: Currency
     owner_id: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=VISIBLE_ASCII)] | None = Field(
         None, description="the wallet's owner; only `wallet:admin` may name someone other than the caller"
     )
     opening_balance: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)] = Field(
         0, description="journaled as a DEPOSIT; only `wallet:admin` may open a wallet with money in it"
     )
-    metadata: dict[StrictStr, MetadataValue] | None = None
+    metadata: Metadata | None = None
 
 
 class AmountRequest(Details):

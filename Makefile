@@ -25,7 +25,7 @@ help:
 	@echo "make sam-invoke FN=Deposit EVENT=events/deposit.json  sam build + sam local invoke in a Lambda container"
 	@echo "make sam-api       sam build + sam local start-api --warm-containers EAGER on 127.0.0.1:\$$PORT (default 3000)"
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"
-	@echo "make importtime    cold-start import time of every function's handler module, median of 5 fresh processes"
+	@echo "make importtime    cold start of every function: import, init (client, connection, indexes), first call; median of 5 fresh processes"
 	@echo "make demo    the wallet's story against the running local API (BASE_URL, default http://127.0.0.1:\$$PORT or 3000)"
 	@echo "make token SUB=alice [SCOPES=wallet:admin]  a bearer token for the local API"
 

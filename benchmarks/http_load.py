@@ -2,13 +2,17 @@
 
     python -m benchmarks.http_load [--duration 30] [--concurrency 8] [--wallets 16] [--seed 1]
 
-`--concurrency` client threads, each with its own keep-alive connection (http.client, standard
+`--concurrency` client threads, each with its own HTTP/1.1 connection (http.client, standard
 library only), send a weighted mix of every route for `--duration` seconds and then stop starting
-new requests; the ones in flight finish and count. The server is `make run`'s, started here as a
-child process on a free port (devtools.local_server) with a fresh embedded database, or with
-MONGODB_URI's deployment (a database of its own, dropped afterwards), and stopped at the end. With
-BASE_URL, an API that is already running is used instead; tokens come from the local development
-key (devtools.local_auth), which `make run` and `make sam-api` accept.
+new requests; the ones in flight finish and count. A thread keeps its connection while the server
+allows it; `make run`'s server (Werkzeug, as in `sam local start-api`) answers `Connection: close`
+every time, so there each request opens a new loopback connection (counted in the header line).
+
+The server is `make run`'s, started here as a child process on a free port
+(devtools.local_server) with a fresh embedded database, or with MONGODB_URI's deployment (a
+database of its own, dropped afterwards), and stopped at the end; its output is in
+.local/load-server.log. With BASE_URL, an API that is already running is used instead; tokens come
+from the local development key (devtools.local_auth), which `make run` and `make sam-api` accept.
 
 Before the clock starts, an admin opens `--wallets` USD wallets, each for an owner of its own and
 with a large opening balance, and every route is called once (a warm-up: `make run` imports each
@@ -196,7 +200,7 @@ class Answer:
 
 
 class Client:
-    """One keep-alive HTTP/1.1 connection; reconnects when the server closes it."""
+    """One HTTP/1.1 connection, kept alive while the server allows it; reopened after it closes it."""
 
     def __init__(self, base_url: str, timeout: float = REQUEST_TIMEOUT) -> None:
         parsed = urllib.parse.urlsplit(base_url)
@@ -563,7 +567,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}; "
         f"{'BASE_URL ' + base_url if settings.base_url else 'make run started here'}, database: {database}; "
         f"{settings.concurrency} client threads for {result.seconds:.1f} s "
-        f"({result.connections} keep-alive connections), "
+        f"({result.connections} connections opened), "
         f"{settings.wallets} wallets, seed {settings.seed}.\n"
     )
     print(table(result_rows))

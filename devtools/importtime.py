@@ -1,30 +1,50 @@
-"""Cold-start import time of every Lambda function's handler module (`make importtime`).
+"""Cold start of every Lambda function: its handler module's import, then what the first
+invocation pays on top (`make importtime`).
 
-For each functions/<name>/app.py, `python -X importtime -c "import app"` runs in a fresh process
-with only the function's folder and the layer (layers/wallet_core) on PYTHONPATH, as Lambda lays
-them out (/var/task and /opt/python), and the variables Lambda sets, so that Powertools' Tracer
-behaves as deployed (`Tracing: Active`: X-Ray's Lambda sampler and `patch_all`). One discarded
-warm-up run (it writes the bytecode caches), then `--repeat` measured runs; the table shows the
-median cumulative time of the top-level `app` import and the three heaviest dependencies: for
-each package, the cumulative time of the imports our own code (app, wallet_api, wallet_core) made
-of it, with everything those pulled in that was not loaded yet; disjoint, so they add up.
+For each functions/<name>/app.py, a fresh `python -X importtime` process with only the function's
+folder and the layer (layers/wallet_core) on PYTHONPATH, as Lambda lays them out (/var/task and
+/opt/python), and the variables Lambda sets, so that Powertools' Tracer behaves as deployed
+(`Tracing: Active`: X-Ray's Lambda sampler), imports the module and then, in the same process:
 
-    python -m devtools.importtime [--repeat 5] [--function deposit ...] [--no-lambda-env] [--sam-build]
+- **init**: `wallet_api.runtime.wallet_service()`, what the first invocation of a container does
+  before anything else: the MongoClient, its connection, `ensure_indexes`;
+- **first call**: `lambda_handler` with the function's sample event from events/ (the rest of the
+  first invocation: Powertools and pydantic setting up on first use, modules imported lazily);
+- **warm call**: `lambda_handler` again with the same event on a second set of documents (a new
+  Idempotency-Key), which is what every later invocation of the container pays.
 
-`--sam-build` measures what `make sam-build` produced instead (.aws-sam/build), with bytecode
-writing off as on Lambda's read-only file system: what a deployed cold start pays.
+The database is the embedded one, started in this process (or MONGODB_URI's); each run gets a
+database of its own, with the indexes already in place as in a deployed stage, and the documents
+the events name (a rider's and a driver's wallet and a hold, twice over), so every call is a
+success (2xx) on the path it exists for. One discarded warm-up run (it writes the bytecode caches),
+then `--repeat` measured runs; the table shows medians. The imports: the cumulative time of the
+top-level `app` import and its three heaviest dependencies: for each package, the cumulative time
+of the imports our own code (app, wallet_api, wallet_core) made of it, with everything those pulled
+in that was not loaded yet; disjoint, so they add up. Imports that happen during init and the
+first call (lazy ones) are reported apart.
+
+    python -m devtools.importtime [--repeat 5] [--function deposit ...] [--import-only] [--no-lambda-env] [--sam-build]
+
+`--import-only` measures the import alone (no database). `--sam-build` measures what `make
+sam-build` produced instead (.aws-sam/build), with bytecode writing off as on Lambda's read-only
+file system: what a deployed cold start pays.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
 import statistics
 import subprocess
 import sys
+import tempfile
+import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,8 +53,62 @@ ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
 LAYER = ROOT / "layers" / "wallet_core"
 SAM_BUILD = ROOT / ".aws-sam" / "build"
+EVENTS = ROOT / "events"
 MODULE = "app"
 LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
+PHASE = "importtime-phase: "  # a line the child writes to stderr when a phase begins
+RESULT = "importtime-result: "  # the child's timings, one JSON line on stdout
+PHASES = ("init", "first", "warm")  # after the import: wallet_service(), the first call, a warm call
+EVENTS_VARIABLE = "IMPORTTIME_EVENTS"
+# The ids the sample events carry (tests/test_events.py swaps them the same way).
+RIDER_WALLET = "65f0c0ffee0000000000a001"
+DRIVER_WALLET = "65f0c0ffee0000000000a002"
+RESERVATION = "65f0c0ffee0000000000b001"
+RIDER = "rider-42"  # the events' caller
+TRACE_ID = "Root=1-6b06e9e4-1ffb8796edd9f71beb87c19a;Parent=53995c3f42cd8ad8;Sampled=1"
+
+# Run in the measured process after `-X importtime`: import the handler, then init, a first and a
+# warm call, each phase announced on stderr so the import lines can be told apart.
+CHILD = f"""
+import {MODULE}
+import json, os, sys, time
+from wallet_api import runtime
+
+class Context:
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "wallet")
+    function_version = "$LATEST"
+    memory_limit_in_mb = 512
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
+    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
+    log_group_name = "/aws/lambda/" + function_name
+    log_stream_name = "cold-start"
+    def get_remaining_time_in_millis(self):
+        return 10_000
+
+def phase(name):
+    sys.stderr.write({PHASE!r} + name + "\\n")
+    sys.stderr.flush()
+
+with open(os.environ[{EVENTS_VARIABLE!r}]) as file:
+    events = json.load(file)
+phase("init")
+started = time.perf_counter()
+runtime.wallet_service()
+initialized = time.perf_counter()
+phase("first")
+first = {MODULE}.lambda_handler(events["first"], Context())
+called = time.perf_counter()
+phase("warm")
+warm = {MODULE}.lambda_handler(events["warm"], Context())
+done = time.perf_counter()
+phase("end")
+print({RESULT!r} + json.dumps({{
+    "init_us": round((initialized - started) * 1e6),
+    "first_us": round((called - initialized) * 1e6),
+    "warm_us": round((done - called) * 1e6),
+    "statuses": [answer.get("statusCode", 200) for answer in (first, warm)],
+}}), flush=True)
+"""
 
 
 # The function's own code: its module and the layer's packages. Everything else it imports is a dependency.
@@ -55,6 +129,10 @@ class Sample:
     # Each dependency package, by the imports our own code made of it: their cumulative times
     # (each with what it pulled in). Python imports a module once, so these are disjoint.
     dependencies_us: dict[str, int]
+    # After the import (absent with --import-only): microseconds per phase (init, first, warm),
+    # and the imports each phase made, by top-level package (cumulative times of its top-level imports).
+    phases_us: dict[str, int] = field(default_factory=dict)
+    lazy_imports_us: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def parse_tree(stderr: str) -> list[Node]:
@@ -72,8 +150,29 @@ def parse_tree(stderr: str) -> list[Node]:
     return roots
 
 
-def parse(stderr: str, module: str = MODULE) -> Sample:
+def split_phases(stderr: str) -> dict[str, str]:
+    """The child's stderr cut at its phase lines: "import" (before the first one), then each phase."""
+    sections: dict[str, list[str]] = defaultdict(list)
+    current = "import"
+    for line in stderr.splitlines():
+        if line.startswith(PHASE):
+            current = line.removeprefix(PHASE).strip()
+        else:
+            sections[current].append(line)
+    return {name: "\n".join(lines) for name, lines in sections.items()}
+
+
+def imports_by_package(stderr: str) -> dict[str, int]:
+    """The top-level imports of a stretch of -X importtime output, by top-level package: what that
+    stretch of code spent importing (each import with everything it pulled in)."""
+    packages: dict[str, int] = defaultdict(int)
     for root in parse_tree(stderr):
+        packages[root.name.split(".")[0]] += root.cumulative_us
+    return dict(packages)
+
+
+def parse(stderr: str, module: str = MODULE) -> Sample:
+    for root in parse_tree(split_phases(stderr).get("import", "")):
         if root.name == module:
             break
     else:
@@ -90,6 +189,22 @@ def parse(stderr: str, module: str = MODULE) -> Sample:
 
     walk(root)
     return Sample(root.cumulative_us, dict(dependencies))
+
+
+def parse_invocation(stdout: str, stderr: str, sample: Sample) -> tuple[Sample, list[int]]:
+    """`sample` with the child's phase timings (its result line) and each phase's lazy imports; and
+    the status codes of the first and the warm call."""
+    results = [line.removeprefix(RESULT) for line in stdout.splitlines() if line.startswith(RESULT)]
+    if not results:
+        raise ValueError(f"no {RESULT.strip()} line in the child's output:\n{stdout[-2000:]}\n{stderr[-2000:]}")
+    timings = json.loads(results[-1])
+    sections = split_phases(stderr)
+    return Sample(
+        sample.cumulative_us,
+        sample.dependencies_us,
+        {name: timings[f"{name}_us"] for name in PHASES},
+        {name: imports_by_package(sections.get(name, "")) for name in PHASES},
+    ), timings["statuses"]
 
 
 @dataclass(frozen=True)
@@ -116,6 +231,7 @@ def environment(function_dir: Path, layer: Path, *, lambda_env: bool, write_byte
         "PYTHONNOUSERSITE": "1",
         "POWERTOOLS_SERVICE_NAME": "wallet",
         "POWERTOOLS_METRICS_NAMESPACE": "Wallet",
+        "POWERTOOLS_LOG_LEVEL": "INFO",
     }
     if not write_bytecode:  # Lambda's /var/task and /opt are read-only: no __pycache__ is ever written there
         env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -128,29 +244,132 @@ def environment(function_dir: Path, layer: Path, *, lambda_env: bool, write_byte
                 "AWS_REGION": "us-east-1",
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+                # What Lambda sets with `Tracing: Active`; segments go to no daemon here (UDP, unanswered).
+                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                "AWS_XRAY_DAEMON_ADDRESS": "127.0.0.1:2000",
+                "_X_AMZN_TRACE_ID": TRACE_ID,
             }
         )
     return env
 
 
-def measure_once(name: str, *, lambda_env: bool, layout: Layout = Layout()) -> Sample:
+# ------------------------------------------------------------------ the database and the events
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where the measured process finds its database: a URI, and a client here to prepare each run's."""
+
+    uri: str
+    client: object  # pymongo.MongoClient (imported lazily: --import-only needs no database)
+
+
+@contextmanager
+def database_server() -> Iterator[Database]:
+    """MONGODB_URI's deployment, else the embedded server started in this process for the run."""
+    from pymongo import MongoClient
+
+    from devtools.embedded_mongo import EmbeddedMongo, external_uri
+
+    uri = external_uri()
+    embedded = None
+    if uri is None:
+        embedded = EmbeddedMongo()
+        uri = embedded.start()
+    try:
+        with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
+            yield Database(uri, client)
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _service(database):
+    if str(LAYER) not in sys.path:  # the service prepares the documents, as tests/test_events.py does
+        sys.path.insert(0, str(LAYER))
+    from wallet_core import WalletService
+
+    return WalletService(database)
+
+
+def seed(database, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
+    """Indexes, as a deployed stage has them, and for the events of function `name` two sets of the
+    documents they name: {example id: real id} for the first call and for the warm call. None for
+    create_wallet, whose event opens the caller's wallet (nothing may exist yet)."""
+    service = _service(database)
+    service.ensure_indexes()
+    if name == "create_wallet":
+        return None
+    sets = []
+    for currency in ("USD", "EUR"):  # one wallet per owner and currency
+        rider = service.create_wallet(RIDER, currency, opening_balance=100_000).wallet.id
+        driver = service.create_wallet("driver-7", currency).wallet.id
+        hold = service.create_reservation(rider, 2_000, ttl_seconds=900).reservation.id
+        sets.append({RIDER_WALLET: rider, DRIVER_WALLET: driver, RESERVATION: hold})
+    return sets[0], sets[1]
+
+
+def events_for(name: str, ids: tuple[dict[str, str], dict[str, str]] | None) -> dict[str, dict]:
+    """The function's sample event for the first call and for the warm call (other documents, a new
+    Idempotency-Key; for create_wallet, another caller)."""
+    text = (EVENTS / f"{name}.json").read_text()
+    if ids is None:
+        first, warm = text, text.replace(f'"{RIDER}"', f'"{RIDER}-warm"')
+    else:
+        first, warm = text, text
+        for example in ids[0]:
+            first, warm = first.replace(example, ids[0][example]), warm.replace(example, ids[1][example])
+    events = {"first": json.loads(first), "warm": json.loads(warm)}
+    headers = events["warm"].get("headers") or {}
+    if "idempotency-key" in headers:
+        headers["idempotency-key"] += "-warm"
+    return events
+
+
+# ------------------------------------------------------------------------------------ measuring
+
+
+def measure_once(name: str, *, lambda_env: bool, layout: Layout = Layout(), database: Database | None = None) -> Sample:
+    """One fresh process: the import, and with a `database` also init, a first and a warm call."""
     function_dir = layout.function_dir(name)
     if not (function_dir / f"{MODULE}.py").is_file():
         raise FileNotFoundError(
             f"{function_dir / MODULE}.py does not exist" + (" (run `make sam-build`)" if layout.sam_build else "")
         )
-    completed = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {MODULE}"],
-        cwd=function_dir,  # `-c` puts the working directory first on sys.path: the function's folder
-        env=environment(function_dir, layout.layer, lambda_env=lambda_env, write_bytecode=not layout.sam_build),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
+    env = environment(function_dir, layout.layer, lambda_env=lambda_env, write_bytecode=not layout.sam_build)
+    code = f"import {MODULE}"
+    database_name = None
+    with tempfile.TemporaryDirectory(prefix="importtime-") as scratch:
+        if database is not None:
+            database_name = f"importtime_{uuid.uuid4().hex[:12]}"
+            events_file = Path(scratch) / "events.json"
+            events_file.write_text(json.dumps(events_for(name, seed(database.client[database_name], name))))
+            env |= {"MONGODB_URI": database.uri, "MONGODB_DATABASE": database_name, EVENTS_VARIABLE: str(events_file)}
+            code = CHILD
+        try:
+            completed = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", code],
+                cwd=function_dir,  # `-c` puts the working directory first on sys.path: the function's folder
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+        finally:
+            if database is not None:
+                database.client.drop_database(database_name)
     if completed.returncode != 0:
-        raise RuntimeError(f"importing functions/{name}/app.py failed:\n{completed.stderr[-3000:]}")
-    return parse(completed.stderr)
+        raise RuntimeError(f"functions/{name}/app.py failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-3000:]}")
+    sample = parse(completed.stderr)
+    if database is None:
+        return sample
+    sample, statuses = parse_invocation(completed.stdout, completed.stderr, sample)
+    if not all(200 <= status < 300 for status in statuses):
+        raise RuntimeError(
+            f"functions/{name}: the first and warm calls answered {statuses}:\n{completed.stdout[-3000:]}"
+        )
+    return sample
 
 
 @dataclass(frozen=True)
@@ -158,18 +377,47 @@ class Result:
     name: str
     median_ms: float
     heaviest: list[tuple[str, float]]  # (dependency package, median ms of importing it)
+    phases_ms: dict[str, float] = field(default_factory=dict)  # median ms of init, first and warm calls
+    lazy_ms: dict[str, float] = field(default_factory=dict)  # median ms of imports made during init and first call
+    lazy_heaviest: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def cold_start_ms(self) -> float:
+        """What the first request of a fresh container pays in our code: import, init, first call."""
+        return self.median_ms + self.phases_ms["init"] + self.phases_ms["first"]
 
 
-def measure(name: str, *, repeat: int, lambda_env: bool, layout: Layout = Layout()) -> Result:
-    measure_once(name, lambda_env=lambda_env, layout=layout)  # warm-up: bytecode caches, file system cache
-    samples = [measure_once(name, lambda_env=lambda_env, layout=layout) for _ in range(repeat)]
-    packages = set().union(*(sample.dependencies_us for sample in samples))
-    by_package = {
-        package: statistics.median(sample.dependencies_us.get(package, 0) for sample in samples) / 1000
-        for package in packages
+def _median_by_package(dictionaries: list[dict[str, int]]) -> dict[str, float]:
+    packages = set().union(*dictionaries)
+    return {package: statistics.median(d.get(package, 0) for d in dictionaries) / 1000 for package in packages}
+
+
+def _heaviest(by_package: dict[str, float], count: int = 3) -> list[tuple[str, float]]:
+    return sorted(by_package.items(), key=lambda item: (-item[1], item[0]))[:count]
+
+
+def measure(
+    name: str, *, repeat: int, lambda_env: bool, layout: Layout = Layout(), database: Database | None = None
+) -> Result:
+    measure_once(name, lambda_env=lambda_env, layout=layout, database=database)  # warm-up: bytecode, file cache
+    samples = [measure_once(name, lambda_env=lambda_env, layout=layout, database=database) for _ in range(repeat)]
+    heaviest = _heaviest(_median_by_package([sample.dependencies_us for sample in samples]))
+    median_ms = statistics.median(sample.cumulative_us for sample in samples) / 1000
+    if database is None:
+        return Result(name, median_ms, heaviest)
+    phases = {phase: statistics.median(sample.phases_us[phase] for sample in samples) / 1000 for phase in PHASES}
+    cold = [
+        {
+            package: sample.lazy_imports_us["init"].get(package, 0) + sample.lazy_imports_us["first"].get(package, 0)
+            for package in {*sample.lazy_imports_us["init"], *sample.lazy_imports_us["first"]}
+        }
+        for sample in samples
+    ]
+    lazy = {
+        phase: statistics.median(sum(sample.lazy_imports_us[phase].values()) for sample in samples) / 1000
+        for phase in PHASES
     }
-    heaviest = sorted(by_package.items(), key=lambda item: (-item[1], item[0]))[:3]
-    return Result(name, statistics.median(sample.cumulative_us for sample in samples) / 1000, heaviest)
+    return Result(name, median_ms, heaviest, phases, lazy, _heaviest(_median_by_package(cold)))
 
 
 def machine() -> str:
@@ -185,13 +433,30 @@ def machine() -> str:
 
 
 def table(results: list[Result]) -> str:
+    if not results or not results[0].phases_ms:
+        lines = [
+            "| function | import ms | top 3 heaviest imports (ms, with what each pulled in) |",
+            "| --- | ---: | --- |",
+        ]
+        for result in results:
+            heaviest = ", ".join(f"{package} {ms:.0f}" for package, ms in result.heaviest)
+            lines.append(f"| {result.name} | {result.median_ms:.0f} | {heaviest} |")
+        return "\n".join(lines)
     lines = [
-        "| function | import ms | top 3 heaviest imports (ms, with what each pulled in) |",
-        "| --- | ---: | --- |",
+        "| function | import ms | init ms | first call ms | cold start ms | warm call ms "
+        "| top 3 heaviest imports (ms) | imported during init + first call (ms) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for result in results:
         heaviest = ", ".join(f"{package} {ms:.0f}" for package, ms in result.heaviest)
-        lines.append(f"| {result.name} | {result.median_ms:.0f} | {heaviest} |")
+        lazy_total = result.lazy_ms["init"] + result.lazy_ms["first"]
+        packages = ", ".join(f"{package} {ms:.0f}" for package, ms in result.lazy_heaviest if ms >= 0.5)
+        lazy = "none" if lazy_total < 0.5 else f"{lazy_total:.0f}" + (f" ({packages})" if packages else "")
+        phases = result.phases_ms
+        lines.append(
+            f"| {result.name} | {result.median_ms:.0f} | {phases['init']:.0f} | {phases['first']:.0f} "
+            f"| {result.cold_start_ms:.0f} | {phases['warm']:.1f} | {heaviest} | {lazy} |"
+        )
     return "\n".join(lines)
 
 
@@ -199,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.importtime", description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per function (default 5)")
     parser.add_argument("--function", action="append", help="only this function (repeatable)")
+    parser.add_argument(
+        "--import-only", action="store_true", help="only import each handler (no database, no invocation)"
+    )
     parser.add_argument(
         "--no-lambda-env",
         dest="lambda_env",
@@ -215,12 +483,18 @@ def main(argv: list[str] | None = None) -> int:
     layout = Layout(sam_build=args.sam_build)
     names = args.function or sorted(path.parent.name for path in FUNCTIONS.glob("*/app.py"))
     started = datetime.now(UTC)
-    results = [measure(name, repeat=args.repeat, lambda_env=args.lambda_env, layout=layout) for name in names]
+    with nullcontext() if args.import_only else database_server() as database:
+        results = [
+            measure(name, repeat=args.repeat, lambda_env=args.lambda_env, layout=layout, database=database)
+            for name in names
+        ]
+    where = "" if args.import_only else (", MONGODB_URI" if os.environ.get("MONGODB_URI") else ", embedded database")
     print(
         f"Measured {started:%Y-%m-%d %H:%M} UTC on {machine()}, Python {platform.python_version()}; "
         f"median of {args.repeat} fresh processes per function, "
         f"{'Lambda environment (tracing on)' if args.lambda_env else 'plain local process'}, "
-        f"{'.aws-sam/build as shipped, no bytecode written' if args.sam_build else 'sources with bytecode cached'}.\n"
+        f"{'.aws-sam/build as shipped, no bytecode written' if args.sam_build else 'sources with bytecode cached'}"
+        f"{where}.\n"
     )
     print(table(results))
     return 0

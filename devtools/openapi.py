@@ -25,6 +25,7 @@ import argparse
 import difflib
 import inspect
 import json
+import math
 import sys
 import tomllib
 from collections.abc import Iterator
@@ -235,12 +236,23 @@ def _success_models(route: Any) -> dict[int, type]:
     return found
 
 
-def _normalise_numbers(value: Any) -> Any:
-    """Pydantic writes integral bounds as floats (`maximum: 200.0`); the document says 200."""
+FLOAT_EXACT = 2**53  # every integer up to this is a float exactly; past it, floats round
+
+
+def _normalise_numbers(value: Any, key: str | None = None) -> Any:
+    """Pydantic writes integral bounds as floats (`maximum: 200.0`); the document says 200.
+
+    Powertools' OpenAPI models hold every bound as a float, so a bound past 2**53 may arrive
+    rounded (2**63 - 1 became 2**63, a bound one past what the code checks). Such a bound must be
+    written as an exclusive power of two, which a float holds exactly; anything else is refused.
+    """
     if isinstance(value, float) and value.is_integer():
+        exclusive = key in ("exclusiveMinimum", "exclusiveMaximum")
+        if abs(value) > FLOAT_EXACT and not (exclusive and math.log2(abs(value)).is_integer()):
+            raise ValueError(f"{key}: {value!r} may be a rounded integer; write it as an exclusive power of two")
         return int(value)
     if isinstance(value, dict):
-        return {key: _normalise_numbers(item) for key, item in value.items()}
+        return {name: _normalise_numbers(item, name) for name, item in value.items()}
     if isinstance(value, list):
         return [_normalise_numbers(item) for item in value]
     return value

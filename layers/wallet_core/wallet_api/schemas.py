@@ -34,7 +34,9 @@ METADATA_KEY = r"^[A-Za-z0-9_-]{1,64}$"
 MetadataKey = Annotated[StrictStr, Field(pattern=METADATA_KEY)]
 MetadataValue = (
     Annotated[StrictStr, Field(max_length=MAX_METADATA_STRING)]
-    | Annotated[StrictInt, Field(ge=-MAX_INT64, le=MAX_INT64)]
+    # -2**63 < value < 2**63 is the service's -MAX_INT64 <= value <= MAX_INT64, with bounds a float
+    # holds exactly: the OpenAPI generator passes bounds through floats, which made MAX_INT64 2**63.
+    | Annotated[StrictInt, Field(gt=-(MAX_INT64 + 1), lt=MAX_INT64 + 1)]
     | StrictBool
     | None
 )

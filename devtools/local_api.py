@@ -1,10 +1,11 @@
-"""`make run` and `make invoke`: the bundle on this machine, in-process, without Docker.
+"""`make run` and `make invoke`: the bundle on this machine, without Docker.
 
 `make run` serves every route of template.yaml on 127.0.0.1:PORT with SAM CLI's own local API
 machinery (its template parsing, route table, Flask server and API Gateway HTTP API v2 event
-construction). Only the container runner is replaced: `InProcessRunner` calls the real handler
-functions in this process, after checking the bearer token as the template's JWT authorizer
-would (with the local development key of devtools/local_auth.py). The expiry function runs on
+construction). Only the container runner is replaced: `ContainerRunner` checks the bearer token
+as the template's JWT authorizer would (with the local development key of
+devtools/local_auth.py), then hands the event to the function's local container, a process of
+its own that runs the real handler one invocation at a time (devtools/lambda_container.py). The expiry function runs on
 the template's schedule (EXPIRY_INTERVAL_SECONDS shortens it), Swagger UI is at /docs and the
 spec at /openapi.json. The database is the embedded one unless MONGODB_URI is set.
 """
@@ -24,9 +25,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
-from devtools.functions import load_handler_module
+from devtools.lambda_container import FunctionError, LambdaContainer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
@@ -42,38 +42,20 @@ def _log(message: str) -> None:
 
 @dataclass
 class LocalFunction:
-    """One AWS::Serverless::Function of the template, loaded once like a warm container."""
+    """One AWS::Serverless::Function of the template, served by a container process of its own."""
 
     name: str
     code_dir: Path
     timeout_seconds: int
     public: bool  # an HTTP route without the JWT authorizer (Auth: {Authorizer: NONE})
     schedule: str | None
-    _module: ModuleType | None = None
 
     def __post_init__(self) -> None:
-        self._lock = threading.Lock()  # a Lambda container serves one request at a time
+        self.container = LambdaContainer(self.name, self.code_dir, self.timeout_seconds)
 
     def invoke(self, event: dict) -> object:
-        with self._lock:
-            if self._module is None:
-                self._module = load_handler_module(self.code_dir, f"local_{self.name}")
-            return self._module.lambda_handler(event, LambdaContext(self.name, self.timeout_seconds))
-
-
-class LambdaContext:
-    def __init__(self, function_name: str, timeout_seconds: int) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+        """The handler's response; FunctionError if it raised, crashed or timed out."""
+        return self.container.invoke(event)
 
 
 def load_functions(template_path: Path = TEMPLATE) -> dict[str, LocalFunction]:
@@ -116,8 +98,18 @@ def unauthorized() -> dict:
     }
 
 
-class InProcessRunner:
-    """What SAM CLI's local API service calls to run a function: here, the handler itself."""
+def function_failed() -> dict:
+    """API Gateway's own answer when the function raised, crashed or timed out."""
+    return {
+        "statusCode": 500,
+        "headers": {"Content-Type": "application/json"},
+        "body": json.dumps({"message": "Internal Server Error"}),
+        "isBase64Encoded": False,
+    }
+
+
+class ContainerRunner:
+    """What SAM CLI's local API service calls to run a function: here, its local container process."""
 
     def __init__(self, functions: dict[str, LocalFunction]) -> None:
         self._functions = functions
@@ -139,6 +131,9 @@ class InProcessRunner:
             response = function.invoke(request)
         except Unauthorized:
             response = unauthorized()
+        except FunctionError as error:
+            _log(f"{function_name} failed: {error}")
+            response = function_failed()
         http = (request.get("requestContext") or {}).get("http") or {}
         status = response.get("statusCode", 200) if isinstance(response, dict) else 200
         duration = (time.perf_counter() - started) * 1000
@@ -262,11 +257,13 @@ def serve(port: int) -> None:
         from devtools.local_auth import KEY_FILE, issue_token, signing_key
         from wallet_api import runtime
 
-        runtime.wallet_service()  # connect and create the indexes now, not on the first request
+        runtime.wallet_service()  # create the indexes now, not on the first request
+        runtime.reset()
         functions = load_functions()
+        cleanup.extend(function.container.stop for function in functions.values())
         stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
         api = ApiProvider(stacks).api
-        service = LocalApigwService(api=api, lambda_runner=InProcessRunner(functions), port=port, host="127.0.0.1")
+        service = LocalApigwService(api=api, lambda_runner=ContainerRunner(functions), port=port, host="127.0.0.1")
         service.create()
         _add_docs(service._app, port)
         interval = os.environ.get("EXPIRY_INTERVAL_SECONDS")
@@ -321,7 +318,12 @@ def invoke_once(function_name: str, event_path: Path) -> None:
         if function_name not in functions:
             raise SystemExit(f"unknown function {function_name}; template.yaml has {', '.join(sorted(functions))}")
         event = json.loads(event_path.read_text())
-        response = functions[function_name].invoke(event)
+        function = functions[function_name]
+        cleanup.append(function.container.stop)
+        try:
+            response = function.invoke(event)
+        except FunctionError as error:
+            raise SystemExit(f"{function_name} failed: {error}") from None
         print(json.dumps(response))
     finally:
         for step in reversed(cleanup):

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
@@ -184,6 +185,52 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path):
     assert "MONGODB_URI is not reachable" in result.stderr
 
 
+def test_concurrent_requests_to_different_functions_keep_their_own_events(server):
+    """Each function runs in a container process of its own: a request never sees another's event
+    (Powertools keeps the current event in a process-wide attribute, so threads would mix them)."""
+    admin = issue_token("ops", ("wallet:admin",))
+    owners = [f"rider-{uuid.uuid4().hex[:8]}" for _ in range(4)]
+    wallets = {
+        owner: server.json("POST", "/v1/wallets", {"currency": "GBP", "ownerId": owner}, token=admin)[2]["wallet"]["id"]
+        for owner in owners
+    }
+
+    def call(owner: str, operation: str) -> bool:
+        """Whether the answer is the one this request asked for."""
+        token, wallet = issue_token(owner), wallets[owner]
+        if operation == "deposit":
+            status, _, body = server.json(
+                "POST", f"/v1/wallets/{wallet}/deposits", {"amount": 1}, token=token, key=uuid.uuid4().hex
+            )
+            return status == 201 and body["wallet"]["id"] == wallet
+        if operation == "transactions":
+            status, _, body = server.json("GET", f"/v1/wallets/{wallet}/transactions?limit=1", token=token)
+            return status == 200 and all(entry["walletId"] == wallet for entry in body["items"])
+        status, _, body = server.json("GET", f"/v1/wallets/{wallet}", token=token)
+        return status == 200 and body["id"] == wallet
+
+    operations = ("deposit", "transactions", "get")
+    calls = [(owner, operation) for _ in range(8) for owner in owners for operation in operations]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda arguments: call(*arguments), calls))
+    assert [arguments for arguments, right in zip(calls, answers, strict=True) if not right] == []
+
+
+def test_each_function_runs_in_a_container_process_of_its_own(lambda_env):
+    functions = local_api.load_functions()
+    try:
+        for name in ("Health", "GetWallet"):
+            event = json.loads((ROOT / "events" / f"{functions[name].code_dir.name}.json").read_text())
+            assert functions[name].invoke(event)["statusCode"] in (200, 404)
+        pids = {functions[name].container.pid for name in ("Health", "GetWallet")}
+        assert len(pids) == 2
+        assert os.getpid() not in pids
+        assert functions["Deposit"].container.pid is None  # started on its first invocation only
+    finally:
+        for function in functions.values():
+            function.container.stop()
+
+
 def test_ctrl_c_stops_cleanly(server):
     """Last in this module: it stops the shared server."""
     server.process.send_signal(signal.SIGINT)
@@ -212,7 +259,7 @@ def test_events_match_sam_local_generate_event(lambda_env):
 
     events: list[dict] = []
 
-    class Recorder(local_api.InProcessRunner):
+    class Recorder(local_api.ContainerRunner):
         def invoke(self, function_name, event, stdout=None, stderr=None, **ignored):
             events.append(json.loads(event))
             super().invoke(function_name, event, stdout=stdout, stderr=stderr)

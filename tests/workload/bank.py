@@ -1,0 +1,495 @@
+"""A bank workload over HTTP, after Jepsen's: concurrent clients move money between wallets while
+the expiry schedule runs, then the whole ledger is checked from the API and from the database.
+
+Clients behave as a careful real client does: every money-moving request carries an
+Idempotency-Key, and a timeout, a dropped connection, a 5xx or a 409 `conflict` is retried with the
+same key and body until a definite answer comes (honouring Retry-After), so each key's operation
+either happened once or was refused. `Workload.run` returns the figures; `Workload.check` asserts
+the invariants. Sizes come from `WorkloadSize` (make test's bounded run, or `make soak`'s).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import threading
+import time
+import urllib.parse
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from devtools.local_auth import issue_token
+from devtools.local_server import Server
+from tests.ledger_checks import assert_ledger_consistent
+from wallet_core.store import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLETS
+
+CURRENCIES = ("USD", "EUR")
+ADMIN_SCOPE = "wallet:admin"
+OPENING_BALANCE = 50_000
+LONG_HOLD_SECONDS = 3600  # outlives the run: closed by a client or by the final release
+SHORT_HOLD_SECONDS = (1, 2)  # left to the expiry schedule
+CLIENT_TIMEOUT_SECONDS = 15
+IMPATIENT_SHARE = 0.08
+IMPATIENT_TIMEOUT_SECONDS = 0.005
+GIVE_UP_SECONDS = 180  # a request still without a definite answer after this fails the run
+TERMINAL = {"CAPTURED", "RELEASED", "EXPIRED"}
+
+
+@dataclass(frozen=True)
+class WorkloadSize:
+    owners: int  # each owns one wallet per currency
+    clients: int
+    operations_per_client: int
+
+    @classmethod
+    def from_environment(cls, owners: int, clients: int, operations_per_client: int) -> WorkloadSize:
+        """The given size, unless WORKLOAD_OWNERS / WORKLOAD_CLIENTS / WORKLOAD_OPERATIONS say otherwise."""
+        return cls(
+            owners=int(os.environ.get("WORKLOAD_OWNERS") or owners),
+            clients=int(os.environ.get("WORKLOAD_CLIENTS") or clients),
+            operations_per_client=int(os.environ.get("WORKLOAD_OPERATIONS") or operations_per_client),
+        )
+
+
+@dataclass(frozen=True)
+class WalletRef:
+    id: str
+    owner: str
+    currency: str
+
+
+@dataclass
+class Hold:
+    id: str
+    wallet: WalletRef
+    amount: int
+    short: bool
+
+
+@dataclass
+class Answer:
+    """The definite answer to one operation (one Idempotency-Key), after any retries."""
+
+    operation: str
+    key: str | None
+    status: int
+    body: dict
+    attempts: int
+    replayed: bool
+
+
+class Unresolved(AssertionError):
+    pass
+
+
+@dataclass
+class Figures:
+    operations: Counter = field(default_factory=Counter)  # by operation
+    outcomes: Counter = field(default_factory=Counter)  # by (operation, status or problem code)
+    retries: Counter = field(default_factory=Counter)  # by cause: timeout, network, 5xx status, conflict
+    replayed: int = 0  # answers marked Idempotent-Replayed (a retry of something that had happened)
+    wall_seconds: float = 0.0
+
+    def table(self) -> str:
+        lines = [f"{'operation':<12} {'calls':>6}  outcomes"]
+        for operation, count in sorted(self.operations.items()):
+            outcomes = ", ".join(
+                f"{outcome} {number}"
+                for (name, outcome), number in sorted(self.outcomes.items(), key=str)
+                if name == operation
+            )
+            lines.append(f"{operation:<12} {count:>6}  {outcomes}")
+        total = sum(self.operations.values())
+        retries = ", ".join(f"{cause} {count}" for cause, count in sorted(self.retries.items())) or "none"
+        lines.append(
+            f"{total} operations in {self.wall_seconds:.1f} s ({total / max(self.wall_seconds, 1e-9):.0f}/s); "
+            f"retries: {retries}; replayed answers: {self.replayed}"
+        )
+        return "\n".join(lines)
+
+
+class Workload:
+    def __init__(self, server: Server, database: Database, size: WorkloadSize, *, seed: int | None = None) -> None:
+        self.server = server
+        self.database = database.with_options(codec_options=CODEC_OPTIONS)
+        self.size = size
+        self.seed = random.randrange(1 << 30) if seed is None else seed
+        self.run_id = uuid.uuid4().hex[:8]
+        self.figures = Figures()
+        self.wallets: list[WalletRef] = []
+        self.tokens: dict[str, str] = {}
+        self.admin_token = issue_token(f"bank-ops-{self.run_id}", (ADMIN_SCOPE,))
+        self.answers: list[Answer] = []
+        self.holds: dict[str, Hold] = {}
+        self.open_holds: list[Hold] = []
+        self.wallet_snapshots = 0
+        self._lock = threading.Lock()
+        self._keys = itertools.count()
+        self._failures: list[BaseException] = []
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> Figures:
+        """Open the wallets and let the clients loose until each has done its operations."""
+        started = time.monotonic()
+        for index in range(self.size.owners):
+            owner = f"bank-{self.run_id}-{index}"
+            self.tokens[owner] = issue_token(owner)
+            for currency in CURRENCIES:
+                answer = self.request(
+                    "open",
+                    "POST",
+                    "/v1/wallets",
+                    {"currency": currency, "ownerId": owner, "openingBalance": OPENING_BALANCE},
+                    token=self.admin_token,
+                    key=self._key(),
+                )
+                assert answer.status == 201, answer
+                self.wallets.append(WalletRef(answer.body["wallet"]["id"], owner, currency))
+        clients = [
+            threading.Thread(target=self._client, args=(random.Random(self.seed + number),), name=f"client-{number}")
+            for number in range(self.size.clients)
+        ]
+        for client in clients:
+            client.start()
+        for client in clients:
+            client.join()
+        if self._failures:
+            raise self._failures[0]
+        self.figures.wall_seconds = time.monotonic() - started
+        return self.figures
+
+    def _client(self, rng: random.Random) -> None:
+        operations = (
+            (self._deposit, 14),
+            (self._withdraw, 14),
+            (self._transfer, 20),
+            (self._hold, 20),
+            (self._capture, 12),
+            (self._release, 8),
+            (self._read, 12),
+        )
+        actions, weights = zip(*operations, strict=True)
+        try:
+            for _ in range(self.size.operations_per_client):
+                rng.choices(actions, weights)[0](rng)
+        except BaseException as failure:  # surfaced by run(); the other clients finish their work
+            with self._lock:
+                self._failures.append(failure)
+
+    def _amount(self, rng: random.Random) -> int:
+        # Mostly small; now and then more than a wallet can have, for insufficient-funds answers.
+        return rng.randint(60_000, 120_000) if rng.random() < 0.05 else rng.randint(1, 4_000)
+
+    def _deposit(self, rng: random.Random) -> None:
+        wallet = rng.choice(self.wallets)
+        self._money("deposit", "POST", f"/v1/wallets/{wallet.id}/deposits", {"amount": self._amount(rng)}, wallet, rng)
+
+    def _withdraw(self, rng: random.Random) -> None:
+        wallet = rng.choice(self.wallets)
+        self._money(
+            "withdraw", "POST", f"/v1/wallets/{wallet.id}/withdrawals", {"amount": self._amount(rng)}, wallet, rng
+        )
+
+    def _transfer(self, rng: random.Random) -> None:
+        source = rng.choice(self.wallets)
+        others = [wallet for wallet in self.wallets if wallet.currency == source.currency and wallet != source]
+        target = source if rng.random() < 0.05 else rng.choice(others)
+        body = {"fromWalletId": source.id, "toWalletId": target.id, "amount": self._amount(rng)}
+        answer = self._money("transfer", "POST", "/v1/transfers", body, source, rng)
+        if source.id == target.id:
+            assert answer.status == 422, answer  # a transfer to itself is refused
+
+    def _hold(self, rng: random.Random) -> None:
+        wallet = rng.choice(self.wallets)
+        short = rng.random() < 0.3
+        ttl = rng.choice(SHORT_HOLD_SECONDS) if short else LONG_HOLD_SECONDS
+        body = {
+            "amount": self._amount(rng),
+            "ttlSeconds": ttl,
+            "referenceType": "ride",
+            "referenceId": uuid.uuid4().hex,
+        }
+        answer = self._money("hold", "POST", f"/v1/wallets/{wallet.id}/reservations", body, wallet, rng)
+        if answer.status == 201:
+            reservation = answer.body["reservation"]
+            hold = Hold(reservation["id"], wallet, reservation["amount"], short)
+            with self._lock:
+                self.holds[hold.id] = hold
+                if not short:
+                    self.open_holds.append(hold)
+
+    def _pick_hold(self, rng: random.Random) -> Hold | None:
+        with self._lock:
+            # Usually take a hold off the list; sometimes leave it there, so that two clients race to close it.
+            if not self.open_holds:
+                return None
+            index = rng.randrange(len(self.open_holds))
+            return self.open_holds[index] if rng.random() < 0.15 else self.open_holds.pop(index)
+
+    def _capture(self, rng: random.Random) -> None:
+        hold = self._pick_hold(rng)
+        if hold is None:
+            return self._hold(rng)
+        body = {"amount": rng.randint(1, hold.amount)} if rng.random() < 0.5 else {}
+        answer = self._money("capture", "POST", f"/v1/reservations/{hold.id}/capture", body, hold.wallet, rng)
+        self._closed(hold, answer)
+
+    def _release(self, rng: random.Random) -> None:
+        hold = self._pick_hold(rng)
+        if hold is None:
+            return self._hold(rng)
+        answer = self._money("release", "POST", f"/v1/reservations/{hold.id}/release", {}, hold.wallet, rng)
+        self._closed(hold, answer)
+
+    def _closed(self, hold: Hold, answer: Answer) -> None:
+        """A capture or release answered: the hold is closed now (by this call or a racing one)."""
+        assert answer.status == 200 or answer.body.get("code") == "invalid_state", answer
+        with self._lock:
+            if hold in self.open_holds:
+                self.open_holds.remove(hold)
+
+    def _read(self, rng: random.Random) -> None:
+        wallet = rng.choice(self.wallets)
+        token = self.tokens[wallet.owner]
+        path = rng.choice((f"/v1/wallets/{wallet.id}", f"/v1/wallets/{wallet.id}/transactions?limit=20", "/health"))
+        answer = self.request("read", "GET", path, None, token=token)
+        assert answer.status == 200, answer
+        if path == f"/v1/wallets/{wallet.id}":
+            self._check_snapshot(answer.body)
+
+    def _money(
+        self, operation: str, method: str, path: str, body: dict, wallet: WalletRef, rng: random.Random | None = None
+    ) -> Answer:
+        # Now and then a client gives up on its first attempt long before the answer can come, and
+        # retries with the same key while the first request may still be running.
+        impatient = rng is not None and rng.random() < IMPATIENT_SHARE
+        answer = self.request(
+            operation, method, path, body, token=self.tokens[wallet.owner], key=self._key(), impatient=impatient
+        )
+        if answer.status < 300:
+            for name in ("wallet", "counterpartyWallet"):
+                if answer.body.get(name):
+                    self._check_snapshot(answer.body[name])
+        else:
+            # A definite refusal is a business answer, never a server failure.
+            assert answer.status in (404, 409, 422), answer
+        return answer
+
+    def _key(self) -> str:
+        return f"{self.run_id}-{next(self._keys)}"
+
+    def _check_snapshot(self, wallet: dict) -> None:
+        assert wallet["available"] == wallet["balance"] - wallet["held"], wallet
+        assert wallet["available"] >= 0, wallet
+        assert wallet["held"] >= 0, wallet
+        with self._lock:
+            self.wallet_snapshots += 1
+
+    def request(
+        self,
+        operation: str,
+        method: str,
+        path: str,
+        body: dict | None,
+        *,
+        token: str,
+        key: str | None = None,
+        impatient: bool = False,
+    ) -> Answer:
+        """Send until a definite answer: retry timeouts, dropped connections, 5xx and 409 `conflict`
+        with the same key and body, sleeping as Retry-After says."""
+        deadline = time.monotonic() + GIVE_UP_SECONDS
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                timeout = IMPATIENT_TIMEOUT_SECONDS if impatient and attempts == 1 else CLIENT_TIMEOUT_SECONDS
+                status, headers, raw = self.server.call(method, path, body, token=token, key=key, timeout=timeout)
+            except TimeoutError:
+                cause, pause = "timeout", 0.1
+            except OSError:
+                cause, pause = "network", 0.1
+            else:
+                parsed = json.loads(raw) if raw else {}
+                code = parsed.get("code") if isinstance(parsed, dict) else None
+                if status < 500 and not (status == 409 and code == "conflict"):
+                    answer = Answer(
+                        operation, key, status, parsed, attempts, headers.get("Idempotent-Replayed") == "true"
+                    )
+                    with self._lock:
+                        self.figures.replayed += answer.replayed
+                        self.figures.operations[operation] += 1
+                        self.figures.outcomes[(operation, code or str(status))] += 1
+                        self.answers.append(answer)
+                    return answer
+                assert status in (409, 503), (status, parsed)  # anything else is a defect, not a transient
+                assert headers.get("Retry-After"), (status, headers)
+                cause, pause = f"{status} {code}", float(headers["Retry-After"])
+            with self._lock:
+                self.figures.retries[cause] += 1
+            if time.monotonic() > deadline:
+                raise Unresolved(f"{method} {path} (key {key}) had no definite answer after {attempts} attempts")
+            time.sleep(pause * random.uniform(0.5, 1.0))
+
+    def settle(self) -> None:
+        """Until the schedule has expired every short hold (TTL a second or two; long ones an hour),
+        so that nothing moves while the checks read."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            short = {"kind": RESERVATION, "status": "HELD", "expiresAt": {"$lt": _now_plus(60)}}
+            if self.database[LEDGER].count_documents(short) == 0:
+                return
+            time.sleep(0.5)
+        raise AssertionError("the expiry schedule left due holds HELD")
+
+    # -- the checks --------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Every invariant, from the API and from the database, once the short holds are due and
+        expired; then close the open holds and check again."""
+        self.settle()
+        self.check_ledger()
+        self.close_remaining_holds()
+        self.check_ledger()
+        self.check_holds_closed()
+
+    def check_ledger(self) -> None:
+        assert_ledger_consistent(self.database)
+        api_totals: Counter = Counter()
+        for wallet in self.wallets:
+            api_totals[wallet.currency] += self._check_wallet_from_api(wallet)
+        expected = self._acknowledged_totals()
+        for currency in CURRENCIES:
+            # Money is conserved: what is in the wallets is what came in minus what went out.
+            net = expected[("in", currency)] - expected[("out", currency)]
+            assert api_totals[currency] == net, (currency, api_totals[currency], net)
+            stored = sum(
+                wallet["balance"]
+                for wallet in self.database[WALLETS].find({"_id": {"$in": self._ids(currency)}}, {"balance": 1})
+            )
+            assert stored == net, (currency, stored, net)
+        self._check_each_key_moved_money_at_most_once()
+
+    def _ids(self, currency: str) -> list:
+        return [ObjectId(wallet.id) for wallet in self.wallets if wallet.currency == currency]
+
+    def _check_wallet_from_api(self, wallet: WalletRef) -> int:
+        """The wallet as its owner sees it: balance and held are the sums of its journal and holds."""
+        token = self.tokens[wallet.owner]
+        shown = self.request("check", "GET", f"/v1/wallets/{wallet.id}", None, token=token).body
+        entries = self._pages(f"/v1/wallets/{wallet.id}/transactions", token)
+        assert [entry["sequence"] for entry in entries] == list(range(len(entries), 0, -1)), wallet
+        assert shown["sequence"] == len(entries), wallet
+        assert shown["balance"] == sum(entry["balanceDelta"] for entry in entries), wallet
+        assert shown["held"] == sum(entry["heldDelta"] for entry in entries), wallet
+        # Available was never negative: after every entry in the wallet's history.
+        assert all(entry["balanceAfter"] - entry["heldAfter"] >= 0 for entry in entries), wallet
+        held = self._pages(f"/v1/wallets/{wallet.id}/reservations?status=HELD", token)
+        assert shown["held"] == sum(hold["amount"] for hold in held), wallet
+        return shown["balance"]
+
+    def _pages(self, path: str, token: str) -> list[dict]:
+        items: list[dict] = []
+        cursor = None
+        while True:
+            query = {"limit": "100"} | ({"cursor": cursor} if cursor else {})
+            separator = "&" if "?" in path else "?"
+            answer = self.request(
+                "check", "GET", f"{path}{separator}{urllib.parse.urlencode(query)}", None, token=token
+            )
+            assert answer.status == 200, answer
+            items.extend(answer.body["items"])
+            cursor = answer.body["nextCursor"]
+            if not cursor:
+                return items
+
+    def _acknowledged_totals(self) -> Counter:
+        """Money in and out of the system by currency, from the answers the clients got."""
+        currency_of = {wallet.id: wallet.currency for wallet in self.wallets}
+        totals: Counter = Counter()
+        for answer in self._first_success_per_key():
+            for entry in answer.body.get("entries", ()):
+                currency = currency_of[entry["walletId"]]
+                if entry["type"] == "DEPOSIT":
+                    totals[("in", currency)] += entry["amount"]
+                elif entry["type"] in ("WITHDRAWAL", "CAPTURE"):
+                    totals[("out", currency)] += entry["amount"]
+        return totals
+
+    def _first_success_per_key(self) -> list[Answer]:
+        first: dict[str, Answer] = {}
+        for answer in self.answers:
+            if answer.status < 300 and answer.body.get("operationId"):
+                first.setdefault(answer.key or answer.body["operationId"], answer)
+        return list(first.values())
+
+    def _check_each_key_moved_money_at_most_once(self) -> None:
+        """Every key's answers agree, and the journal holds exactly the entries of the operations
+        that were acknowledged: nothing applied twice, nothing applied that no client was told of."""
+        by_key: dict[str, list[Answer]] = defaultdict(list)
+        for answer in self.answers:
+            if answer.key is not None:
+                by_key[answer.key].append(answer)
+        for key, answers in by_key.items():
+            assert len({json.dumps(answer.body, sort_keys=True) for answer in answers}) == 1, key
+        journal: dict[str, list[dict]] = defaultdict(list)
+        wallet_ids = [ObjectId(wallet.id) for wallet in self.wallets]
+        for entry in self.database[LEDGER].find({"kind": ENTRY, "walletId": {"$in": wallet_ids}}):
+            if entry["type"] != "EXPIRE":  # the schedule's, checked with the holds
+                journal[entry["operationId"]].append(entry)
+        acknowledged = {answer.body["operationId"]: answer for answer in self._first_success_per_key()}
+        assert set(journal) == set(acknowledged), "journal operations differ from the acknowledged ones"
+        for operation_id, answer in acknowledged.items():
+            stored = {entry["_id"]: entry for entry in journal[operation_id]}
+            shown = {entry["id"]: entry for entry in answer.body["entries"]}
+            assert set(shown) <= set(stored), (operation_id, answer)
+            for entry_id, entry in shown.items():
+                assert (stored[entry_id]["type"], stored[entry_id]["amount"]) == (entry["type"], entry["amount"])
+            unseen = [entry for entry_id, entry in stored.items() if entry_id not in shown]
+            if unseen:  # a transfer to another owner's wallet: its TRANSFER_IN is not shown to the sender
+                (sent,) = shown.values()
+                (received,) = unseen
+                assert (sent["type"], received["type"]) == ("TRANSFER_OUT", "TRANSFER_IN"), (sent, received)
+                assert str(received["walletId"]) == sent["counterpartyWalletId"], (sent, received)
+                assert received["amount"] == sent["amount"], (sent, received)
+
+    def close_remaining_holds(self) -> None:
+        for hold in list(self.holds.values()):
+            if hold.short:
+                continue
+            answer = self._money("close", "POST", f"/v1/reservations/{hold.id}/release", {}, hold.wallet)
+            assert answer.status == 200 or answer.body.get("code") == "invalid_state", answer
+
+    def check_holds_closed(self) -> None:
+        """Every hold ended in exactly one terminal state; short ones the clients left alone expired."""
+        documents = {
+            str(document["_id"]): document
+            for document in self.database[LEDGER].find({"kind": RESERVATION, "_id": {"$in": self._hold_ids()}})
+        }
+        assert set(documents) == set(self.holds), "holds acknowledged to clients are missing"
+        for hold_id, hold in self.holds.items():
+            document = documents[hold_id]
+            assert document["status"] in TERMINAL, document
+            assert document["capturedAmount"] + document["releasedAmount"] == hold.amount, document
+        expired = [document for document in documents.values() if document["status"] == "EXPIRED"]
+        assert all(self.holds[str(document["_id"])].short for document in expired), "a long hold expired"
+        expire_entries = self.database[LEDGER].count_documents(
+            {"kind": ENTRY, "type": "EXPIRE", "reservationId": {"$in": [document["_id"] for document in expired]}}
+        )
+        assert expire_entries == len(expired), (expire_entries, len(expired))
+
+    def _hold_ids(self) -> list:
+        return [ObjectId(hold_id) for hold_id in self.holds]
+
+
+def _now_plus(seconds: float):
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) + timedelta(seconds=seconds)

@@ -288,6 +288,31 @@ def _prune_unused_schemas(document: dict[str, Any]) -> None:
     document["components"]["schemas"] = {name: schemas[name] for name in sorted(used)}
 
 
+# The operations that create a resource, the path parameter naming it elsewhere, and where its id
+# is in their answer: each gets an OpenAPI link to every operation that takes that parameter.
+CREATES = {
+    ("post", "/v1/wallets"): ("walletId", "$response.body#/wallet/id"),
+    ("post", "/v1/wallets/{walletId}/reservations"): ("reservationId", "$response.body#/reservation/id"),
+}
+
+
+def _add_links(document: dict[str, Any]) -> None:
+    """Links from each creating operation's 201 to the operations that use what it created (Swagger UI
+    shows them; Schemathesis' stateful phase follows them)."""
+    takes: dict[str, list[str]] = {}
+    for item in document["paths"].values():
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "path":
+                    takes.setdefault(parameter["name"], []).append(operation["operationId"])
+    for (method, path), (parameter, expression) in CREATES.items():
+        created = document["paths"][path][method]["responses"]["201"]
+        created["links"] = {
+            target: {"operationId": target, "parameters": {parameter: expression}}
+            for target in sorted(takes[parameter])
+        }
+
+
 def build_document() -> dict[str, Any]:
     """The OpenAPI document, as a JSON-ready dict."""
     ensure_import_paths()
@@ -369,6 +394,7 @@ def build_document() -> dict[str, Any]:
             if status in operation["responses"]:
                 operation["responses"][status]["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
 
+    _add_links(document)
     _prune_unused_schemas(document)
     components["schemas"] = dict(sorted(components["schemas"].items()))
     document["paths"] = {

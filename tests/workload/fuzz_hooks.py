@@ -1,8 +1,9 @@
 """Schemathesis hooks for tests/workload/test_fuzz_openapi.py, loaded by the Schemathesis CLI it runs.
 
 They keep the generated requests within the rules of the contract that JSON Schema cannot state,
-so that a refusal of a schema-valid request still means a defect. Each is also probed by hand in
-tests/workload/test_security_probes.py, where the refusal is the expected answer.
+so that a refusal of a schema-valid request still means a defect. Each refusal they steer around
+is probed by hand in tests/workload/test_security_probes.py, where it is the expected answer
+(all but the last, which make run cannot serve).
 
 - An Idempotency-Key names one request. The fuzzer draws keys from a small space and reuses them
   with other bodies, which the API rightly answers with 422 `idempotency_key_mismatch`. Here each
@@ -18,7 +19,8 @@ tests/workload/test_security_probes.py, where the refusal is the expected answer
   Schemathesis' check that valid data is accepted lets exactly these through, nothing broader.
 - The body is UTF-8. SAM CLI's local gateway, which `make run` reuses, decodes every body that is
   not of a binary media type as UTF-8 and answers 502 itself, before any function runs, when it
-  cannot; API Gateway hands such a body to the function, which refuses it (400 malformed_json).
+  cannot. The function itself refuses such a body (400 malformed_json: tests/test_http_contract.py
+  style, in-process); only its local stand-in for API Gateway cannot deliver it.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ help:
 	@echo "make run     the whole API on 127.0.0.1:\$$PORT (default 3000) with the expiry schedule, Swagger UI at /docs"
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
 	@echo "make bench   round trips per operation and operations per second against the embedded database"
+	@echo "make fuzz    Schemathesis fuzzing of make run's server from openapi.json, longer than make test's (FUZZ_SECONDS=240 per token, FUZZ_SEED)"
 	@echo "make load    HTTP load on make run's server: req/s, p50/p95/p99 and errors per route (LOAD_DURATION=30 LOAD_CONCURRENCY=8 LOAD_WALLETS=16, BASE_URL)"
 	@echo "make db      the embedded MongoDB-compatible database on 127.0.0.1:\$$PORT (default 27017), with its URI"
 	@echo "make format  apply ruff's formatting and safe fixes"
@@ -75,6 +76,18 @@ load: $(STAMP)
 	$(PY) -m benchmarks.http_load
 
 .PHONY: load
+
+# Schema-driven fuzzing (tests/workload/test_fuzz_openapi.py, Schemathesis from openapi.json) for
+# longer than make test's bounded run: FUZZ_SECONDS per token (owner, admin), a new seed each time
+# (printed; FUZZ_SEED=<it> replays a run), FUZZ_MAX_EXAMPLES per operation and phase.
+FUZZ_SECONDS ?= 240
+FUZZ_SEED ?= random
+FUZZ_MAX_EXAMPLES ?= 200
+fuzz: $(STAMP)
+	FUZZ_MAX_SECONDS=$(FUZZ_SECONDS) FUZZ_SEED=$(FUZZ_SEED) FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) \
+		$(PY) -m pytest tests/workload/test_fuzz_openapi.py -q -s -p no:cacheprovider
+
+.PHONY: fuzz
 
 db: $(STAMP)
 	@$(PY) -m devtools.embedded_mongo

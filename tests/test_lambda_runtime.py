@@ -97,3 +97,21 @@ def test_scheduled_expiry_fails_loudly_when_batches_fail(lambda_env, monkeypatch
     module = function_module("expire_reservations")
     with pytest.raises(module.ExpiryIncomplete):  # Lambda's asynchronous retries then run it again
         module.lambda_handler(scheduled_event(), LambdaContext())
+
+
+@pytest.mark.parametrize(
+    ("remaining_millis", "at_most", "seconds"),
+    [
+        (10_000, runtime.REQUEST_DATABASE_SECONDS, 5.0),  # an HTTP request: the retry budget, not the Lambda's 9.5 s
+        (3_000, runtime.REQUEST_DATABASE_SECONDS, 2.5),  # less time left than the budget: leave the response margin
+        (60_000, None, 59.5),  # the expiry job: all but the margin
+        (100, None, 0.2),  # never below the minimum
+    ],
+)
+def test_database_deadline(remaining_millis, at_most, seconds):
+    from pymongo import _csot
+
+    assert _csot.get_timeout() is None
+    with runtime.database_deadline(remaining_millis, at_most=at_most):
+        assert _csot.get_timeout() == pytest.approx(seconds)
+    assert _csot.get_timeout() is None

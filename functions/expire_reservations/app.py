@@ -29,7 +29,7 @@ class ExpiryIncomplete(RuntimeError):
 def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
     metrics.add_dimension("operation", "ExpireReservations")
     time_limit = max(1.0, context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS)
-    with database_deadline(context.get_remaining_time_in_millis()):
+    with database_deadline(context.get_remaining_time_in_millis(), at_most=None):
         report = wallet_service().expire_reservations(
             batch_size=int(os.environ.get("EXPIRY_BATCH_SIZE", "100")), time_limit=time_limit
         )

@@ -18,6 +18,11 @@ from wallet_core import WalletService
 # Leave the handler this much of the Lambda's remaining time to shape and return its response.
 RESPONSE_MARGIN_SECONDS = 0.5
 MINIMUM_DATABASE_SECONDS = 0.2
+# The longest an HTTP request waits on the database: the service's retry budget. Under
+# pymongo.timeout, server selection waits the whole remaining time (not serverSelectionTimeoutMS),
+# so without a cap a request during an outage would hold its function until the Lambda timeout
+# and answer, if at all, only just before Lambda cuts it off; with the cap it answers 503 in time.
+REQUEST_DATABASE_SECONDS = 5.0
 
 _lock = threading.Lock()
 _client: MongoClient | None = None
@@ -71,8 +76,12 @@ def reset() -> None:
 
 
 @contextmanager
-def database_deadline(remaining_millis: int):
-    """Bound every database call of a request by the Lambda's remaining time."""
-    seconds = max(MINIMUM_DATABASE_SECONDS, remaining_millis / 1000 - RESPONSE_MARGIN_SECONDS)
+def database_deadline(remaining_millis: int, *, at_most: float | None = REQUEST_DATABASE_SECONDS):
+    """Bound every database call of an invocation by the Lambda's remaining time, less a margin
+    for the response, and by `at_most` seconds (None: the remaining time only, for the expiry job)."""
+    seconds = remaining_millis / 1000 - RESPONSE_MARGIN_SECONDS
+    if at_most is not None:
+        seconds = min(seconds, at_most)
+    seconds = max(MINIMUM_DATABASE_SECONDS, seconds)
     with pymongo.timeout(seconds):
         yield

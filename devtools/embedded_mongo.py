@@ -61,6 +61,15 @@ class EmbeddedMongo:
         self.uri = f"mongodb://{self._host}:{self._layer.port}/?directConnection=true"
         return self.uri
 
+    def stop_serving(self) -> None:
+        """An outage: cut every connection and refuse new ones until `resume_serving` (data kept)."""
+        assert self._layer is not None, "not started"
+        self._run(self._layer.stop_serving())
+
+    def resume_serving(self) -> None:
+        assert self._layer is not None, "not started"
+        self._run(self._layer.resume_serving())
+
     def stop(self) -> None:
         if self._layer is not None:
             self._run(self._layer.close())

@@ -197,6 +197,16 @@ class WireLayer:
             await self._server.wait_closed()
             self._server = None
 
+    async def stop_serving(self) -> None:
+        """The database goes away: every client connection is cut and new ones are refused,
+        until `resume_serving` listens again on the same port (the data stays, as after a restart)."""
+        self._listen = (self._listen[0], self.port)
+        await self.close()
+
+    async def resume_serving(self) -> None:
+        if self._server is None:
+            await self.start()
+
     async def _serve_client(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None

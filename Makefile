@@ -18,6 +18,7 @@ help:
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
 	@echo "make bench   round trips per operation and operations per second against the embedded database"
 	@echo "make fuzz    Schemathesis fuzzing of make run's server from openapi.json, longer than make test's (FUZZ_SECONDS=240 per token, FUZZ_SEED)"
+	@echo "make soak    the bank workload, plain and with faults, bigger than make test's (SOAK_OWNERS=12 SOAK_CLIENTS=12 SOAK_OPERATIONS=400)"
 	@echo "make load    HTTP load on make run's server: req/s, p50/p95/p99 and errors per route (LOAD_DURATION=30 LOAD_CONCURRENCY=8 LOAD_WALLETS=16, BASE_URL)"
 	@echo "make db      the embedded MongoDB-compatible database on 127.0.0.1:\$$PORT (default 27017), with its URI"
 	@echo "make format  apply ruff's formatting and safe fixes"
@@ -88,6 +89,18 @@ fuzz: $(STAMP)
 		$(PY) -m pytest tests/workload/test_fuzz_openapi.py -q -s -p no:cacheprovider
 
 .PHONY: fuzz
+
+# The bank workload (tests/workload/test_bank_workload.py: plain, and with dropped connections and
+# unknown commits) at a larger size than make test's: SOAK_OWNERS owners with a wallet per
+# currency, SOAK_CLIENTS concurrent clients, SOAK_OPERATIONS each; WORKLOAD_SEED=<printed> replays.
+SOAK_OWNERS ?= 12
+SOAK_CLIENTS ?= 12
+SOAK_OPERATIONS ?= 400
+soak: $(STAMP)
+	WORKLOAD_OWNERS=$(SOAK_OWNERS) WORKLOAD_CLIENTS=$(SOAK_CLIENTS) WORKLOAD_OPERATIONS=$(SOAK_OPERATIONS) \
+		$(PY) -m pytest tests/workload/test_bank_workload.py -q -s -p no:cacheprovider --timeout 3600
+
+.PHONY: soak
 
 db: $(STAMP)
 	@$(PY) -m devtools.embedded_mongo

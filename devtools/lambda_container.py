@@ -24,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "wallet_core"
+INIT_SECONDS = 60  # starting Python and importing the handler (Lambda allows 10 s; this machine is slower)
+IPC_SLACK_SECONDS = 0.5
 
 
 class FunctionError(RuntimeError):
@@ -60,8 +62,9 @@ class LambdaContainer:
         with self._lock:
             connection = self._ensure_started()
             connection.send(event)
-            # Lambda stops a function at its timeout; allow the cold start on top of it.
-            if not connection.poll(self.timeout_seconds + 30):
+            # Lambda stops a function at its timeout (the cold start is not counted: it happened
+            # before `ready`), and replaces the container.
+            if not connection.poll(self.timeout_seconds + IPC_SLACK_SECONDS):
                 self._discard()
                 raise FunctionError(f"{self.name} timed out after {self.timeout_seconds:g} s")
             try:
@@ -89,6 +92,14 @@ class LambdaContainer:
         process.start()
         child.close()
         self._process, self._connection = process, parent
+        if not parent.poll(INIT_SECONDS):
+            self._discard()
+            raise FunctionError(f"{self.name} did not start within {INIT_SECONDS} s")
+        try:
+            parent.recv()  # "ready": the handler module is imported (or failed to, reported per invocation)
+        except (EOFError, OSError):
+            self._discard()
+            raise FunctionError(f"{self.name}'s container exited while starting") from None
         return parent
 
     def _discard(self) -> None:
@@ -117,6 +128,7 @@ def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: flo
     except BaseException:
         handler = None
         failure = traceback.format_exc()
+    connection.send("ready")
     while True:
         try:
             event = connection.recv()

@@ -231,6 +231,26 @@ def test_each_function_runs_in_a_container_process_of_its_own(lambda_env):
             function.container.stop()
 
 
+def test_a_function_that_overruns_its_timeout_is_stopped_and_replaced(tmp_path):
+    """As Lambda does: API Gateway answers 500 and the next invocation gets a fresh container."""
+    from devtools.lambda_container import FunctionError, LambdaContainer
+
+    (tmp_path / "app.py").write_text(
+        "import os, time\n"
+        "def lambda_handler(event, context):\n"
+        "    time.sleep(event['sleep'])\n"
+        "    return {'pid': os.getpid()}\n"
+    )
+    container = LambdaContainer("Sleepy", tmp_path, timeout_seconds=1)
+    try:
+        first = container.invoke({"sleep": 0})["pid"]
+        with pytest.raises(FunctionError, match="timed out after 1 s"):
+            container.invoke({"sleep": 5})
+        assert container.invoke({"sleep": 0})["pid"] != first
+    finally:
+        container.stop()
+
+
 def test_ctrl_c_stops_cleanly(server):
     """Last in this module: it stops the shared server."""
     server.process.send_signal(signal.SIGINT)

@@ -7,12 +7,19 @@ tests run through the wire layer in both cases (in front of the real server when
 
 from __future__ import annotations
 
+import socket
 import threading
 import uuid
 
 import pytest
 from pymongo import MongoClient
-from pymongo.errors import AutoReconnect, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    AutoReconnect,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from tests.ledger_checks import assert_ledger_consistent
 from wallet_core import WalletService
@@ -192,3 +199,23 @@ def test_concurrent_clients_through_the_layer(faulty_server, faults, database):
     client.close()
     assert errors == []
     assert database["counters"].count_documents({}) == 200
+
+
+def test_an_outage_cuts_connections_refuses_new_ones_and_keeps_the_data(faulty_server):
+    client = MongoClient(faulty_server.uri, serverSelectionTimeoutMS=500, retryReads=False)
+    collection = client[f"wire_{uuid.uuid4().hex[:8]}"]["items"]
+    host, port = faulty_server.uri.split("//")[1].split("/")[0].split(":")
+    try:
+        collection.insert_one({"_id": 1})
+        faulty_server.stop_serving()
+        try:
+            with pytest.raises((AutoReconnect, ServerSelectionTimeoutError)):
+                collection.find_one({"_id": 1})
+            with socket.socket() as probe:
+                assert probe.connect_ex((host, int(port))) != 0  # refused
+        finally:
+            faulty_server.resume_serving()
+        assert collection.find_one({"_id": 1}) == {"_id": 1}  # same address, data kept
+    finally:
+        client.drop_database(collection.database.name)
+        client.close()

@@ -119,7 +119,9 @@ class Workload:
         self.server = server
         self.database = database.with_options(codec_options=CODEC_OPTIONS)
         self.size = size
-        self.seed = random.randrange(1 << 30) if seed is None else seed
+        if seed is None:
+            seed = int(os.environ.get("WORKLOAD_SEED") or random.randrange(1 << 30))
+        self.seed = seed
         self.run_id = uuid.uuid4().hex[:8]
         self.figures = Figures()
         self.wallets: list[WalletRef] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from bson import Int64, ObjectId
 
-from wallet_core import EntryType, NotFound, ValidationFailed, WalletService
+from wallet_core import EntryType, InvalidCursor, NotFound, ValidationFailed, WalletService
 from wallet_core.store import LEDGER
 from wallet_core.validation import encode_cursor
 
@@ -99,3 +99,9 @@ def test_unknown_type_and_wallet(service, wallet_id):
         service.list_transactions(wallet_id, entry_type="REFUND")
     with pytest.raises(NotFound):
         service.list_transactions("0123456789abcdef01234567")
+
+
+@pytest.mark.parametrize("position", ["²", "9" * 40, str(2**63), "-1", ""])
+def test_a_forged_cursor_position_is_invalid_cursor(service, wallet_id, position):
+    with pytest.raises(InvalidCursor):
+        service.list_transactions(wallet_id, cursor=encode_cursor(f"transactions:{wallet_id}:", position))

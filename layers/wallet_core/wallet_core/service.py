@@ -55,7 +55,15 @@ from .models import (
     WalletStatus,
 )
 from .transactions import RetryTransaction, TransactionRunner, is_transient
-from .validation import MAX_PAGE_SIZE, MAX_TTL_SECONDS, MIN_TTL_SECONDS, Checks, decode_cursor, encode_cursor
+from .validation import (
+    MAX_INT64,
+    MAX_PAGE_SIZE,
+    MAX_TTL_SECONDS,
+    MIN_TTL_SECONDS,
+    Checks,
+    decode_cursor,
+    encode_cursor,
+)
 
 logger = logging.getLogger("wallet_core")
 
@@ -602,7 +610,8 @@ class WalletService:
         scope = _scope(checks, owner_id)
         cursor_scope = f"transactions:{wallet_id}:{entry_type or ''}"
         position = decode_cursor(checks, cursor, cursor_scope)
-        if position is not None and not position.isdigit():
+        # ASCII digits only ("²".isdigit() is true) and within Int64, or int() and Int64() fail later.
+        if position is not None and not (position.isascii() and position.isdigit() and int(position) <= MAX_INT64):
             checks.fail("cursor", "is not a cursor returned by this listing")
         checks.done()
         self.get_wallet(wallet_id, owner_id=scope.get("ownerId"))

@@ -265,6 +265,7 @@ def serve(port: int) -> None:
         api = ApiProvider(stacks).api
         service = LocalApigwService(api=api, lambda_runner=ContainerRunner(functions), port=port, host="127.0.0.1")
         service.create()
+        _as_http_api(service)
         _add_docs(service._app, port)
         interval = os.environ.get("EXPIRY_INTERVAL_SECONDS")
         scheduler = Scheduler(functions, float(interval) if interval else None)
@@ -288,6 +289,33 @@ def serve(port: int) -> None:
         for step in reversed(cleanup):
             step()
         print("stopped", flush=True)
+
+
+def _as_http_api(service) -> None:
+    """Two answers where SAM CLI's local service (written for REST APIs too) differs from an HTTP API:
+    no route is API Gateway's 404 {"message": "Not Found"} (not REST's 403 "Missing Authentication
+    Token"), and a body that is not UTF-8 reaches the function base64-encoded with
+    `isBase64Encoded: true` (SAM CLI answers 502 before any function runs)."""
+    from flask import Response
+    from samcli.local.apigw import local_apigw_service
+
+    def not_found(_error) -> Response:
+        return Response(json.dumps({"message": "Not Found"}), status=404, mimetype="application/json")
+
+    service._app.register_error_handler(404, not_found)
+    service._app.register_error_handler(405, not_found)
+    construct = local_apigw_service.construct_v2_event_http
+    if getattr(construct, "base64_when_not_utf8", False):
+        return
+
+    def construct_v2_event_http(flask_request, port, binary_types, *args, **kwargs):
+        try:
+            return construct(flask_request, port, binary_types, *args, **kwargs)
+        except UnicodeDecodeError:
+            return construct(flask_request, port, ["*/*"], *args, **kwargs)  # every type binary: base64
+
+    construct_v2_event_http.base64_when_not_utf8 = True
+    local_apigw_service.construct_v2_event_http = construct_v2_event_http
 
 
 def _add_docs(app, port: int) -> None:

@@ -17,10 +17,6 @@ is probed by hand in tests/workload/test_security_probes.py, where it is the exp
   listing did not issue is 400 `invalid_cursor`; capturing more than the hold holds, or
   transferring to a wallet of another currency, is 422 `validation_error` on that one field.
   Schemathesis' check that valid data is accepted lets exactly these through, nothing broader.
-- The body is UTF-8. SAM CLI's local gateway, which `make run` reuses, decodes every body that is
-  not of a binary media type as UTF-8 and answers 502 itself, before any function runs, when it
-  cannot. The function itself refuses such a body (400 malformed_json: tests/test_http_contract.py
-  style, in-process); only its local stand-in for API Gateway cannot deliver it.
 """
 
 from __future__ import annotations
@@ -68,16 +64,6 @@ def before_call(context, case, kwargs) -> None:
     for name, key in list(headers.items()):
         if name.lower() == HEADER and isinstance(key, str) and WELL_FORMED_KEY.fullmatch(key):
             headers[name] = f"{key[:200]}~{_request_digest(case)}"
-
-
-@schemathesis.hook
-def filter_body(context, body) -> bool:
-    if isinstance(body, bytes):
-        try:
-            body.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
-    return True
 
 
 @schemathesis.hook

@@ -45,9 +45,9 @@ SEED = None if os.environ.get("FUZZ_SEED") == "random" else int(os.environ.get("
 RUN_TIMEOUT = 300 + 2 * MAX_SECONDS  # seconds for one Schemathesis run
 ADMIN = ("wallet:admin",)
 
-# Every check Schemathesis has, but two about routes the document does not declare: SAM CLI's
-# local gateway (as API Gateway) answers an undeclared method itself, 403 "Missing Authentication
-# Token", before any function runs, so neither a 405 nor an Allow header can come from this code.
+# Every check Schemathesis has, but two about routes the document does not declare: the gateway
+# answers an undeclared method itself, 404 {"message": "Not Found"} as an HTTP API does, before any
+# function runs, so neither a 405 nor an Allow header can come from this code.
 EXCLUDED_CHECKS = ("unsupported_method", "allow_header_conformance")
 # How an invalid request may be refused: Schemathesis' list, and 413 for a body over 16 KiB.
 REJECTIONS = ["400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"]

@@ -339,6 +339,8 @@ BODIES = [  # (route, raw body, content type, who, status, code)
     ("/v1/wallets/{mine}/deposits", b'{"amount": 1, "metadata": {"a": 1, "a": 1}}', "application/json", "owner",
      400, "malformed_json"),
     ("/v1/wallets", b'{"currency": "USD", "currency": "EUR"}', "application/json", "owner", 400, "malformed_json"),
+    ("/v1/wallets/{mine}/deposits", b'{"amount": 1, "referenceId": "\xff\xfe"}', "application/json", "owner",
+     400, "malformed_json"),  # not UTF-8: reaches the function base64-encoded, as from API Gateway
     ("/v1/wallets/{mine}/deposits", b'{"amount": 1}', "text/plain", "owner", 415, "unsupported_media_type"),
     ("/v1/wallets/{mine}/deposits", b"amount=1", "application/x-www-form-urlencoded", "owner",
      415, "unsupported_media_type"),
@@ -356,6 +358,13 @@ def test_bad_bodies_are_refused_before_anything_moves(deployment, world, path, r
     headers = {"content-type": content_type}
     with unchanged(deployment):
         assert_problem(send(deployment, world, "POST", path, who=who, data=raw, headers=headers), status, code)
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/v1/nowhere"), ("DELETE", "/v1/wallets/{mine}")])
+def test_no_route_is_the_gateways_404(deployment, world, method, path):
+    with unchanged(deployment):
+        status, _, body = send(deployment, world, method, path)
+    assert (status, body) == (404, {"message": "Not Found"})
 
 
 # ---------------------------------------------------------------- cursors

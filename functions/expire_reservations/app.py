@@ -9,10 +9,9 @@ reported and left for people to look at.
 import os
 
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet_api.http import logger, metrics, tracer
+from wallet_api.observability import logger, metrics, tracer
 from wallet_api.runtime import database_deadline, wallet_service
 
 RESERVE_SECONDS = 5.0
@@ -25,8 +24,7 @@ class ExpiryIncomplete(RuntimeError):
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
-@event_source(data_class=EventBridgeEvent)
-def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
     metrics.add_dimension("operation", "ExpireReservations")
     time_limit = max(1.0, context.get_remaining_time_in_millis() / 1000 - RESERVE_SECONDS)
     with database_deadline(context.get_remaining_time_in_millis(), at_most=None):
@@ -34,7 +32,7 @@ def lambda_handler(event: EventBridgeEvent, context: LambdaContext) -> dict:
             batch_size=int(os.environ.get("EXPIRY_BATCH_SIZE", "100")), time_limit=time_limit
         )
     summary = report.model_dump(mode="json", by_alias=True)
-    logger.info("expiry run", extra={"report": summary, "scheduledAt": event.time})
+    logger.info("expiry run", extra={"report": summary, "scheduledAt": event.get("time")})
     metrics.add_metric(name="HoldsExpired", unit=MetricUnit.Count, value=report.expired)
     metrics.add_metric(name="HoldsSkipped", unit=MetricUnit.Count, value=report.skipped)
     metrics.add_metric(name="HoldsFailed", unit=MetricUnit.Count, value=report.failed)

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -28,14 +27,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from wallet_core import Movement, WalletError
 
 from . import problems, runtime
+from .observability import logger, metrics, tracer
 from .problems import Problem
 from .schemas import OBJECT_ID
-
-logger = Logger()
-# Trace the database calls; patching every library X-Ray supports would import botocore and
-# friends on every cold start (about 160 ms) for the one SSM or secret read per container.
-tracer = Tracer(patch_modules=("pymongo",))
-metrics = Metrics()
 
 ADMIN_SCOPE = "wallet:admin"
 MAX_BODY_BYTES = 16 * 1024

@@ -1,0 +1,11 @@
+"""Logs, traces and metrics, shared by every function: the HTTP ones through wallet_api.http, the
+scheduled expiry function directly, so that it does not import the API Gateway resolver, its
+OpenAPI validation and the request models to log a report."""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+
+logger = Logger()
+# Trace the database calls; patching every library X-Ray supports would import botocore and
+# friends on every cold start (about 160 ms) for the one SSM or secret read per container.
+tracer = Tracer(patch_modules=("pymongo",))
+metrics = Metrics()

@@ -306,19 +306,10 @@ def server(sam: SamLocal, tmp_path_factory) -> Iterator[Server]:
         stderr=subprocess.STDOUT,
     )
     running = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + API_START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"sam local start-api exited early:\n{log.read_text()[-5000:]}")
-        try:
-            if running.call("GET", "/health")[0] == 200:
-                break
-        except OSError:
-            pass
-        time.sleep(1)
-    else:
-        process.kill()
-        pytest.fail(f"sam local start-api did not answer /health:\n{log.read_text()[-5000:]}")
+    try:
+        running.wait_until_healthy(API_START_SECONDS, "sam local start-api")
+    except RuntimeError as error:
+        pytest.fail(str(error))
     sam.record("start-api until /health answers (EAGER: every container started)", time.monotonic() - started)
     suite_started = time.monotonic()
     yield running

@@ -88,24 +88,24 @@ def load_functions(template_path: Path = TEMPLATE) -> dict[str, LocalFunction]:
     return functions
 
 
-def unauthorized() -> dict:
-    """API Gateway's own answer when its JWT authorizer rejects a request."""
+def gateway_answer(status: int, message: str, headers: dict[str, str] | None = None) -> dict:
+    """An answer API Gateway gives itself, before or instead of a function's: {"message": ...}."""
     return {
-        "statusCode": 401,
-        "headers": {"Content-Type": "application/json", "www-authenticate": 'Bearer error="invalid_token"'},
-        "body": json.dumps({"message": "Unauthorized"}),
+        "statusCode": status,
+        "headers": {"Content-Type": "application/json", **(headers or {})},
+        "body": json.dumps({"message": message}),
         "isBase64Encoded": False,
     }
+
+
+def unauthorized() -> dict:
+    """API Gateway's own answer when its JWT authorizer rejects a request."""
+    return gateway_answer(401, "Unauthorized", {"www-authenticate": 'Bearer error="invalid_token"'})
 
 
 def function_failed() -> dict:
     """API Gateway's own answer when the function raised, crashed or timed out."""
-    return {
-        "statusCode": 500,
-        "headers": {"Content-Type": "application/json"},
-        "body": json.dumps({"message": "Internal Server Error"}),
-        "isBase64Encoded": False,
-    }
+    return gateway_answer(500, "Internal Server Error")
 
 
 class ContainerRunner:

@@ -319,22 +319,24 @@ def _as_http_api(service) -> None:
 
 
 def _add_docs(app, port: int) -> None:
-    """Swagger UI and the spec, served from the local package (no CDN)."""
-    from flask import Response, send_from_directory
-    from swagger_ui_bundle import swagger_ui_path
+    """Swagger UI 5 (it reads OpenAPI 3.1) at /docs and the spec at /openapi.json, both served from
+    local packages (flask-swagger-ui's copy of swagger-ui-dist; no CDN). Authorize takes a `make token`
+    token once and keeps it across reloads; "Try it out" is on from the start."""
+    from flask import Response
+    from flask_swagger_ui import get_swaggerui_blueprint
 
     spec = json.loads((ROOT / "openapi.json").read_text())
     spec["servers"] = [{"url": f"http://127.0.0.1:{port}", "description": "make run"}]
-    page = """<!doctype html><html><head><meta charset="utf-8"><title>Wallet API</title>
-<link rel="stylesheet" href="/docs/swagger-ui.css"></head><body><div id="ui"></div>
-<script src="/docs/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({url: "/openapi.json", dom_id: "#ui", persistAuthorization: true});</script>
-</body></html>"""
+    config = {
+        "app_name": "Wallet API",
+        "layout": "BaseLayout",  # no top bar: this page documents this API only
+        "persistAuthorization": True,
+        "tryItOutEnabled": True,
+        "displayRequestDuration": True,
+        "showExtensions": True,
+    }
     app.add_url_rule("/openapi.json", "openapi", lambda: Response(json.dumps(spec), mimetype="application/json"))
-    app.add_url_rule("/docs", "docs", lambda: Response(page, mimetype="text/html"))
-    app.add_url_rule(
-        "/docs/<path:name>", "docs_static", lambda name: send_from_directory(swagger_ui_path, name, max_age=3600)
-    )
+    app.register_blueprint(get_swaggerui_blueprint("/docs", "/openapi.json", config=config))
 
 
 def invoke_once(function_name: str, event_path: Path) -> None:

@@ -313,6 +313,18 @@ def _add_links(document: dict[str, Any]) -> None:
         }
 
 
+def _add_tags(document: dict[str, Any]) -> None:
+    """The groups of `wallet_api.http.TAGS`, described and in their order; every route names one of them."""
+    from wallet_api import http
+
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            unknown = set(operation.get("tags") or ["(none)"]) - set(http.TAGS)
+            if unknown:
+                raise ValueError(f"{method.upper()} {path}: tags {sorted(unknown)} are not in wallet_api.http.TAGS")
+    document["tags"] = [{"name": name, "description": text} for name, text in http.TAGS.items()]
+
+
 def build_document() -> dict[str, Any]:
     """The OpenAPI document, as a JSON-ready dict."""
     ensure_import_paths()
@@ -394,6 +406,7 @@ def build_document() -> dict[str, Any]:
             if status in operation["responses"]:
                 operation["responses"][status]["headers"] = {"Retry-After": {"$ref": "#/components/headers/RetryAfter"}}
 
+    _add_tags(document)
     _add_links(document)
     _prune_unused_schemas(document)
     components["schemas"] = dict(sorted(components["schemas"].items()))

@@ -146,6 +146,7 @@ def test_admin_routes_need_the_scope(server):
 def test_swagger_ui_and_the_spec_are_served_locally(server):
     status, _headers, page = server.call("GET", "/docs")
     assert status == 200
+    assert '<meta name="version" content="5.' in page.decode()  # Swagger UI 5 reads OpenAPI 3.1
     assert "/docs/swagger-ui-bundle.js" in page.decode()
     assert "//" not in page.decode().replace("http://", "").split("<script>")[0].split("href=")[-1][:3]  # no CDN
     assert server.call("GET", "/docs/swagger-ui-bundle.js")[0] == 200

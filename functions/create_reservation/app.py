@@ -15,6 +15,7 @@ router = http.router()
 @router.post(
     "/v1/wallets/<walletId>/reservations",
     summary="Hold money",
+    tags=["Holds"],
     responses=http.responses(
         201, MovementRecord, "the reservation, its HOLD entry and the wallet", http.MONEY_PROBLEMS
     ),

@@ -15,6 +15,7 @@ router = http.router()
 @router.post(
     "/v1/wallets",
     summary="Open a wallet",
+    tags=["Wallets"],
     responses=http.responses(
         201, MovementRecord, "the wallet, and its opening DEPOSIT entry if any", (*http.MONEY_PROBLEMS, 403)
     ),

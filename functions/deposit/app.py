@@ -15,6 +15,7 @@ router = http.router()
 @router.post(
     "/v1/wallets/<walletId>/deposits",
     summary="Add money to a wallet",
+    tags=["Money movements"],
     responses=http.responses(201, MovementRecord, "the deposit entry and the wallet after it", http.MONEY_PROBLEMS),
     security=http.SECURITY,
 )

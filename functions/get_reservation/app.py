@@ -10,6 +10,7 @@ router = http.router()
 @router.get(
     "/v1/reservations/<reservationId>",
     summary="Read a reservation",
+    tags=["Holds"],
     responses=http.responses(200, Reservation, "the reservation", http.READ_PROBLEMS),
     security=http.SECURITY,
 )

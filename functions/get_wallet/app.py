@@ -10,6 +10,7 @@ router = http.router()
 @router.get(
     "/v1/wallets/<walletId>",
     summary="Read a wallet",
+    tags=["Wallets"],
     responses=http.responses(200, Wallet, "the wallet", http.READ_PROBLEMS),
     security=http.SECURITY,
 )

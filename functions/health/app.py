@@ -8,7 +8,10 @@ router = http.router()
 
 
 @router.get(
-    "/health", summary="Health", responses=http.responses(200, Health, "the database answered", http.HEALTH_PROBLEMS)
+    "/health",
+    summary="Health",
+    tags=["Service"],
+    responses=http.responses(200, Health, "the database answered", http.HEALTH_PROBLEMS),
 )
 def health():
     wallet_service().ping()

@@ -14,6 +14,7 @@ router = http.router()
 @router.get(
     "/v1/wallets/<walletId>/reservations",
     summary="List a wallet's reservations",
+    tags=["Holds"],
     responses=http.responses(
         200, ReservationPage, "one page, and the cursor of the next if there is one", http.READ_PROBLEMS
     ),

@@ -14,6 +14,7 @@ router = http.router()
 @router.get(
     "/v1/wallets/<walletId>/transactions",
     summary="List a wallet's journal entries",
+    tags=["Journal"],
     responses=http.responses(
         200, EntryPage, "one page, and the cursor of the next if there is one", http.READ_PROBLEMS
     ),

@@ -15,6 +15,7 @@ router = http.router()
 @router.post(
     "/v1/reservations/<reservationId>/release",
     summary="Give a hold back",
+    tags=["Holds"],
     responses=http.responses(200, MovementRecord, "the reservation, its entries and the wallet", http.MONEY_PROBLEMS),
     security=http.SECURITY,
 )

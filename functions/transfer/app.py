@@ -15,6 +15,7 @@ router = http.router()
 @router.post(
     "/v1/transfers",
     summary="Transfer between wallets",
+    tags=["Money movements"],
     responses=http.responses(201, MovementRecord, "the entries and wallets the caller may see", http.MONEY_PROBLEMS),
     security=http.SECURITY,
 )

@@ -10,6 +10,7 @@ router = http.router()
 @router.post(
     "/v1/wallets/<walletId>/unfreeze",
     summary="Unfreeze a wallet",
+    tags=["Wallets"],
     responses=http.responses(200, Wallet, "the wallet after the change", http.ADMIN_PROBLEMS),
     security=http.SECURITY,
 )

@@ -15,6 +15,7 @@ router = http.router()
 @router.post(
     "/v1/wallets/<walletId>/withdrawals",
     summary="Take money out of a wallet",
+    tags=["Money movements"],
     responses=http.responses(201, MovementRecord, "the withdrawal entry and the wallet after it", http.MONEY_PROBLEMS),
     security=http.SECURITY,
 )

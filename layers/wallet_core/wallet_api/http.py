@@ -36,6 +36,17 @@ MAX_BODY_BYTES = 16 * 1024
 IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 JSON_CONTENT_TYPE = re.compile(r"application/([a-z0-9.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
 SECURITY = [{"jwt": []}]
+# The groups each route names in `tags=[...]`, in the order the API's document (and Swagger UI) lists them.
+TAGS = {
+    "Wallets": "Open a wallet per owner and currency, read it, freeze and unfreeze it (admin).",
+    "Money movements": "Deposits, withdrawals and transfers. Each needs an `Idempotency-Key`.",
+    "Holds": (
+        "Hold money for a time (a reservation), then capture all or part of it, or release it; "
+        "a hold left open expires on the schedule. Money-moving calls need an `Idempotency-Key`."
+    ),
+    "Journal": "Every entry of a wallet, newest first, keyset-paged.",
+    "Service": "Health of the service and its database.",
+}
 
 # Path ids, checked (422) and documented as what they are, so no schema-valid id is refused.
 WalletId = Annotated[str, Path(pattern=OBJECT_ID, description="the wallet's id: 24 lower-case hex digits")]

@@ -87,6 +87,8 @@ class Details(RequestBody):
 
 
 class CreateWalletRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"currency": "USD"}]})
+
     currency: Currency
     owner_id: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=VISIBLE_ASCII)] | None = Field(
         None, description="the wallet's owner; only `wallet:admin` may name someone other than the caller"
@@ -98,26 +100,50 @@ class CreateWalletRequest(RequestBody):
 
 
 class AmountRequest(Details):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": 2500, "referenceType": "top_up", "referenceId": "pay_8f2k1"}]}
+    )
+
     amount: Amount
 
 
 class TransferRequest(Details):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"fromWalletId": "65f1c0ffee0000000000a001", "toWalletId": "65f1c0ffee0000000000b002", "amount": 1000}
+            ]
+        }
+    )
+
     from_wallet_id: ObjectIdText
     to_wallet_id: ObjectIdText
     amount: Amount
 
 
 class ReservationRequest(Details):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"amount": 1500, "ttlSeconds": 900, "referenceType": "ride", "referenceId": "ride_42"}]
+        }
+    )
+
     amount: Amount
     ttl_seconds: Annotated[StrictInt, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] = 1800
 
 
 class CaptureRequest(Details):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"amount": 1200, "referenceType": "fare", "referenceId": "ride_42"}]}
+    )
+
     amount: Amount | None = Field(None, description="default: the whole hold; the remainder is released")
 
 
 class ReleaseRequest(Details):
-    pass
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"referenceType": "ride_cancelled", "referenceId": "ride_42"}]}
+    )
 
 
 class Health(BaseModel):

@@ -16,11 +16,11 @@ PYTHON313 := $(shell \
 help:
 	@echo "make run     the whole API on 127.0.0.1:\$$PORT (default 3000) with the expiry schedule, Swagger UI at /docs"
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
-	@echo "make bench   round trips per operation and operations per second against the embedded database"
+	@echo "make bench   round trips, ops/s beside bare-pymongo floors, 1-8 threads with write conflicts, journal pages, expiry"
 	@echo "make fuzz    Schemathesis fuzzing of make run's server from openapi.json, longer than make test's (FUZZ_SECONDS=240 per token, FUZZ_SEED)"
-	@echo "make soak    the bank workload, plain and with faults, bigger than make test's (SOAK_OWNERS=12 SOAK_CLIENTS=12 SOAK_OPERATIONS=400)"
-	@echo "make load    HTTP load on make run's server: req/s, p50/p95/p99 and errors per route (LOAD_DURATION=30 LOAD_CONCURRENCY=8 LOAD_WALLETS=16, BASE_URL)"
-	@echo "make db      the embedded MongoDB-compatible database on 127.0.0.1:\$$PORT (default 27017), with its URI"
+	@echo "make soak    the bank workload, plain and through faults, a step-down and a crash, bigger than make test's (SOAK_OWNERS=12 SOAK_CLIENTS=12 SOAK_OPERATIONS=400)"
+	@echo "make load    HTTP load on make run's server: req/s, p50/p95/p99 and errors per route, then at 1,2,4,8 client threads with write conflicts (LOAD_DURATION=30 LOAD_CONCURRENCY=8 LOAD_WALLETS=16 LOAD_THREADS_SWEEP=1,2,4,8, BASE_URL)"
+	@echo "make db      the embedded database (SecantusDB, data in .local/db or DB_PATH) on 127.0.0.1:\$$PORT (default 27017), with its URI"
 	@echo "make format  apply ruff's formatting and safe fixes"
 	@echo "make sam-validate  sam validate --lint (cfn-lint) on template.yaml"
 	@echo "make sam-build     sam build of the layer and every function into .aws-sam/ (SAM_ARCH=x86_64 or arm64)"
@@ -72,9 +72,12 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 # HTTP load on make run's server started for the run (or BASE_URL's API): LOAD_DURATION seconds
-# (30), LOAD_CONCURRENCY client threads (8), LOAD_WALLETS wallets (16); a Markdown table on stdout.
+# (30), LOAD_CONCURRENCY client threads (8), LOAD_WALLETS wallets (16); a Markdown table on stdout,
+# then a run at each of LOAD_THREADS_SWEEP's client thread counts, with the write conflicts the
+# service's containers received from the database (the --concurrency run is one of them).
+LOAD_THREADS_SWEEP ?= 1,2,4,8
 load: $(STAMP)
-	$(PY) -m benchmarks.http_load
+	$(PY) -m benchmarks.http_load --threads-sweep "$(LOAD_THREADS_SWEEP)"
 
 .PHONY: load
 
@@ -90,8 +93,8 @@ fuzz: $(STAMP)
 
 .PHONY: fuzz
 
-# The bank workload (tests/workload/test_bank_workload.py: plain, and with dropped connections and
-# unknown commits) at a larger size than make test's: SOAK_OWNERS owners with a wallet per
+# The bank workload (tests/workload/test_bank_workload.py: plain, and through failpoint faults, a
+# step-down and a kill -9 of the database) at a larger size than make test's: SOAK_OWNERS owners with a wallet per
 # currency, SOAK_CLIENTS concurrent clients, SOAK_OPERATIONS each; WORKLOAD_SEED=<printed> replays.
 SOAK_OWNERS ?= 12
 SOAK_CLIENTS ?= 12
@@ -125,7 +128,8 @@ token: $(STAMP)
 	@$(PY) -m devtools.local_auth --sub "$(SUB)" --scopes "$(SCOPES)"
 
 # The whole API on 127.0.0.1:$PORT (default 3000), in-process, with the expiry schedule running;
-# the embedded database unless MONGODB_URI is set. EXPIRY_INTERVAL_SECONDS shortens the schedule.
+# the embedded database (data kept in .local/db, or DB_PATH; DB_PATH=:memory: for a throwaway one)
+# unless MONGODB_URI is set. EXPIRY_INTERVAL_SECONDS shortens the schedule.
 run: $(STAMP)
 	@$(PY) -m devtools.local_api run
 

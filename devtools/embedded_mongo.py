@@ -1,88 +1,198 @@
-"""The embedded MongoDB-compatible server (mongoeco) for tests and local runs.
+"""The embedded database: SecantusDB, a MongoDB-wire server on WiredTiger, as a process of its own.
 
-No MongoDB server can be installed on the development machines, so tests and
-`make run` talk real pymongo over TCP to mongoeco's wire server, behind our wire
-layer (devtools/wire_layer.py) that makes its transactions answer as MongoDB 7's
-do, all on a private event loop in a daemon thread. When MONGODB_URI is set,
-callers use that instead (see `external_uri`).
+No MongoDB server can be installed on the development machines, so tests, benchmarks and local
+runs start SecantusDB (`python -m secantus`), which answers as a single-node replica set
+(`setName: secantus`) with MongoDB's transaction semantics. It is started with:
+
+- `--sync-on-commit`: the WiredTiger log is flushed at every commit, so a commit that was
+  acknowledged survives a kill -9 (without it, the last commits before a crash were lost);
+- `--enable-test-commands`: `configureFailPoint`, as `mongod --setParameter enableTestCommands=1`,
+  which is how every fault in the suite is injected (devtools/failpoints.py).
+
+It runs on a storage path of its own: a temporary directory for tests (kept across `restart()`,
+removed by `stop()`), `.local/db` for `make run` and `make db`. It is stopped with SIGTERM, and
+`kill()` sends SIGKILL, as a crash would. When MONGODB_URI is set, callers use that instead
+(see `external_uri`). SecantusDB is GPL-2.0: a development and test dependency, never part of
+the layer or anything `sam build` makes.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import ctypes
 import os
+import shutil
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
-from concurrent.futures import Future
+import time
+from pathlib import Path
 
-from mongoeco.engines.memory import MemoryEngine
-from mongoeco.wire.proxy import AsyncMongoEcoProxyServer
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
-from devtools.wire_layer import Faults, WireLayer
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DATABASE = ROOT / ".local" / "db"
+START_SECONDS = 30
+STOP_SECONDS = 30
+PR_SET_PDEATHSIG = 1
+
+
+class DatabaseStartError(RuntimeError):
+    pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]
 
 
 class EmbeddedMongo:
-    """mongoeco behind the wire layer, listening on host:port (0: a free port), started from sync code.
+    """SecantusDB listening on host:port (0: a free port), on `storage_path` (None: a temporary one).
 
-    `uri` reaches the server through the wire layer; `direct_uri` reaches mongoeco itself
-    (for measuring what the layer costs). `faults` switches the layer's fault injection.
+    `uri` names it as a replica set member; `direct_uri` as one server (what a client outside
+    this machine's loopback, such as a Lambda container on the Docker bridge, uses).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, upstream: tuple[str, int] | None = None) -> None:
-        """`upstream`: put the wire layer in front of that server instead of starting mongoeco
-        (to inject faults in front of a real replica set member)."""
-        self._host = host
-        self._port = port
-        self._upstream = upstream
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="embedded-mongo", daemon=True)
-        self._server: AsyncMongoEcoProxyServer | None = None
-        self._layer: WireLayer | None = None
-        self.uri = ""
-        self.direct_uri = ""
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        storage_path: Path | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self._temporary = storage_path is None
+        self.storage_path = Path(tempfile.mkdtemp(prefix="secantus-")) if storage_path is None else storage_path
+        self.log_path = log_path or self.storage_path.with_name(self.storage_path.name + ".log")
+        self._process: subprocess.Popen | None = None
+        self.starts = 0
 
     @property
-    def faults(self) -> Faults:
-        assert self._layer is not None, "not started"
-        return self._layer.faults
+    def uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/?replicaSet=secantus"
+
+    @property
+    def direct_uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/?directConnection=true"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "secantus",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.storage_path),
+            "--enable-test-commands",
+            "--sync-on-commit",
+            "--log-level",
+            "WARNING",
+        ]
 
     def start(self) -> str:
-        self._thread.start()
-        if self._upstream is None:
-            self._server = AsyncMongoEcoProxyServer(engine=MemoryEngine(), host="127.0.0.1", port=0)
-            address = self._run(self._server.start())
-            upstream_host, upstream_port = address.host, address.port
-        else:
-            upstream_host, upstream_port = self._upstream
-        self.direct_uri = f"mongodb://{upstream_host}:{upstream_port}/?directConnection=true"
-        self._layer = WireLayer(upstream_host, upstream_port, host=self._host, port=self._port)
-        self._run(self._layer.start())
-        self.uri = f"mongodb://{self._host}:{self._layer.port}/?directConnection=true"
+        """Start the server (again, on the same path and port) and wait until it is a writable primary.
+
+        Call it from a thread that outlives the server (the main thread): the server ends when the
+        thread that started it does."""
+        if self.running:
+            return self.uri
+        self.storage_path.mkdir(parents=True, exist_ok=True)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("a") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(self.command())}\n")
+            log.flush()
+            self._process = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # Ctrl-C reaches the tool, which stops the database in its turn
+                preexec_fn=_end_with_parent,
+            )
+        self.starts += 1
+        self._wait_until_primary()
         return self.uri
 
-    def stop_serving(self) -> None:
-        """An outage: cut every connection and refuse new ones until `resume_serving` (data kept)."""
-        assert self._layer is not None, "not started"
-        self._run(self._layer.stop_serving())
+    def _wait_until_primary(self) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        client = MongoClient(self.direct_uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+        try:
+            while time.monotonic() < deadline:
+                if self._process is not None and self._process.poll() is not None:
+                    raise DatabaseStartError(self._start_failure())
+                try:
+                    if client.admin.command("hello").get("isWritablePrimary"):
+                        return
+                except PyMongoError:
+                    pass
+                time.sleep(0.05)
+        finally:
+            client.close()
+        self.kill()
+        raise DatabaseStartError(f"SecantusDB did not become primary within {START_SECONDS} s; log: {self.log_path}")
 
-    def resume_serving(self) -> None:
-        assert self._layer is not None, "not started"
-        self._run(self._layer.resume_serving())
+    def _start_failure(self) -> str:
+        log = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+        if "resource busy" in log.lower():
+            return (
+                f"the database files in {self.storage_path} are in use by another SecantusDB "
+                "(another `make run` or `make db`?): stop it first"
+            )
+        if "address already in use" in log.lower():
+            return f"port {self.port} on {self.host} is busy: choose another"
+        return f"SecantusDB exited at start (log {self.log_path}):\n{log}"
 
     def stop(self) -> None:
-        if self._layer is not None:
-            self._run(self._layer.close())
-            self._layer = None
-        if self._server is not None:
-            self._run(self._server.close())
-            self._server = None
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        """SIGTERM, as a service manager stops it; SIGKILL if it does not stop in time."""
+        self._end(signal.SIGTERM)
+        if self._temporary:
+            shutil.rmtree(self.storage_path, ignore_errors=True)
+            self.log_path.unlink(missing_ok=True)
 
-    def _run(self, coroutine):
-        future: Future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
-        return future.result(timeout=30)
+    def shut_down(self) -> None:
+        """Stop it cleanly but keep its files, to `start()` it again on the same path."""
+        self._end(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: no shutdown, no flush. `start()` recovers from its files."""
+        self._end(signal.SIGKILL)
+
+    def restart(self) -> None:
+        self.shut_down()
+        self.start()
+
+    def _end(self, signal_number: int) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal_number)
+        try:
+            process.wait(timeout=STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def step_down(self, seconds: int) -> None:
+        """`replSetStepDown` with force: a secondary for `seconds`, then primary again by itself."""
+        client = MongoClient(self.direct_uri, serverSelectionTimeoutMS=5000)
+        try:
+            client.admin.command("replSetStepDown", seconds, force=True)
+        finally:
+            client.close()
 
     def __enter__(self) -> EmbeddedMongo:
         self.start()
@@ -92,9 +202,63 @@ class EmbeddedMongo:
         self.stop()
 
 
+def _end_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started it dies, however it dies
+    (a killed test run must not leave a database behind). Linux's PR_SET_PDEATHSIG."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def external_uri() -> str | None:
     """MONGODB_URI when the environment names a real deployment, else None."""
     return os.environ.get("MONGODB_URI") or None
+
+
+def local_storage_path() -> Path | None:
+    """Where `make run` and `make db` keep their data: DB_PATH, else .local/db; None for DB_PATH=:memory:."""
+    chosen = os.environ.get("DB_PATH") or str(LOCAL_DATABASE)
+    return None if chosen == ":memory:" else Path(chosen).resolve()
+
+
+def _address_file(path: Path) -> Path:
+    return path.with_name(path.name + ".uri")
+
+
+def _answers(uri: str) -> bool:
+    client = MongoClient(uri, serverSelectionTimeoutMS=1000, connectTimeoutMS=1000)
+    try:
+        client.admin.command("ping")
+        return True
+    except PyMongoError:
+        return False
+    finally:
+        client.close()
+
+
+def local_database(cleanup: list) -> tuple[str, str]:
+    """The database of `make run`, `make invoke` and `make db`, as (URI, what it is).
+
+    MONGODB_URI when set. Else the embedded server on the local path (.local/db, or DB_PATH): the
+    one already serving it (another `make run` or `make db` wrote its URI beside the data), or a new
+    one, stopped by `cleanup`. Raises DatabaseStartError with a readable reason.
+    """
+    uri = external_uri()
+    if uri is not None:
+        return uri, "MONGODB_URI"
+    path = local_storage_path()
+    if path is not None and _address_file(path).exists():
+        running = _address_file(path).read_text().strip()
+        if running and _answers(running):
+            return running, f"the embedded server already serving {path}"
+    server = EmbeddedMongo(storage_path=path)
+    server.start()
+    if path is None:
+        cleanup.append(server.stop)
+        return server.uri, "embedded SecantusDB, in a temporary folder (DB_PATH=:memory:): gone when it stops"
+    address = _address_file(path)
+    address.write_text(server.uri + "\n")
+    cleanup.append(lambda: (address.unlink(missing_ok=True), server.stop()))
+    return server.uri, f"embedded SecantusDB, data kept in {path} (to start empty: stop it, then rm -rf {path})"
 
 
 def main() -> None:
@@ -102,21 +266,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "27017")))
     arguments = parser.parse_args()
-    server = EmbeddedMongo(port=arguments.port)
+    path = local_storage_path()
+    server = EmbeddedMongo(port=arguments.port, storage_path=path)
     try:
         server.start()
-    except OSError as error:
-        raise SystemExit(f"cannot listen on 127.0.0.1:{arguments.port}: {error.strerror} (set PORT=...)") from None
-    print(f"embedded MongoDB-compatible server (mongoeco behind the wire layer) at {server.uri}", flush=True)
+    except DatabaseStartError as error:
+        raise SystemExit(f"cannot start the embedded database: {error}") from None
+    if path is not None:
+        _address_file(path).write_text(server.uri + "\n")
+    kept = f"data kept in {path} (to start empty: stop it, then rm -rf {path})" if path else "data in a temporary folder"
+    print(f"embedded MongoDB-wire server (SecantusDB on WiredTiger) at {server.uri}", flush=True)
     print(f"  export MONGODB_URI='{server.uri}'", flush=True)
-    print("  faults: client.admin.command('devFaults', {'dropAfterCommitNext': 1}); Ctrl-C stops", flush=True)
+    print(f"  {kept}; its log: {server.log_path}", flush=True)
+    print("  failpoints on (configureFailPoint, as mongod with enableTestCommands=1); Ctrl-C stops", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        stop.wait()
+        while not stop.wait(1):
+            if not server.running:
+                raise SystemExit(f"the database exited; its log: {server.log_path}")
     except KeyboardInterrupt:
         pass
     finally:
+        if path is not None:
+            _address_file(path).unlink(missing_ok=True)
         server.stop()
 
 

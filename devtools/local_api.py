@@ -7,7 +7,7 @@ as the template's JWT authorizer would (with the local development key of
 devtools/local_auth.py), then hands the event to the function's local container, a process of
 its own that runs the real handler one invocation at a time (devtools/lambda_container.py). The expiry function runs on
 the template's schedule (EXPIRY_INTERVAL_SECONDS shortens it), Swagger UI is at /docs and the
-spec at /openapi.json. The database is the embedded one unless MONGODB_URI is set.
+spec at /openapi.json. The database is the embedded one on .local/db (kept across runs) unless MONGODB_URI is set.
 """
 
 from __future__ import annotations
@@ -210,19 +210,19 @@ def _environment(uri: str) -> None:
             sys.path.insert(0, path)
 
 
-def _database(stack) -> str:
-    """MONGODB_URI if set and reachable, else the embedded server."""
+def _database(cleanup: list) -> tuple[str, str]:
+    """(URI, what it is): MONGODB_URI if set and reachable, else the embedded server on .local/db."""
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
-    from devtools.embedded_mongo import EmbeddedMongo, external_uri
+    from devtools.embedded_mongo import DatabaseStartError, local_database
 
-    uri = external_uri()
-    if uri is None:
-        server = EmbeddedMongo()
-        uri = server.start()
-        stack.append(server.stop)
-        return uri
+    try:
+        uri, description = local_database(cleanup)
+    except DatabaseStartError as error:
+        raise SystemExit(f"cannot start the embedded database: {error}") from None
+    if description != "MONGODB_URI":
+        return uri, description
     client = MongoClient(uri, serverSelectionTimeoutMS=3000)
     try:
         client.admin.command("ping")
@@ -230,7 +230,7 @@ def _database(stack) -> str:
         raise SystemExit(f"MONGODB_URI is not reachable: {error.__class__.__name__}: {str(error)[:200]}") from None
     finally:
         client.close()
-    return uri
+    return uri, description
 
 
 def _port_free(port: int) -> None:
@@ -247,12 +247,13 @@ def serve(port: int) -> None:
     from samcli.lib.providers.api_provider import ApiProvider
     from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider
     from samcli.local.apigw.local_apigw_service import LocalApigwService
+    from samcli.local.docker.exceptions import ProcessSigTermException
 
     _port_free(port)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the runner logs one line per request
     cleanup: list = []
     try:
-        uri = _database(cleanup)
+        uri, database = _database(cleanup)
         _environment(uri)
         from devtools.local_auth import KEY_FILE, issue_token, signing_key
         from wallet_api import runtime
@@ -274,7 +275,7 @@ def serve(port: int) -> None:
         signing_key()
         print(
             f"wallet API on http://127.0.0.1:{port}  (Swagger UI: http://127.0.0.1:{port}/docs)\n"
-            f"  database: {'MONGODB_URI' if os.environ.get('MONGODB_URI') != uri else 'embedded'} {uri}\n"
+            f"  database: {uri}\n    {database}\n"
             f"  routes: {len(api.routes)} from template.yaml; schedule: {scheduler.describe()}\n"
             f"  tokens: signed with the development key in {KEY_FILE.relative_to(ROOT)} "
             f"({signing_key().decode()[:8]}..., local only); make token SUB=alice [SCOPES=wallet:admin]\n"
@@ -283,7 +284,7 @@ def serve(port: int) -> None:
             flush=True,
         )
         service.run()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ProcessSigTermException):  # Ctrl-C, or SIGTERM (SAM CLI's handler raises this)
         pass
     finally:
         for step in reversed(cleanup):
@@ -343,7 +344,7 @@ def invoke_once(function_name: str, event_path: Path) -> None:
     """`make invoke`: run one function once and print its response, as `sam local invoke` does."""
     cleanup: list = []
     try:
-        _environment(_database(cleanup))
+        _environment(_database(cleanup)[0])
         functions = load_functions()
         if function_name not in functions:
             raise SystemExit(f"unknown function {function_name}; template.yaml has {', '.join(sorted(functions))}")

@@ -13,7 +13,7 @@ EAGER` on 127.0.0.1:PORT (default 3000). Both first make sure of everything SAM 
 - `sam build` for this machine's architecture (SAM_ARCH), as `make sam-build` does;
 - the database where containers reach it: the embedded server listening on the bridge's gateway
   address (e.g. 172.17.0.1, never beyond this machine), or MONGODB_URI (one on loopback is relayed
-  through the wire layer listening on that gateway address); handed to every function with
+  by a plain TCP relay listening on that gateway address); handed to every function with
   `--env-vars` (MONGODB_URI, MONGODB_DATABASE, POWERTOOLS_LOG_LEVEL; template.yaml declares them,
   since --env-vars only overrides declared variables).
 
@@ -256,27 +256,30 @@ def container_uri(uri: str, relay: tuple[str, int]) -> str:
 
 
 def container_database(gateway: str, cleanup: list[Callable[[], None]]) -> str:
-    """A MongoDB URI the containers reach; servers started here are stopped by `cleanup`."""
+    """A MongoDB URI the containers reach; servers started here are stopped by `cleanup`.
+
+    The embedded server listens on the bridge's address itself; a MONGODB_URI on loopback is
+    reached through a plain TCP relay on that address, as one direct connection (the replica set's
+    own member addresses are loopback ones, which a container cannot reach)."""
     from pymongo.uri_parser import parse_uri
 
     from devtools.embedded_mongo import EmbeddedMongo, external_uri
+    from devtools.tcp_relay import TcpRelay
 
     uri = external_uri()
     if uri is None:
         server = EmbeddedMongo(host=gateway)
         server.start()
         cleanup.append(server.stop)
-        return server.uri
+        return server.direct_uri
     if uri.startswith("mongodb+srv://"):
         return uri
     nodes = parse_uri(uri)["nodelist"]
     if not any(_loopback(host) for host, _ in nodes):
         return uri
-    relay = EmbeddedMongo(host=gateway, upstream=nodes[0])
-    relay.start()
+    relay = TcpRelay(nodes[0], host=gateway).start()
     cleanup.append(relay.stop)
-    port = int(relay.uri.rsplit(":", 1)[1].split("/")[0])
-    return container_uri(uri, (gateway, port))
+    return container_uri(uri, (gateway, relay.port))
 
 
 def write_env_vars(path: Path, uri: str, database: str, *, log_level: str = "INFO") -> Path:

@@ -1,31 +1,38 @@
 """Fixtures: one database server per test session, a fresh database per test.
 
-The server is MONGODB_URI when set (a real replica set) and the embedded mongoeco server
-otherwise; every test must pass on both.
+The server is MONGODB_URI when set (a real replica set, started with enableTestCommands=1 for
+the failpoints) and the embedded SecantusDB otherwise; every test must pass on both.
+
+Two clients: the service under test connects as `wallet` (its appname, as deployed), the tests
+read, check and arm failpoints through a client of their own, so a failpoint confined to
+`wallet` (devtools/failpoints.py) never disturbs the checks.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import pytest
-from pymongo import MongoClient
+from pymongo import MongoClient, monitoring
 from pymongo.database import Database
-from pymongo.uri_parser import parse_uri
 
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
-from devtools.wire_layer import Faults
+from devtools.failpoints import FailPoints
 from wallet_core import WalletService
+
+SERVICE_APP_NAME = "wallet"
 
 
 @pytest.fixture(scope="session")
-def embedded_server() -> Iterator[EmbeddedMongo | None]:
-    """The embedded server behind the wire layer, or None when MONGODB_URI names a real one."""
+def embedded_server(tmp_path_factory) -> Iterator[EmbeddedMongo | None]:
+    """The embedded server (a process of its own), or None when MONGODB_URI names a real one."""
     if external_uri():
         yield None
         return
-    with EmbeddedMongo() as server:
+    folder = tmp_path_factory.mktemp("database")
+    with EmbeddedMongo(storage_path=folder / "data", log_path=folder / "secantus.log") as server:
         yield server
 
 
@@ -35,43 +42,111 @@ def mongo_uri(embedded_server: EmbeddedMongo | None) -> str:
 
 
 @pytest.fixture(scope="session")
-def faulty_server(embedded_server: EmbeddedMongo | None) -> Iterator[EmbeddedMongo]:
-    """A server whose wire layer can inject faults: the embedded one, or the layer in front of MONGODB_URI."""
-    if embedded_server is not None:
-        yield embedded_server
-        return
-    host, port = next(iter(parse_uri(external_uri())["nodelist"]))
-    with EmbeddedMongo(upstream=(host, port)) as layered:
-        yield layered
+def mongo_client(mongo_uri: str) -> Iterator[MongoClient]:
+    """The tests' own client: reads, checks, failpoints."""
+    client = MongoClient(mongo_uri, appname="wallet-tests", serverSelectionTimeoutMS=5000, maxPoolSize=64)
+    yield client
+    client.close()
 
 
-@pytest.fixture
-def faults(faulty_server: EmbeddedMongo) -> Iterator[Faults]:
-    """The fault switches, all off before and after the test."""
-    faulty_server.faults.reset()
-    yield faulty_server.faults
-    faulty_server.faults.reset()
+@dataclass(frozen=True)
+class Answer:
+    """How one command of the service's ended: `code` of the error or write concern error, or None;
+    `network` when the connection failed instead of an answer."""
+
+    command: str
+    code: int | None
+    network: bool
+
+
+@dataclass
+class CommandLog(monitoring.CommandListener):
+    """The service's commands as its client saw them end, and hooks run just before a command is sent."""
+
+    answers: list[Answer] = field(default_factory=list)
+    before: dict[str, list[Callable[[], None]]] = field(default_factory=dict)
+    sent: list[dict] = field(default_factory=list)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent.append(event.command)
+        hooks = self.before.get(event.command_name)
+        if hooks:
+            hooks.pop(0)()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        concern = event.reply.get("writeConcernError") or {}
+        self.answers.append(Answer(event.command_name, concern.get("code"), network=False))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        failure = event.failure or {}
+        network = "code" not in failure and failure.get("errtype") in ("AutoReconnect", "NetworkTimeout")
+        code = failure.get("code") or (failure.get("writeConcernError") or {}).get("code")
+        self.answers.append(Answer(event.command_name, code, network))
+
+    def of(self, command: str) -> list[Answer]:
+        return [answer for answer in self.answers if answer.command == command]
+
+    def clear(self) -> None:
+        self.answers.clear()
+        self.before.clear()
+        self.sent.clear()
+
+
+_SERVICE_COMMANDS = CommandLog()
 
 
 @pytest.fixture(scope="session")
-def mongo_client(mongo_uri: str) -> Iterator[MongoClient]:
-    client = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, maxPoolSize=64)
+def service_client(mongo_uri: str) -> Iterator[MongoClient]:
+    """The service's client, named as the deployed functions name theirs."""
+    client = MongoClient(
+        mongo_uri,
+        appname=SERVICE_APP_NAME,
+        serverSelectionTimeoutMS=5000,
+        maxPoolSize=64,
+        event_listeners=[_SERVICE_COMMANDS],
+    )
     yield client
     client.close()
+
+
+@pytest.fixture
+def service_commands(service_client: MongoClient) -> Iterator[CommandLog]:
+    """What the service's client sent from here on, and how each command ended."""
+    _SERVICE_COMMANDS.clear()
+    yield _SERVICE_COMMANDS
+    _SERVICE_COMMANDS.clear()
 
 
 @pytest.fixture
 def database(mongo_client: MongoClient) -> Iterator[Database]:
     name = f"wallet_test_{uuid.uuid4().hex[:12]}"
     yield mongo_client[name]
+    # A transaction a failed test left open would hold the drop until the server's transaction
+    # lifetime ends (SecantusDB ends none by a timer): end every session first.
+    mongo_client.admin.command("killAllSessions", [])
     mongo_client.drop_database(name)
 
 
 @pytest.fixture
-def service(database: Database) -> WalletService:
-    wallet_service = WalletService(database, time_budget=20.0)
+def service_database(service_client: MongoClient, database: Database) -> Database:
+    """The test's database as the service reaches it."""
+    return service_client[database.name]
+
+
+@pytest.fixture
+def service(service_database: Database) -> WalletService:
+    wallet_service = WalletService(service_database, time_budget=20.0)
     wallet_service.ensure_indexes()
     return wallet_service
+
+
+@pytest.fixture
+def failpoints(mongo_client: MongoClient) -> Iterator[FailPoints]:
+    """The server's failCommand failpoint, confined to the service's connections; off before and after."""
+    points = FailPoints(mongo_client, app_name=SERVICE_APP_NAME)
+    points.off()
+    yield points
+    points.off()
 
 
 @pytest.fixture

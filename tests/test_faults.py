@@ -1,24 +1,27 @@
-"""Injected commit faults: the commit's outcome is hidden from the client, or the commit fails.
+"""Faults around the commit, injected by the database's own failCommand failpoint.
 
-Every test wraps ClientSession.commit_transaction. An "applied" fault runs the real commit and
-then raises, so the server kept the transaction while the client saw an error: the service's
-retry must answer from the operation record it committed, never move the money a second time.
-A "not applied" fault raises without committing (leaving the transaction block ends the session,
-which aborts it): the retry must apply the operation exactly once.
+Each plan arms one failpoint on the service's connections (devtools/failpoints.py) and makes one
+call. An "applied" fault lets the commit happen but hides its outcome from the client; the
+service's retry must answer from the operation record it committed, never move the money a
+second time. A "not applied" fault fails before the commit runs: the retry must apply the call
+exactly once. The same tests run against a real mongod started with enableTestCommands=1.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 
+import pymongo
 import pytest
 from bson import ObjectId
-from pymongo.client_session import ClientSession
 from pymongo.database import Database
-from pymongo.errors import AutoReconnect, OperationFailure, PyMongoError
+from pymongo.errors import OperationFailure
 
+from devtools.failpoints import FailPoints, Fault, drop_connection, slow, unknown_commit, write_conflict
+from tests.conftest import CommandLog
 from tests.ledger_checks import assert_ledger_consistent, total_money
 from wallet_core import (
     Conflict,
@@ -38,86 +41,32 @@ from wallet_core.store import (
     utc_now_ms,
 )
 
-# ---------------------------------------------------------------- the fault injector
-
-
-def unknown_commit_result() -> PyMongoError:
-    """What pymongo raises when the connection drops during commitTransaction."""
-    error = AutoReconnect("injected")
-    error._add_error_label("UnknownTransactionCommitResult")
-    return error
-
-
-def embedded_write_conflict() -> PyMongoError:
-    """mongoeco's own commit-time conflict, as it sends it without the wire layer: no code, no label."""
-    return OperationFailure("Write conflict during transaction commit")
-
-
-def transient_write_conflict() -> PyMongoError:
-    """Real MongoDB's write conflict: code 112 with the TransientTransactionError label."""
-    return OperationFailure(
-        "WriteConflict error: this operation conflicted with another operation",
-        code=112,
-        details={"ok": 0, "code": 112, "codeName": "WriteConflict", "errorLabels": ["TransientTransactionError"]},
-    )
-
 
 @dataclass(frozen=True)
-class Fault:
-    applied: bool  # run the real commit before raising
-    make: Callable[[], PyMongoError]
+class Plan:
+    """One failpoint, how often it fires, and what the client sees of each firing."""
+
+    fault: Fault
+    times: int
+    applied: bool  # the commit the fault hit happened anyway
+
+    def arm(self, failpoints: FailPoints) -> None:
+        failpoints.arm(self.fault, times=self.times)
 
 
-AFTER_UNKNOWN = Fault(applied=True, make=unknown_commit_result)
-AFTER_WRITE_CONFLICT = Fault(applied=True, make=embedded_write_conflict)
-BEFORE_TRANSIENT = Fault(applied=False, make=transient_write_conflict)
-BEFORE_UNKNOWN = Fault(applied=False, make=unknown_commit_result)
-
-
-@dataclass
-class CommitFaults:
-    """Plays `plan` against the next commits, one fault per commit; `forever` applies after the plan."""
-
-    plan: list[Fault] = field(default_factory=list)
-    forever: Fault | None = None
-    commits: int = 0
-    raised: list[PyMongoError] = field(default_factory=list)
-    # Run just before the next real commit, e.g. another client's write.
-    interference: list[Callable[[], None]] = field(default_factory=list)
-
-    def next_commits(self, *faults: Fault) -> None:
-        self.plan.extend(faults)
-
-    def every_commit(self, fault: Fault) -> None:
-        self.forever = fault
-
-    def clear(self) -> None:
-        self.plan.clear()
-        self.forever = None
-
-
-@pytest.fixture
-def commit_faults(monkeypatch: pytest.MonkeyPatch) -> CommitFaults:
-    """Commit faults injected in the client (conftest's `faults` are the wire layer's)."""
-    injector = CommitFaults()
-    real_commit = ClientSession.commit_transaction
-
-    def commit_transaction(session: ClientSession) -> None:
-        injector.commits += 1
-        if injector.interference:
-            injector.interference.pop(0)()
-        fault = injector.plan.pop(0) if injector.plan else injector.forever
-        if fault is None:
-            real_commit(session)
-            return
-        if fault.applied:
-            real_commit(session)
-        error = fault.make()
-        injector.raised.append(error)
-        raise error
-
-    monkeypatch.setattr(ClientSession, "commit_transaction", commit_transaction)
-    return injector
+FAULT_PLANS = {
+    # The commit applied; its answer carries a write concern error (UnknownTransactionCommitResult).
+    "applied_unknown_result": Plan(unknown_commit(), times=1, applied=True),
+    # The commit was refused before it ran (112, TransientTransactionError), three times; the fourth commits.
+    "not_applied_transient": Plan(write_conflict("commitTransaction"), times=3, applied=False),
+    # The connection closed before the commit ran, and again on pymongo's own retry of the commit:
+    # outcome unknown, transaction left open on the server (the runner kills its session).
+    "not_applied_connection_lost": Plan(drop_connection("commitTransaction"), times=2, applied=False),
+    # The connection closed before the movement's insert: a network error inside the transaction.
+    "connection_lost_before_insert": Plan(drop_connection("insert"), times=1, applied=False),
+    # A write conflict at the first write (the wallet), as a concurrent movement causes, twice.
+    "write_conflict_at_the_first_write": Plan(write_conflict("findAndModify", "insert"), times=2, applied=False),
+}
 
 
 # ---------------------------------------------------------------- ledger snapshots
@@ -245,17 +194,6 @@ EXPECTED_ENTRY_TYPES = {
     "create_wallet": ["DEPOSIT"],
 }
 
-FAULT_PLANS = {
-    # The commit applied, the client saw a connection error labelled UnknownTransactionCommitResult.
-    "applied_unknown_result": [AFTER_UNKNOWN],
-    # The commit applied, the client saw a bare "Write conflict" message (no code, no label).
-    "applied_write_conflict": [AFTER_WRITE_CONFLICT],
-    # The commit failed before applying anything; the retry commits.
-    "not_applied_transient": [BEFORE_TRANSIENT],
-    # Two failures that applied nothing, then a commit that applied but reported an unknown result.
-    "twice_not_applied_then_applied_unknown": [BEFORE_TRANSIENT, BEFORE_UNKNOWN, AFTER_UNKNOWN],
-}
-
 
 def _check_applied_once(
     database: Database,
@@ -296,26 +234,50 @@ def _check_applied_once(
     assert_ledger_consistent(database)
 
 
+def fired(commands: CommandLog, plan: Plan) -> int:
+    """How many answers the plan's failpoint made, as the service's client saw them."""
+    fault = plan.fault
+    return sum(
+        1
+        for answer in commands.answers
+        if answer.command in fault.commands
+        and (
+            (fault.close_connection and answer.network)
+            or (fault.error_code is not None and answer.code == fault.error_code)
+            or (fault.write_concern_error is not None and answer.code == fault.write_concern_error["code"])
+        )
+    )
+
+
 @pytest.mark.parametrize("plan", FAULT_PLANS.values(), ids=FAULT_PLANS.keys())
 @pytest.mark.parametrize("keyed", [True, False], ids=["with_key", "without_key"])
 @pytest.mark.parametrize("name", CASES.keys())
-def test_commit_fault_moves_money_once(
-    service: WalletService, database: Database, commit_faults: CommitFaults, name: str, keyed: bool, plan: list[Fault]
+def test_a_fault_moves_money_once(
+    service: WalletService,
+    database: Database,
+    failpoints: FailPoints,
+    service_commands: CommandLog,
+    name: str,
+    keyed: bool,
+    plan: Plan,
 ) -> None:
     case = CASES[name]
     context = case.prepare(service)
     before = snapshot(database)
     key = f"fault-{name}" if keyed else None
-    commits_before = commit_faults.commits
+    service_commands.clear()
 
-    commit_faults.next_commits(*plan)
+    plan.arm(failpoints)
     result = case.call(service, context, key)
+    failpoints.off()
 
-    # Every planned fault fired, and nothing committed after the one commit that applied.
-    assert commit_faults.plan == []
-    assert len(commit_faults.raised) == len(plan)
-    applied_faults = sum(fault.applied for fault in plan)
-    assert commit_faults.commits - commits_before == len(plan) + (0 if applied_faults else 1)
+    assert fired(service_commands, plan) == plan.times
+    commits = service_commands.of("commitTransaction")
+    clean_commits = [answer for answer in commits if answer.code is None and not answer.network]
+    # Applied: the faulted commit was the one; its retry was answered from the record, with no commit.
+    assert len(clean_commits) == (0 if plan.applied else 1)
+    if plan.fault.close_connection:
+        assert service_commands.of("killSessions"), "the runner kills the session a broken connection left"
     # It was this call's own commit, so the answer is not a replay.
     assert result.replayed is False
     _check_applied_once(database, name, case, context, before, result)
@@ -329,26 +291,74 @@ def test_commit_fault_moves_money_once(
         assert_ledger_consistent(database)
 
 
-@pytest.mark.parametrize("name", CASES.keys())
-def test_another_clients_write_during_the_transaction_applies_it_once(
-    service: WalletService, database: Database, commit_faults: CommitFaults, name: str
+@pytest.mark.parametrize("name", ["deposit", "capture_partial", "transfer", "create_wallet"])
+def test_a_commit_that_outlives_the_callers_timeout_applies_once(
+    service: WalletService, database: Database, failpoints: FailPoints, name: str
 ) -> None:
-    """Someone else commits an unrelated write while the call's transaction is open.
-
-    Real MongoDB commits the call as it is; the embedded server refuses the commit (it reports a
-    conflict for any concurrent commit) without applying it, and the wire layer discards that
-    failed transaction as MongoDB does. Either way the call applies once, and
-    its answer is what the database holds. This is the single-threaded core of the races in
-    test_concurrency.py: the retry must start a fresh transaction, not see the failed attempt's writes.
-    """
+    """The server holds the commit past the caller's deadline, then runs it: the caller was told
+    the database was unavailable, and the same key afterwards answers what that commit did."""
     case = CASES[name]
     context = case.prepare(service)
     before = snapshot(database)
-    commit_faults.interference.append(lambda: database["elsewhere"].insert_one({"unrelated": True}))
+    failpoints.arm(slow(1_500, "commitTransaction"))
+    with pytest.raises(DatabaseUnavailable), pymongo.timeout(0.5):
+        case.call(service, context, f"late-{name}")
+    failpoints.off()
+
+    result = case.call(service, context, f"late-{name}")
+    _check_applied_once(database, name, case, context, before, result)
+    assert result.replayed is True  # the late commit did it; this call only read the record
+
+
+def test_racing_duplicates_of_one_request_apply_once(
+    service: WalletService, database: Database, failpoints: FailPoints
+) -> None:
+    """Eight copies of one keyed request at once while every commit is slow: the copies collide on the
+    wallet, the first commits, the others find its record (the wallet no longer covers a second
+    withdrawal, so they must look before refusing). One movement, and every copy answers it."""
+    wallet = service.create_wallet("alice", "USD", opening_balance=1_000).wallet.id
+    failpoints.always(Fault(("commitTransaction",), block_ms=200))
+    answers: list[Movement] = []
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            answers.append(service.withdraw(wallet, 600, idempotency_key="the-same-request"))
+        except BaseException as error:  # every outcome is checked below
+            errors.append(error)
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failpoints.off()
+
+    assert errors == []
+    assert len({answer.operation_id for answer in answers}) == 1
+    assert sum(not answer.replayed for answer in answers) == 1
+    assert all(same_result(answer, answers[0]) for answer in answers)
+    assert service.get_wallet(wallet).balance == 400
+    assert database[LEDGER].count_documents({"kind": OPERATION, "operation": "withdraw"}) == 1
+    assert_ledger_consistent(database)
+
+
+@pytest.mark.parametrize("name", CASES.keys())
+def test_another_clients_write_during_the_transaction_applies_it_once(
+    service: WalletService, database: Database, service_commands: CommandLog, name: str
+) -> None:
+    """Someone else commits an unrelated write while the call's transaction is open, just before its
+    commit: writes to other documents never conflict, so the call commits as it is, once."""
+    case = CASES[name]
+    context = case.prepare(service)
+    before = snapshot(database)
+    service_commands.clear()
+    service_commands.before["commitTransaction"] = [lambda: database["elsewhere"].insert_one({"unrelated": True})]
 
     result = case.call(service, context, f"interfered-{name}")
 
-    assert commit_faults.interference == []
+    assert service_commands.before["commitTransaction"] == []
+    assert [answer.code for answer in service_commands.of("commitTransaction")] == [None]
     assert result.replayed is False
     database.drop_collection("elsewhere")
     _check_applied_once(database, name, case, context, before, result)
@@ -357,40 +367,76 @@ def test_another_clients_write_during_the_transaction_applies_it_once(
     assert same_result(replay, result)
 
 
+WRITES = ("insert", "update", "delete", "findAndModify")
+
+
+@pytest.mark.parametrize("name", [*CASES.keys(), "expire_reservations"])
+def test_money_moves_only_inside_a_transaction_with_its_operation_record(
+    service: WalletService, service_commands: CommandLog, name: str
+) -> None:
+    """No money-moving write is a plain retryable write: the server may apply two concurrent retries
+    of one such write twice (SecantusDB does; MongoDB does not promise otherwise once the first
+    outlived the client's timeout). Every write of a movement is part of its transaction, whose
+    operation record makes a second application fail on its _id."""
+    if name == "expire_reservations":
+        _make_due_holds(service)
+        service_commands.clear()
+        assert service.expire_reservations(now=utc_now_ms() + timedelta(hours=1)).expired == 3
+    else:
+        case = CASES[name]
+        context = case.prepare(service)
+        service_commands.clear()
+        case.call(service, context, f"inside-{name}")
+    writes = [command for command in service_commands.sent if next(iter(command)) in WRITES]
+    assert writes
+    for command in writes:
+        assert command.get("autocommit") is False, command
+        assert "txnNumber" in command, command
+    inserts = [command for command in writes if "insert" in command and command["insert"] == LEDGER]
+    assert any(document.get("kind") == OPERATION for command in inserts for document in command["documents"])
+
+
 # ---------------------------------------------------------------- the time budget
 
 
 @pytest.mark.parametrize(
-    ("make_error", "translated"),
+    ("fault", "translated"),
     [
-        (transient_write_conflict, Conflict),
-        (embedded_write_conflict, Conflict),
-        (unknown_commit_result, DatabaseUnavailable),
+        (write_conflict("commitTransaction"), (Conflict,)),
+        # The last attempt may end on the connection or on a conflict with an attempt whose session the
+        # runner had no time left to kill: either way the caller is told to retry with the same key.
+        (drop_connection("commitTransaction"), (DatabaseUnavailable, Conflict)),
     ],
-    ids=["transient_write_conflict", "plain_write_conflict", "connection_lost"],
+    ids=["write_conflict", "connection_lost"],
 )
 @pytest.mark.parametrize("name", ["deposit", "transfer", "create_reservation"])
 def test_time_budget_is_respected_when_every_commit_fails(
     service: WalletService,
+    service_database: Database,
     database: Database,
-    commit_faults: CommitFaults,
+    failpoints: FailPoints,
+    service_commands: CommandLog,
     name: str,
-    make_error: Callable[[], PyMongoError],
-    translated: type[Exception],
+    fault: Fault,
+    translated: tuple[type[Exception], ...],
 ) -> None:
     case = CASES[name]
     context = case.prepare(service)
     before = snapshot(database)
-    impatient = WalletService(database, time_budget=0.5)
+    impatient = WalletService(service_database, time_budget=0.5)
+    service_commands.clear()
 
-    commit_faults.every_commit(Fault(applied=False, make=make_error))
+    failpoints.always(fault)
     with pytest.raises(translated) as raised:
         case.call(impatient, context, f"budget-{name}")
-    commit_faults.clear()
+    failpoints.off()
 
-    assert len(commit_faults.raised) >= 2, "the runner should have retried before giving up"
-    # The last transient error is chained as it was raised by the driver.
-    assert raised.value.__cause__ is commit_faults.raised[-1]
+    assert len(service_commands.of("commitTransaction")) >= 2, "the runner should have retried before giving up"
+    # The last error is chained as the driver raised it.
+    assert isinstance(raised.value.__cause__, pymongo.errors.PyMongoError)
+    if fault.error_code is not None:
+        assert isinstance(raised.value.__cause__, OperationFailure)
+        assert raised.value.__cause__.code == fault.error_code
     assert snapshot(database) == before
     assert_ledger_consistent(database)
 
@@ -401,15 +447,17 @@ def test_time_budget_is_respected_when_every_commit_fails(
 
 
 def test_non_transient_commit_error_is_not_retried(
-    service: WalletService, database: Database, commit_faults: CommitFaults
+    service: WalletService, database: Database, failpoints: FailPoints, service_commands: CommandLog
 ) -> None:
     wallet = service.create_wallet("alice", "USD", opening_balance=100).wallet
     before = snapshot(database)
-    commits_before = commit_faults.commits
-    commit_faults.next_commits(Fault(applied=False, make=lambda: OperationFailure("injected failure", code=2)))
-    with pytest.raises(OperationFailure, match="injected failure"):
+    service_commands.clear()
+    failpoints.arm(Fault(("commitTransaction",), error_code=2))  # BadValue: nothing a retry fixes
+    with pytest.raises(OperationFailure) as raised:
         service.deposit(wallet.id, 10, idempotency_key="fails-for-good")
-    assert commit_faults.commits == commits_before + 1
+    failpoints.off()
+    assert raised.value.code == 2
+    assert len(service_commands.of("commitTransaction")) == 1
     assert snapshot(database) == before
 
 
@@ -430,18 +478,20 @@ def _expire_entries(database: Database, hold_id: str) -> list[dict]:
     return list(database[LEDGER].find({"kind": ENTRY, "type": "EXPIRE", "reservationId": ObjectId(hold_id)}))
 
 
-@pytest.mark.parametrize("fault", [AFTER_UNKNOWN, AFTER_WRITE_CONFLICT], ids=["unknown_result", "write_conflict"])
 def test_expiry_batch_applied_but_reported_failed_expires_nothing_twice(
-    service: WalletService, database: Database, commit_faults: CommitFaults, fault: Fault
+    service: WalletService, database: Database, failpoints: FailPoints, service_commands: CommandLog
 ) -> None:
     holds = _make_due_holds(service)
     money = total_money(database)
     later = utc_now_ms() + timedelta(hours=1)
+    service_commands.clear()
 
-    commit_faults.next_commits(fault)
+    failpoints.arm(unknown_commit())
     first = service.expire_reservations(now=later, batch_size=10)
-    assert len(commit_faults.raised) == 1
-    # The retry finds the batch's committed record and reports what that commit did.
+    failpoints.off()
+    # The retry's transaction finds the batch's committed record, writes nothing and reports what
+    # that commit did.
+    assert [answer.code for answer in service_commands.of("commitTransaction")] == [64, None]
     assert (first.expired, first.skipped, first.failed) == (len(holds), 0, 0)
     for hold_id in holds:
         assert service.get_reservation(hold_id).status is ReservationStatus.EXPIRED
@@ -460,15 +510,20 @@ def test_expiry_batch_applied_but_reported_failed_expires_nothing_twice(
     assert_ledger_consistent(database)
 
 
+@pytest.mark.parametrize(
+    "plan", [FAULT_PLANS["not_applied_transient"], FAULT_PLANS["not_applied_connection_lost"]], ids=["112", "network"]
+)
 def test_expiry_batch_not_applied_is_retried_once(
-    service: WalletService, database: Database, commit_faults: CommitFaults
+    service: WalletService, database: Database, failpoints: FailPoints, service_commands: CommandLog, plan: Plan
 ) -> None:
     holds = _make_due_holds(service)
     later = utc_now_ms() + timedelta(hours=1)
+    service_commands.clear()
 
-    commit_faults.next_commits(BEFORE_TRANSIENT, BEFORE_UNKNOWN)
+    plan.arm(failpoints)
     report = service.expire_reservations(now=later, batch_size=10)
-    assert len(commit_faults.raised) == 2
+    failpoints.off()
+    assert fired(service_commands, plan) == plan.times
     assert (report.expired, report.skipped, report.failed) == (len(holds), 0, 0)
     for hold_id in holds:
         assert len(_expire_entries(database, hold_id)) == 1
@@ -477,16 +532,16 @@ def test_expiry_batch_not_applied_is_retried_once(
 
 
 def test_expiry_batch_that_keeps_failing_is_reported_failed_and_left_held(
-    database: Database, service: WalletService, commit_faults: CommitFaults
+    database: Database, service_database: Database, service: WalletService, failpoints: FailPoints
 ) -> None:
     holds = _make_due_holds(service)
     before = snapshot(database)
     later = utc_now_ms() + timedelta(hours=1)
-    impatient = WalletService(database, time_budget=0.3)
+    impatient = WalletService(service_database, time_budget=0.3)
 
-    commit_faults.every_commit(BEFORE_TRANSIENT)
+    failpoints.always(write_conflict("commitTransaction"))
     report = impatient.expire_reservations(now=later, batch_size=10)
-    commit_faults.clear()
+    failpoints.off()
     assert (report.expired, report.skipped, report.failed) == (0, 0, len(holds))
     assert sorted(report.failed_reservation_ids) == sorted(holds)
     assert snapshot(database) == before

@@ -1,0 +1,219 @@
+"""The embedded database (devtools/embedded_mongo.py): SecantusDB as a process of its own, and each
+of its measured gaps from MongoDB, with how the project stays correct despite it.
+
+These tests start servers of their own (they kill and step them down), so they run the same
+whether or not MONGODB_URI names another deployment.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pymongo import MongoClient
+from pymongo.errors import NotPrimaryError, OperationFailure, PyMongoError, ServerSelectionTimeoutError
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from devtools.embedded_mongo import DatabaseStartError, EmbeddedMongo, free_port
+from devtools.failpoints import FailPoints, Fault
+from tests.ledger_checks import assert_ledger_consistent
+from wallet_core import WalletService
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def server(tmp_path) -> Iterator[EmbeddedMongo]:
+    with EmbeddedMongo(storage_path=tmp_path / "data", log_path=tmp_path / "secantus.log") as running:
+        yield running
+
+
+def client_of(server: EmbeddedMongo, **options) -> MongoClient:
+    return MongoClient(server.uri, **({"serverSelectionTimeoutMS": 10_000} | options))
+
+
+def test_it_is_a_single_node_replica_set(server):
+    with client_of(server) as client:
+        hello = client.admin.command("hello")
+        assert (hello["setName"], hello["isWritablePrimary"]) == ("secantus", True)
+        assert client.topology_description.topology_type_name == "ReplicaSetWithPrimary"
+
+
+def test_a_restart_on_the_same_path_keeps_the_data(server):
+    with client_of(server) as client:
+        client.kept.things.insert_one({"_id": 1, "name": "kept"})
+    port = server.port
+    server.restart()
+    assert server.port == port
+    with client_of(server) as client:
+        assert client.kept.things.find_one({"_id": 1}) == {"_id": 1, "name": "kept"}
+
+
+def test_every_acknowledged_commit_survives_a_kill(server):
+    """Gap 1: without --sync-on-commit the last commits before a kill -9 were lost. With it (always
+    on here), every movement the service acknowledged is there after the crash and the restart."""
+    with client_of(server) as client:
+        service = WalletService(client.crash, time_budget=20.0)
+        service.ensure_indexes()
+        wallet = service.create_wallet("alice", "USD").wallet.id
+        acknowledged = [service.deposit(wallet, 1, idempotency_key=f"d{n}").operation_id for n in range(40)]
+    server.kill()
+    server.start()
+    with client_of(server) as client:
+        service = WalletService(client.crash, time_budget=20.0)
+        assert service.get_wallet(wallet).balance == 40
+        stored = {record["_id"] for record in client.crash.ledger.find({"kind": "operation", "operation": "deposit"})}
+        assert stored == set(acknowledged)
+        assert_ledger_consistent(client.crash)
+
+
+def test_failpoints_are_on(server):
+    """Gap 2: the command-line server has failpoints off unless started with --enable-test-commands."""
+    with client_of(server, appname="victim") as victim, client_of(server) as tests:
+        failpoints = FailPoints(tests, app_name="victim")
+        with failpoints.armed(Fault(("insert",), error_code=2)):
+            with pytest.raises(OperationFailure) as refused:
+                victim.points.things.insert_one({"n": 1})
+            assert refused.value.code == 2
+            tests.points.things.insert_one({"n": 2})  # another client's commands are not touched
+        victim.points.things.insert_one({"n": 3})  # times: 1, and off again
+        assert sorted(thing["n"] for thing in tests.points.things.find()) == [2, 3]
+
+
+def test_an_abandoned_transaction_holds_its_documents_until_its_session_is_killed(server):
+    """Gap 4: an abandoned transaction is ended only when another transaction command arrives after
+    its lifetime (SecantusDB has no timer; mongod ends it after transactionLifetimeLimitSeconds, 60
+    s). Until then every write to its documents conflicts. The service's transaction runner
+    therefore kills the session of an attempt whose connection broke (tests/test_faults.py)."""
+    with client_of(server) as client:
+        things = client.abandon.things
+        things.insert_one({"_id": 1, "n": 0})
+        abandoned = client.start_session()
+        abandoned.start_transaction(read_concern=ReadConcern("snapshot"), write_concern=WriteConcern("majority"))
+        things.update_one({"_id": 1}, {"$inc": {"n": 1}}, session=abandoned)
+
+        def write_in_a_transaction() -> None:
+            with client.start_session() as session, session.start_transaction():
+                things.update_one({"_id": 1}, {"$inc": {"n": 10}}, session=session)
+
+        with pytest.raises(OperationFailure) as conflict:
+            write_in_a_transaction()
+        assert conflict.value.code == 112
+        assert conflict.value.has_error_label("TransientTransactionError")
+        client.admin.command("killSessions", [abandoned.session_id])
+        write_in_a_transaction()
+        assert things.find_one({"_id": 1})["n"] == 10
+
+
+def test_a_step_down_refuses_writes_for_its_period_then_it_is_primary_again(server):
+    with client_of(server, serverSelectionTimeoutMS=500) as client:
+        client.steps.things.insert_one({"n": 1})
+        server.step_down(2)
+        # No primary to select (it says it is a secondary), or NotWritablePrimary if the write raced it.
+        with pytest.raises((ServerSelectionTimeoutError, NotPrimaryError)):
+            client.steps.things.insert_one({"n": 2})
+        with MongoClient(server.direct_uri) as direct:
+            assert direct.admin.command("hello")["secondary"] is True
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.steps.things.insert_one({"n": 3})
+                break
+            except PyMongoError:
+                assert time.monotonic() < deadline, "it did not become primary again"
+                time.sleep(0.2)
+        assert sorted(thing["n"] for thing in client.steps.things.find()) == [1, 3]
+
+
+def test_a_second_server_on_the_same_files_is_a_clear_error(server):
+    second = EmbeddedMongo(storage_path=server.storage_path, log_path=server.log_path.with_name("second.log"))
+    with pytest.raises(DatabaseStartError, match="in use by another SecantusDB"):
+        second.start()
+
+
+def test_it_ends_with_the_process_that_started_it(tmp_path):
+    """A test run killed outright must not leave a database behind (PR_SET_PDEATHSIG)."""
+    script = (
+        "import sys, time; from pathlib import Path; from devtools.embedded_mongo import EmbeddedMongo\n"
+        f"server = EmbeddedMongo(storage_path=Path({str(tmp_path / 'data')!r}))\n"
+        "server.start(); print(server._process.pid, flush=True); time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    child = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 20
+    while _alive(child):
+        assert time.monotonic() < deadline, "the database outlived the process that started it"
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+def test_make_db_serves_prints_its_uri_and_stops_on_sigterm(tmp_path):
+    port = free_port()
+    environment = {**os.environ, "PORT": str(port), "DB_PATH": str(tmp_path / "db")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.embedded_mongo"], cwd=ROOT, env=environment, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        first = process.stdout.readline()
+        uri = f"mongodb://127.0.0.1:{port}/?replicaSet=secantus"
+        assert uri in first, first
+        with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
+            client.made.things.insert_one({"n": 1})
+        assert (tmp_path / "db.uri").read_text().strip() == uri  # make run and make invoke find it there
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    assert not (tmp_path / "db.uri").exists()
+    assert (tmp_path / "db").is_dir()  # the data stays for the next start
+
+
+def test_the_embedded_server_is_never_part_of_the_layer():
+    """SecantusDB is GPL-2.0: a development and test dependency only."""
+    layer = ROOT / "layers" / "wallet_core"
+    assert "secantus" not in (layer / "requirements.txt").read_text().lower()
+    for module in layer.rglob("*.py"):
+        assert "secantus" not in module.read_text(), module
+
+
+def test_concurrent_use_from_threads_is_served(server):
+    """Sixteen clients' transactions on separate documents never conflict (MongoDB's rule: only
+    writes to the same document collide)."""
+    conflicts = []
+
+    def work(number: int) -> None:
+        with client_of(server) as client:
+            things = client.threads.things
+            things.insert_one({"_id": number, "n": 0})
+            for _ in range(10):
+                try:
+                    with client.start_session() as session, session.start_transaction():
+                        things.update_one({"_id": number}, {"$inc": {"n": 1}}, session=session)
+                except OperationFailure as error:
+                    conflicts.append(error)
+
+    threads = [threading.Thread(target=work, args=(number,)) for number in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert conflicts == []
+    with client_of(server) as client:
+        assert sorted(thing["n"] for thing in client.threads.things.find()) == [10] * 16

@@ -1,14 +1,19 @@
 """Runs a unit of work in one MongoDB multi-document transaction, retrying what is transient.
 
-A transaction is retried from the start when the server says it may succeed on a retry:
-the TransientTransactionError label (real MongoDB's write conflicts, aborted transactions,
-network errors inside a transaction), the UnknownTransactionCommitResult label (the commit
-may or may not have been applied) and a write conflict reported without a label (the
-embedded server reports conflicts only at commit, as a plain "Write conflict" message).
+A transaction is retried from the start when the server says it may succeed on a retry: the
+TransientTransactionError label (write conflicts, aborted transactions, network errors inside a
+transaction, a primary stepping down) and the UnknownTransactionCommitResult label (the commit
+may or may not have been applied).
 
 Retrying an unknown commit is only safe because every money movement also inserts its
 operation record under a unique _id in the same transaction: a retry of something that did
 commit fails on that insert and is answered from the stored result (see service.py).
+
+A commit whose connection broke may leave its transaction open on the server, holding its
+writes until the server's transaction lifetime ends (60 s on mongod): every retry would meet a
+write conflict on the same documents until then. So after such a failure the runner kills the
+attempt's session (`killSessions`), which aborts a transaction that never committed and does
+nothing to one that did.
 """
 
 from __future__ import annotations
@@ -16,15 +21,17 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from contextlib import suppress
 
+import pymongo
 from pymongo import MongoClient
 from pymongo.client_session import ClientSession
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, PyMongoError, WTimeoutError
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-WRITE_CONFLICT = 112
+KILL_SESSION_SECONDS = 2.0
 
 
 class RetryTransaction(Exception):
@@ -34,12 +41,21 @@ class RetryTransaction(Exception):
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, RetryTransaction):
         return True
-    if not isinstance(error, PyMongoError) or getattr(error, "timeout", False):
+    if not isinstance(error, PyMongoError):
         return False
-    if error.has_error_label("TransientTransactionError") or error.has_error_label("UnknownTransactionCommitResult"):
-        return True
-    return isinstance(error, OperationFailure) and (
-        error.code == WRITE_CONFLICT or "write conflict" in str(error).lower()
+    # The caller's deadline (pymongo.timeout) has passed: no time is left for a retry. A write
+    # concern timeout (WTimeoutError, 64 on a commit) is the server's, not the caller's: the commit's
+    # outcome is unknown and a retry finds out.
+    if getattr(error, "timeout", False) and not isinstance(error, WTimeoutError):
+        return False
+    return error.has_error_label("TransientTransactionError") or error.has_error_label("UnknownTransactionCommitResult")
+
+
+def may_leave_transaction_open(error: BaseException) -> bool:
+    """The attempt's transaction may still be open on the server: its connection broke, or its
+    commit's outcome is unknown. (After any other failure pymongo aborts it, or the server has.)"""
+    return isinstance(error, ConnectionFailure) or (
+        isinstance(error, PyMongoError) and error.has_error_label("UnknownTransactionCommitResult")
     )
 
 
@@ -69,6 +85,7 @@ class TransactionRunner:
         attempt = 0
         while True:
             attempt += 1
+            session_id = None
             try:
                 with (
                     self._client.start_session(causal_consistency=False) as session,
@@ -78,10 +95,13 @@ class TransactionRunner:
                         read_preference=ReadPreference.PRIMARY,
                     ),
                 ):
+                    session_id = session.session_id
                     result = work(session)
                 # Leaving the transaction block commits; an exception inside it aborts and propagates.
                 return result
             except (PyMongoError, RetryTransaction) as error:
+                if session_id is not None and may_leave_transaction_open(error):
+                    self._kill_session(session_id)
                 if not is_transient(error):
                     raise
                 delay = min(self._max_delay, self._first_delay * 2 ** (attempt - 1))
@@ -89,3 +109,13 @@ class TransactionRunner:
                 if time.monotonic() + delay >= deadline:
                     raise
                 self._sleep(delay)
+
+    def _kill_session(self, session_id: dict) -> None:
+        """Abort whatever the session left open on the server, also when giving up: a transaction
+        left open would block every later movement on its wallet until the server's lifetime limit.
+        Best effort, for at most KILL_SESSION_SECONDS (after a broken connection the driver first
+        rediscovers the server, up to half a second) and within the caller's pymongo.timeout; with
+        no primary at all (an outage, or a step-down, which aborts open transactions itself) it
+        gives up."""
+        with suppress(PyMongoError), pymongo.timeout(KILL_SESSION_SECONDS):
+            self._client.admin.command("killSessions", [session_id])

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pymongo.database import Database
 
-from wallet_core.store import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLETS
+from wallet_core.store import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLET_CLAIM, WALLETS
 
 BALANCE_EFFECT = {
     "DEPOSIT": 1,
@@ -24,12 +24,17 @@ HELD_EFFECT = {"HOLD": 1, "CAPTURE": -1, "RELEASE": -1, "EXPIRE": -1}
 
 def assert_ledger_consistent(database: Database) -> None:
     """Every wallet's balance is the signed sum of its entries, its held the sum of its HELD holds,
-    its sequence numbers run 1..n without gaps, money is stored as Int64, and each hold's money
-    moved exactly once (captured + released == amount for every closed hold)."""
+    its sequence numbers run 1..n without gaps, money is stored as Int64, each hold's money
+    moved exactly once (captured + released == amount for every closed hold), and each wallet is
+    its owner's one wallet in its currency (its claim names it, and no claim names nothing)."""
     database = database.with_options(codec_options=CODEC_OPTIONS)
     ledger = database[LEDGER]
-    for wallet in database[WALLETS].find():
+    claims = {claim["walletId"]: claim["_id"] for claim in ledger.find({"kind": WALLET_CLAIM})}
+    wallets = list(database[WALLETS].find())
+    assert set(claims) == {wallet["_id"] for wallet in wallets}, "a wallet without its claim, or a claim without it"
+    for wallet in wallets:
         wallet_id = wallet["_id"]
+        assert claims[wallet_id] == {"ownerId": wallet["ownerId"], "currency": wallet["currency"]}, wallet
         entries = list(ledger.find({"kind": ENTRY, "walletId": wallet_id}).sort("sequence", 1))
         assert [entry["sequence"] for entry in entries] == list(range(1, len(entries) + 1)), wallet_id
         assert wallet["sequence"] == len(entries), wallet_id

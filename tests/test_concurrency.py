@@ -26,6 +26,7 @@ from wallet_core import (
     InvalidState,
     Movement,
     ReservationStatus,
+    WalletExists,
     WalletService,
 )
 from wallet_core.store import ENTRY, LEDGER, OPERATION, utc_now_ms
@@ -377,4 +378,33 @@ def test_transfers_racing_in_both_directions(service: WalletService, database: D
     keyless = [results for call, results in outcomes.results.items() if call.key is None]
     assert all(len(results) == 1 and not results[0].replayed for results in keyless)
     assert database[LEDGER].count_documents({"kind": OPERATION}) == len(setup) + len(outcomes.results)
+    assert_ledger_consistent(database)
+
+
+# ---------------------------------------------------------------- one owner's wallet, opened at once
+
+
+def test_opening_one_owners_wallet_from_eight_threads_opens_one(service: WalletService, database: Database) -> None:
+    """Eight requests (each with its own key) open the same owner's USD wallet at once: one wallet,
+    and every other request is told which one it is."""
+    opened: list[Movement] = []
+    refused: list[WalletExists] = []
+    lock = threading.Lock()
+
+    def open_wallet(number: int) -> None:
+        try:
+            movement = service.create_wallet("twin", "USD", opening_balance=100, idempotency_key=f"open-{number}")
+        except WalletExists as error:
+            with lock:
+                refused.append(error)
+        else:
+            with lock:
+                opened.append(movement)
+
+    run_threads([lambda number=number: open_wallet(number) for number in range(8)])
+    assert len(opened) == 1
+    assert len(refused) == 7
+    assert {error.existing_wallet_id for error in refused} == {opened[0].wallet.id}
+    assert database["wallets"].count_documents({"ownerId": "twin"}) == 1
+    assert total_money(database) == 100
     assert_ledger_consistent(database)

@@ -27,7 +27,7 @@ from bson import Int64, ObjectId
 from pymongo import ReturnDocument, UpdateOne
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, ConnectionFailure, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, ConnectionFailure, PyMongoError
 from pymongo.read_concern import ReadConcern
 
 from . import store
@@ -204,10 +204,7 @@ class WalletService:
                 "createdAt": now,
                 "updatedAt": now,
             }
-            try:
-                self._wallets.insert_one(wallet, session=session)
-            except DuplicateKeyError as error:
-                raise _WalletTaken from error
+            self._wallets.insert_one(wallet, session=session)
             entries = []
             if opening_balance:
                 entries.append(
@@ -215,16 +212,14 @@ class WalletService:
                         wallet, EntryType.DEPOSIT, opening_balance, opening_balance, 0, 1, operation_id, now, details
                     )
                 )
-            return self._record(session, call, operation_id, now, wallet, entries)
+            claim = store.wallet_claim(owner_id, currency, wallet["_id"], now)
+            return self._record(session, call, operation_id, now, wallet, entries, claim=claim)
 
         try:
             return self._move(call, work)
         except _WalletTaken:
-            record = self._records.find_one({"_id": call.operation_id(owner_id), "kind": store.OPERATION})
-            if record is not None:
-                return self._replay(call, record)
-            existing = self._wallets.find_one({"ownerId": owner_id, "currency": currency}, {"_id": 1})
-            existing_id = str(existing["_id"]) if existing else ""
+            claim = self._read(lambda: self._ledger.find_one({"_id": store.wallet_claim_id(owner_id, currency)}))
+            existing_id = str(claim["walletId"]) if claim else ""
             raise WalletExists(
                 f"owner already has a {currency} wallet: {existing_id}", existing_wallet_id=existing_id
             ) from None
@@ -601,8 +596,12 @@ class WalletService:
         entry_type: str | None = None,
         owner_id: str | None = None,
     ) -> EntryPage:
-        """A wallet's journal, newest first. The cursor is a position in the wallet's sequence, so
-        every page costs one index range scan however deep it is."""
+        """A wallet's journal, newest first. The cursor is a position in the wallet's sequence.
+
+        A wallet's sequence numbers are dense (1..n, one per entry, written with the wallet in one
+        transaction), so a page of the whole journal is the exact range (top - limit, top] below
+        the wallet's sequence as just read, or below the cursor: one bounded index range, the same
+        cost at any depth. A page of one entry type is a range scan from the cursor down."""
         checks = Checks()
         wallet_oid = checks.object_id("walletId", wallet_id)
         wanted = checks.choice("type", entry_type, EntryType)
@@ -614,15 +613,23 @@ class WalletService:
         if position is not None and not (position.isascii() and position.isdigit() and int(position) <= MAX_INT64):
             checks.fail("cursor", "is not a cursor returned by this listing")
         checks.done()
-        self.get_wallet(wallet_id, owner_id=scope.get("ownerId"))
+        wallet = self.get_wallet(wallet_id, owner_id=scope.get("ownerId"))
         query: dict = {"walletId": wallet_oid, "kind": store.ENTRY}
-        if wanted is not None:
+        if wanted is None:
+            top = wallet.sequence if position is None else min(wallet.sequence, int(position) - 1)
+            bottom = max(0, top - limit)
+            query["sequence"] = {"$gt": Int64(bottom), "$lte": Int64(top)}
+            documents = self._read(lambda: list(self._ledger.find(query).sort("sequence", -1)))
+            items = tuple(store.entry_from_document(document) for document in documents)
+            more = bottom > 0
+        else:
             query["type"] = wanted.value
-        if position is not None:
-            query["sequence"] = {"$lt": Int64(int(position))}
-        documents = self._read(lambda: list(self._ledger.find(query).sort("sequence", -1).limit(limit + 1)))
-        items = tuple(store.entry_from_document(document) for document in documents[:limit])
-        next_cursor = encode_cursor(cursor_scope, items[-1].sequence) if len(documents) > limit else None
+            if position is not None:
+                query["sequence"] = {"$lt": Int64(int(position))}
+            documents = self._read(lambda: list(self._ledger.find(query).sort("sequence", -1).limit(limit + 1)))
+            items = tuple(store.entry_from_document(document) for document in documents[:limit])
+            more = len(documents) > limit
+        next_cursor = encode_cursor(cursor_scope, items[-1].sequence) if more and items else None
         return EntryPage(items=items, next_cursor=next_cursor)
 
     # ---------------------------------------------------------------- expiry
@@ -907,8 +914,12 @@ class WalletService:
         reservation: dict | None = None,
         new_reservation: bool = False,
         counterparty_wallet: dict | None = None,
+        claim: dict | None = None,
     ) -> Movement:
-        """Insert the operation record and everything the movement creates, in one command."""
+        """Insert the operation record and everything the movement creates, in one command.
+
+        `claim`: a new wallet's owner-and-currency claim, right after the record: a duplicate there
+        means the owner has a wallet in that currency already."""
         movement = Movement(
             operation_id=operation_id,
             entries=tuple(store.entry_from_document(entry) for entry in entries),
@@ -931,13 +942,16 @@ class WalletService:
             "purgeAfter": now + IDEMPOTENCY_RETENTION,
         }
         # The record goes first: a duplicate at index 0 means this operation id has already committed.
-        documents = [record, *entries, *([reservation] if new_reservation else [])]
+        claims = [claim] if claim is not None else []
+        documents = [record, *claims, *entries, *([reservation] if new_reservation else [])]
         try:
             self._ledger.insert_many(documents, ordered=True, session=session)
         except BulkWriteError as error:
             first = error.details["writeErrors"][0]
             if first["code"] == DUPLICATE_KEY and first["index"] == 0:
                 raise _AlreadyRecorded(operation_id) from error
+            if first["code"] == DUPLICATE_KEY and claims and first["index"] == 1:
+                raise _WalletTaken from error
             raise
         return movement
 
@@ -1035,8 +1049,8 @@ def _entry(
 def _change_wallet(now: datetime, **deltas: int) -> list[dict]:
     """A pipeline update adding `deltas` to a wallet's counters.
 
-    $toLong keeps the stored type Int64 whatever the server's arithmetic returns (the embedded
-    server narrows small results to 32-bit integers; MongoDB keeps long + long as long).
+    MongoDB keeps long + long as long, but turns a sum past Int64 into a double; $toLong makes
+    that an error (ConversionFailure) instead of a balance that is silently no longer exact.
     """
     fields = {field: {"$toLong": {"$add": [f"${field}", Int64(delta)]}} for field, delta in deltas.items()}
     return [{"$set": {**fields, "updatedAt": now}}]

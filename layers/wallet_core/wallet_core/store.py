@@ -5,12 +5,13 @@ Two collections:
 - `wallets`: one document per wallet; the single point every money movement updates, so
   concurrent movements on one wallet collide there and one of them retries.
 - `ledger`: everything a movement inserts, told apart by `kind`:
-  `entry` (append-only journal entries), `reservation` (holds) and `operation` (the record of
-  one money-moving call: its idempotency key, request fingerprint and full result).
+  `entry` (append-only journal entries), `reservation` (holds), `operation` (the record of
+  one money-moving call: its idempotency key, request fingerprint and full result) and
+  `wallet_claim` (one per owner and currency: its _id is the pair, so a second wallet is refused).
   Keeping them in one collection lets a movement write all of them with one insert command,
   so a deposit costs three round trips (wallet update, insert, commit) instead of five.
-  Every index is partial on `kind`; the only TTL index covers operation records alone, on a
-  field (`purgeAfter`) that no entry or reservation has, so nothing that holds money can vanish.
+  The only TTL index covers operation records alone (it is partial on `kind`), on a field
+  (`purgeAfter`) that no entry or reservation has, so nothing that holds money can vanish.
 """
 
 from __future__ import annotations
@@ -29,37 +30,27 @@ LEDGER = "ledger"
 ENTRY = "entry"
 RESERVATION = "reservation"
 OPERATION = "operation"
+WALLET_CLAIM = "wallet_claim"
 
 CODEC_OPTIONS = CodecOptions(tz_aware=True, tzinfo=UTC)
 
-WALLET_INDEXES = [
-    IndexModel([("ownerId", ASCENDING), ("currency", ASCENDING)], unique=True, name="one_wallet_per_owner_currency"),
-]
-
 LEDGER_INDEXES = [
-    # The journal of a wallet, newest first. One entry per (wallet, sequence) is enforced by the
-    # entries' _id ("<walletId>:<sequence>"): a compound unique index would say the same, and the
-    # embedded server checks those by scanning the whole collection on every insert.
+    # The listings lead with the wallet and the kind rather than being partial on the kind: every
+    # server plans them alike (SecantusDB ignores partial indexes for range queries), at the price
+    # of also holding the ledger's other documents (about twice the size on mongod).
+    # The journal of a wallet, newest first, read as an exact range of its dense sequence numbers.
+    # One entry per (wallet, sequence) is enforced by the entries' _id ("<walletId>:<sequence>").
+    IndexModel([("walletId", ASCENDING), ("kind", ASCENDING), ("sequence", DESCENDING)], name="wallet_entries"),
     IndexModel(
-        [("walletId", ASCENDING), ("sequence", DESCENDING)],
-        partialFilterExpression={"kind": ENTRY},
-        name="entries_by_wallet",
+        [("walletId", ASCENDING), ("kind", ASCENDING), ("type", ASCENDING), ("sequence", DESCENDING)],
+        name="wallet_entries_by_type",
     ),
+    IndexModel([("walletId", ASCENDING), ("kind", ASCENDING), ("_id", DESCENDING)], name="wallet_reservations"),
     IndexModel(
-        [("walletId", ASCENDING), ("type", ASCENDING), ("sequence", DESCENDING)],
-        partialFilterExpression={"kind": ENTRY},
-        name="entries_by_wallet_and_type",
+        [("walletId", ASCENDING), ("kind", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
+        name="wallet_reservations_by_status",
     ),
-    IndexModel(
-        [("walletId", ASCENDING), ("_id", DESCENDING)],
-        partialFilterExpression={"kind": RESERVATION},
-        name="reservations_by_wallet",
-    ),
-    IndexModel(
-        [("walletId", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
-        partialFilterExpression={"kind": RESERVATION},
-        name="reservations_by_wallet_and_status",
-    ),
+    # Only the open holds, the ones the expiry job looks for: small whatever the ledger's size.
     IndexModel(
         [("expiresAt", ASCENDING)],
         partialFilterExpression={"kind": RESERVATION, "status": "HELD"},
@@ -76,9 +67,22 @@ LEDGER_INDEXES = [
 
 
 def ensure_indexes(database: Database) -> None:
-    """Create every index; a no-op when they exist, so it is safe on every cold start."""
-    database[WALLETS].create_indexes(WALLET_INDEXES)
+    """Create every index; a no-op when they exist, so it is safe on every cold start.
+
+    `wallets` has no index but _id: every movement updates a wallet, and some servers rewrite all of
+    a document's index entries on every update (SecantusDB re-claims a unique key each time, and can
+    report a concurrent update as a duplicate key). One wallet per owner and currency is a
+    `wallet_claim` in the ledger whose _id is the pair, inserted with the wallet."""
     database[LEDGER].create_indexes(LEDGER_INDEXES)
+
+
+def wallet_claim_id(owner_id: str, currency: str) -> dict:
+    """The _id that makes an owner's wallet in a currency unique (the _id index is unique everywhere)."""
+    return {"ownerId": owner_id, "currency": currency}
+
+
+def wallet_claim(owner_id: str, currency: str, wallet_id: ObjectId, now: datetime) -> dict:
+    return {"_id": wallet_claim_id(owner_id, currency), "kind": WALLET_CLAIM, "walletId": wallet_id, "createdAt": now}
 
 
 def _optional_id(value: ObjectId | None) -> str | None:

@@ -59,6 +59,12 @@ def wallet_service() -> WalletService:
                     connectTimeoutMS=2000,
                     retryWrites=True,
                     retryReads=True,
+                    # Check the servers by polling, as pymongo does by itself inside Lambda (it sees
+                    # AWS_LAMBDA_RUNTIME_API): one connection fewer per server than streaming, and a
+                    # server selection that finds no primary asks for a new check at once, so a
+                    # step-down's end is seen within half a second. Said here so every place that
+                    # runs the handlers (make run's containers too) monitors alike.
+                    serverMonitoringMode="poll",
                 )
                 service = WalletService(client[os.environ.get("MONGODB_DATABASE", "wallet")])
                 service.ensure_indexes()

@@ -134,12 +134,31 @@ class Workload:
         self._lock = threading.Lock()
         self._keys = itertools.count()
         self._failures: list[BaseException] = []
+        self._started = time.monotonic()
 
     # -- the run -----------------------------------------------------------------------------
 
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.monotonic() - self._started
+
+    def raise_failures(self) -> None:
+        """What went wrong in a run made on another thread (run() raises it there)."""
+        if self._failures:
+            raise self._failures[0]
+
     def run(self) -> Figures:
         """Open the wallets and let the clients loose until each has done its operations."""
-        started = time.monotonic()
+        try:
+            return self._run()
+        except BaseException as failure:
+            with self._lock:
+                if failure not in self._failures:
+                    self._failures.append(failure)
+            raise
+
+    def _run(self) -> Figures:
+        self._started = started = time.monotonic()
         for index in range(self.size.owners):
             owner = f"bank-{self.run_id}-{index}"
             self.tokens[owner] = issue_token(owner)
@@ -162,8 +181,7 @@ class Workload:
             client.start()
         for client in clients:
             client.join()
-        if self._failures:
-            raise self._failures[0]
+        self.raise_failures()
         self.figures.wall_seconds = time.monotonic() - started
         return self.figures
 

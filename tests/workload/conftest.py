@@ -1,8 +1,9 @@
-"""The deployment the workload suites run against: `make run`'s server, as a person starts it,
-in front of the session's database through the wire layer whose fault switches the tests hold.
+"""The deployment the workload suites run against: `make run`'s server, as a person starts it, on a
+database the tests control (tests/workload/database_control.py): stopped, killed, stepped down,
+and faulted through its failCommand failpoint (devtools/failpoints.py), confined to the service's
+connections.
 
-The database is the embedded server, or MONGODB_URI's with the wire layer in front of it; the
-tests read the same database directly (`Deployment.database`) to check what the API says.
+The tests read the same database directly (`Deployment.database`) to check what the API says.
 """
 
 from __future__ import annotations
@@ -15,29 +16,35 @@ import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from devtools.embedded_mongo import EmbeddedMongo
+from devtools.failpoints import FailPoints
 from devtools.local_server import Server, running_server
-from devtools.wire_layer import Faults
+from tests.conftest import SERVICE_APP_NAME
+from tests.workload.database_control import ControlledDatabase, controlled_database
 
 
 @dataclass
 class Deployment:
     server: Server
     database: Database
-    faults: Faults
-    database_server: EmbeddedMongo
+    failpoints: FailPoints
+    database_server: ControlledDatabase
 
 
 @pytest.fixture(scope="module")
-def deployment(faulty_server: EmbeddedMongo, mongo_client: MongoClient, tmp_path_factory) -> Iterator[Deployment]:
-    """make run's server (expiry every second) on a database of its own; faults off before and after."""
+def deployment(tmp_path_factory) -> Iterator[Deployment]:
+    """make run's server (expiry every second) on a database of its own; failpoints off before and after."""
+    folder = tmp_path_factory.mktemp("deployment")
+    database_server = controlled_database(folder)
     name = f"wallet_http_{uuid.uuid4().hex[:12]}"
-    log = tmp_path_factory.mktemp("deployment") / "server.log"
-    environment = {"MONGODB_URI": faulty_server.uri, "MONGODB_DATABASE": name, "EXPIRY_INTERVAL_SECONDS": "1"}
-    faulty_server.faults.reset()
+    environment = {"MONGODB_URI": database_server.uri, "MONGODB_DATABASE": name, "EXPIRY_INTERVAL_SECONDS": "1"}
+    client = MongoClient(database_server.check_uri, appname="wallet-tests", serverSelectionTimeoutMS=10_000)
+    failpoints = FailPoints(client, app_name=SERVICE_APP_NAME)
     try:
-        with running_server(log, environment) as server:
-            yield Deployment(server, mongo_client[name], faulty_server.faults, faulty_server)
+        failpoints.off()
+        with running_server(folder / "server.log", environment) as server:
+            yield Deployment(server, client[name], failpoints, database_server)
     finally:
-        faulty_server.faults.reset()
-        mongo_client.drop_database(name)
+        failpoints.off()
+        client.drop_database(name)
+        client.close()
+        database_server.close()

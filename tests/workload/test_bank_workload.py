@@ -1,14 +1,21 @@
-"""The bank workload (tests/workload/bank.py) against make run's server: plain, and with the
-database's connections dropped before commands and after commits (the unknown-commit case).
+"""The bank workload (tests/workload/bank.py) against make run's server: plain, and through
+everything the database can do to it at once: failpoint faults all along (connections dropped
+before writes, reads and commits; commits applied whose answer is lost; write conflicts; slow
+commits), one 5 s step-down of the primary and one kill -9 of the database with a restart.
 
 Bounded for make test; `make soak` runs the same tests bigger (WORKLOAD_* variables).
 """
 
 from __future__ import annotations
 
-from tests.workload.bank import Workload, WorkloadSize
+import threading
+import time
 
-FAULTS = {"dropBeforeCommandProbability": 0.02, "dropAfterCommitProbability": 0.1}
+from tests.workload.bank import Workload, WorkloadSize
+from tests.workload.chaos import FaultDriver
+
+STEP_DOWN_SECONDS = 5
+DOWN_AFTER_KILL_SECONDS = 2
 
 
 def size() -> WorkloadSize:
@@ -38,25 +45,39 @@ def test_bank_workload(deployment, capsys):
     assert_it_did_something(workload)
 
 
-def test_bank_workload_with_dropped_connections_and_unknown_commits(deployment, capsys):
-    before = deployment.faults.report()
-    deployment.faults.configure(FAULTS)
+def test_bank_workload_through_faults_a_step_down_and_a_crash(deployment, capsys):
     workload = Workload(deployment.server, deployment.database, size())
-    try:
-        workload.run()
-    finally:
-        deployment.faults.reset()
-    after = deployment.faults.report()
-    dropped_before = after["droppedBeforeCommand"] - before["droppedBeforeCommand"]
-    dropped_after_commit = after["droppedAfterCommit"] - before["droppedAfterCommit"]
-    workload.check()
+    database = deployment.database_server
+    running = threading.Thread(target=workload.run, name="workload")
+    events = []
+    with FaultDriver(deployment.failpoints, seed=workload.seed) as faults:
+        running.start()
+        time.sleep(2)
+        assert running.is_alive(), "the workload ended before the step-down"
+        faults.pause()
+        database.step_down(STEP_DOWN_SECONDS)
+        events.append(f"step-down of {STEP_DOWN_SECONDS} s at {workload.elapsed():.1f} s")
+        time.sleep(STEP_DOWN_SECONDS + 1)
+        faults.resume()
+        time.sleep(2)
+        assert running.is_alive(), "the workload ended before the crash"
+        faults.pause()
+        database.kill()  # main thread: the restarted server lives as long as the test process
+        events.append(f"{'kill -9' if database.crashes else 'network cut'} at {workload.elapsed():.1f} s")
+        time.sleep(DOWN_AFTER_KILL_SECONDS)
+        database.start()
+        events.append(f"restarted at {workload.elapsed():.1f} s")
+        faults.resume()
+        running.join(timeout=900)
+    assert not running.is_alive(), "the workload did not finish"
+    workload.raise_failures()
+    workload.check()  # nothing lost, nothing applied twice, every hold closed once
+    armed = ", ".join(f"{kind} {count}" for kind, count in sorted(faults.armed.items()))
     report(
         capsys,
-        "bank workload with faults",
+        "bank workload through faults, a step-down and a crash",
         workload,
-        f"\nfaults: {dropped_before} connections dropped before a command, "
-        f"{dropped_after_commit} commit replies dropped (outcome unknown to the service)",
+        f"\n{'; '.join(events)}\nfaults armed: {armed}",
     )
-    assert dropped_before > 0
-    assert dropped_after_commit > 0
+    assert sum(faults.armed.values()) > 20, faults.armed
     assert_it_did_something(workload)

@@ -1,8 +1,11 @@
-"""The database going away under make run's server, and the expiry job killed half-way.
+"""The database going away under make run's server, stepping down, and the expiry job killed half-way.
 
-- During an outage every request gets a 503 problem with Retry-After, in bounded time; nothing
-  half-written remains; when the database returns the service recovers by itself (no restart),
-  and the bank workload that ran through the outage ends with every invariant intact.
+- The database stopped (SIGTERM) and started again on the same path: meanwhile every request gets a
+  503 problem with Retry-After, in bounded time, and nothing is written; afterwards the same
+  service answers (no restart of it), and the refused money requests, retried with their keys,
+  happen once each. The bank workload that runs through such an outage ends with every invariant.
+- A 5 s step-down of the primary: requests meanwhile succeed within the service's retry budget or
+  get 503 with Retry-After, never a 500, and each happens at most once.
 - An expiry run killed (SIGKILL) between batches and run again expires every hold exactly once.
 """
 
@@ -19,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bson import ObjectId
-from pymongo import MongoClient
 
 from devtools.local_auth import issue_token
 from tests.ledger_checks import assert_ledger_consistent, snapshot
@@ -32,6 +34,7 @@ OUTAGE_SECONDS = 8
 # A request that cannot reach the database answers well within the Lambda's timeout (10 s): its
 # database time is capped at 5 s (wallet_api.runtime.REQUEST_DATABASE_SECONDS).
 ANSWER_WITHIN_SECONDS = 8
+STEP_DOWN_SECONDS = 5
 
 
 def test_requests_during_an_outage_get_503_change_nothing_and_succeed_once_on_retry(deployment):
@@ -51,11 +54,9 @@ def test_requests_during_an_outage_get_503_change_nothing_and_succeed_once_on_re
         ("GET", f"/v1/wallets/{wallet_id}/transactions", None),
         ("GET", "/health", None),
     ]
-    # Read past the wire layer, which is what goes away.
-    direct = MongoClient(database_server.direct_uri, serverSelectionTimeoutMS=5000)
-    stored = direct[deployment.database.name]
+    stored = deployment.database
     before = snapshot(stored)
-    database_server.stop_serving()
+    database_server.shut_down()
     try:
         for index, (method, path, body) in enumerate(calls):
             started = time.monotonic()
@@ -66,10 +67,9 @@ def test_requests_during_an_outage_get_503_change_nothing_and_succeed_once_on_re
             assert int(headers["Retry-After"]) >= 1, path
             assert problem["code"] == "database_unavailable", (path, problem)
             assert seconds < ANSWER_WITHIN_SECONDS, (path, seconds)
-        assert snapshot(stored) == before  # nothing was written while the database was away
     finally:
-        database_server.resume_serving()
-        direct.close()
+        database_server.start()
+    assert snapshot(stored) == before  # nothing was written while the database was away
     # The same server recovers by itself once the database is back.
     deadline = time.monotonic() + 30
     while server.call("GET", "/health", timeout=10)[0] != 200:
@@ -94,15 +94,48 @@ def test_the_bank_workload_rides_through_an_outage(deployment, capsys):
     running.start()
     time.sleep(2)  # the workload is under way
     assert running.is_alive()
-    deployment.database_server.stop_serving()
+    deployment.database_server.shut_down()  # the main thread stops and starts it
     time.sleep(OUTAGE_SECONDS)
-    deployment.database_server.resume_serving()
+    deployment.database_server.start()
     running.join(timeout=600)
     assert not running.is_alive()
     workload.check()  # nothing half-written, nothing applied twice, every hold closed once
     with capsys.disabled():
         print(f"\nbank workload through a {OUTAGE_SECONDS} s database outage:\n{workload.figures.table()}")
     assert any(cause.startswith("503") for cause in workload.figures.retries), workload.figures.retries
+
+
+def test_requests_during_a_step_down_succeed_in_time_or_get_503_and_apply_at_most_once(deployment):
+    server, database_server = deployment.server, deployment.database_server
+    owner = f"step-down-{uuid.uuid4().hex[:8]}"
+    token, admin = issue_token(owner), issue_token("ops", ("wallet:admin",))
+    opening = {"currency": "USD", "ownerId": owner, "openingBalance": 1_000}
+    wallet_id = server.json("POST", "/v1/wallets", opening, token=admin)[2]["wallet"]["id"]
+    database_server.step_down(STEP_DOWN_SECONDS)
+    stepped_down = time.monotonic()
+    answers = []
+    index = 0
+    while time.monotonic() - stepped_down < STEP_DOWN_SECONDS + 2:  # through it, and past its end
+        status, headers, body = server.json(
+            "POST", f"/v1/wallets/{wallet_id}/deposits", {"amount": 1}, token=token, key=f"step-down-{index}"
+        )
+        assert status in (201, 503), (status, body)
+        if status == 503:
+            assert body["code"] == "database_unavailable", body
+            assert int(headers["Retry-After"]) >= 1, headers
+        answers.append(status)
+        index += 1
+    assert len(answers) >= 2, answers  # some were sent while it was a secondary
+    assert answers[-1] == 201, "the service did not recover after the step-down"
+    # Every request, retried with its key, is applied exactly once.
+    for number in range(index):
+        status, _, _ = server.json(
+            "POST", f"/v1/wallets/{wallet_id}/deposits", {"amount": 1}, token=token, key=f"step-down-{number}"
+        )
+        assert status == 201
+    shown = server.json("GET", f"/v1/wallets/{wallet_id}", token=token)[2]
+    assert shown["balance"] == 1_000 + index, (shown, index)
+    assert_ledger_consistent(deployment.database)
 
 
 def test_an_expiry_run_killed_half_way_and_run_again_expires_each_hold_once(service, database, mongo_uri, tmp_path):

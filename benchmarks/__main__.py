@@ -1,4 +1,6 @@
-"""`python -m benchmarks`: put the service layer and the repository root on sys.path, then run."""
+"""`python -m benchmarks`: put the service layer and the repository root on sys.path, then run.
+
+`python -m benchmarks profile OPERATION` profiles one operation instead (benchmarks/profiling.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,12 @@ def _run() -> int:
     for path in (ROOT, ROOT / "layers" / "wallet_core"):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
-    from benchmarks.suite import main  # imported only once the paths above are in place
+    # Imported only once the paths above are in place.
+    if sys.argv[1:2] == ["profile"]:
+        from benchmarks.profiling import main as profile
+
+        return profile(sys.argv[2:])
+    from benchmarks.suite import main
 
     return main(sys.argv[1:])
 

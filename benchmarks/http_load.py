@@ -1,6 +1,7 @@
 """`make load`: a bounded HTTP load run against `make run`'s local API, one table per run.
 
     python -m benchmarks.http_load [--duration 30] [--concurrency 8] [--wallets 16] [--seed 1]
+                                   [--threads-sweep 1,2,4,8]
 
 `--concurrency` client threads, each with its own HTTP/1.1 connection (http.client, standard
 library only), send a weighted mix of every route for `--duration` seconds and then stop starting
@@ -13,6 +14,12 @@ The server is `make run`'s, started here as a child process on a free port
 database of its own, dropped afterwards), and stopped at the end; its output is in
 .local/load-server.log. With BASE_URL, an API that is already running is used instead; tokens come
 from the local development key (devtools.local_auth), which `make run` and `make sam-api` accept.
+
+`--threads-sweep 1,2,4,8` (what `make load` passes) also runs the mix at each of those client thread
+counts, the same settings otherwise, one run after the other on the same server; the per-route table
+is that of the `--concurrency` run (one of the sweep's when it is in it). For the server it starts,
+each function container counts what the database answered it (DATABASE_ANSWERS_DIR, see
+benchmarks/load_answers.py), so every run also reports its commits and write conflicts.
 
 Before the clock starts, an admin opens `--wallets` USD wallets, each for an owner of its own and
 with a large opening balance, and every route is called once (a warm-up: `make run` imports each
@@ -36,7 +43,9 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -46,7 +55,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from benchmarks import load_answers, provenance
+from benchmarks.load_answers import AnswerTotals
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG = ROOT / ".local" / "load-server.log"  # the server's output, kept for a look after the run
@@ -423,13 +436,23 @@ class Settings:
     wallets: int
     seed: int
     base_url: str | None
+    threads_sweep: tuple[int, ...] = ()
+
+    def thread_counts(self) -> list[int]:
+        """Every run's client threads, in the order they run: the sweep's and --concurrency."""
+        return sorted({*self.threads_sweep, self.concurrency})
 
 
 @dataclass
 class RunResult:
+    concurrency: int
     seconds: float
     stats: dict[str, OperationStats]
     connections: int  # TCP connections the threads opened during the run
+    answers: AnswerTotals | None = None  # the database's answers to the service (None: not counted)
+
+    def total(self) -> Row:
+        return rows(self.stats, self.seconds)[-1]
 
 
 def open_wallets(base_url: str, count: int, run_id: str, token_for) -> list[Wallet]:
@@ -451,13 +474,16 @@ def open_wallets(base_url: str, count: int, run_id: str, token_for) -> list[Wall
     return wallets
 
 
-def run_load(base_url: str, settings: Settings, token_for) -> RunResult:
+def run_load(
+    base_url: str, settings: Settings, token_for, concurrency: int, answers_dir: Path | None = None
+) -> RunResult:
+    """One run of the mix on `concurrency` client threads; the database's answers from `answers_dir` if given."""
     run_id = uuid.uuid4().hex[:8]
     progress(f"opening {settings.wallets} wallets of {OPENING_BALANCE} cents each")
     wallets = open_wallets(base_url, settings.wallets, run_id, token_for)
     workers = []
-    for index in range(settings.concurrency):
-        own = [wallet for position, wallet in enumerate(wallets) if position % settings.concurrency == index]
+    for index in range(concurrency):
+        own = [wallet for position, wallet in enumerate(wallets) if position % concurrency == index]
         own = own or [wallets[index % len(wallets)]]  # fewer wallets than threads: share them
         workers.append(
             Worker(index, Client(base_url), own, wallets, run_id, token_for, seed=settings.seed * 1000 + index)
@@ -468,7 +494,9 @@ def run_load(base_url: str, settings: Settings, token_for) -> RunResult:
     for worker in workers:
         worker.start_barrier = barrier
         worker.start()
-    progress(f"load: {settings.concurrency} threads for {settings.duration:g} s")
+    progress(f"load: {concurrency} threads for {settings.duration:g} s")
+    # Every thread waits at the barrier, so no request is in flight: the counts so far are the setup's.
+    answers_before = load_answers.read(answers_dir) if answers_dir else None
     barrier.wait()
     started = time.perf_counter()
     time.sleep(settings.duration)
@@ -477,6 +505,8 @@ def run_load(base_url: str, settings: Settings, token_for) -> RunResult:
     for worker in workers:
         worker.join()
     seconds = time.perf_counter() - started
+    # Containers write their counts before answering, so every finished request is in them.
+    answers = load_answers.read(answers_dir) - answers_before if answers_before is not None else None
     for worker in workers:
         if worker.error is not None:
             raise LoadFailed(f"thread {worker.name} stopped: {worker.error!r}") from worker.error
@@ -484,7 +514,8 @@ def run_load(base_url: str, settings: Settings, token_for) -> RunResult:
     for worker in workers:
         for operation, stats in worker.stats.items():
             merged[operation].merge(stats)
-    return RunResult(seconds, dict(merged), sum(worker.client.connections for worker in workers))
+    connections = sum(worker.client.connections for worker in workers)
+    return RunResult(concurrency, seconds, dict(merged), connections, answers)
 
 
 def progress(message: str) -> None:
@@ -492,14 +523,17 @@ def progress(message: str) -> None:
 
 
 @contextmanager
-def target(settings: Settings) -> Iterator[tuple[str, str]]:
-    """(base URL, what the database is): BASE_URL's API, else make run's server started here."""
+def target(settings: Settings) -> Iterator[tuple[str, str, Path | None]]:
+    """(base URL, what the database is, the folder of the database's answers): BASE_URL's API (whose
+    answers are not available), else make run's server started here, counting them."""
     if settings.base_url:
-        yield settings.base_url.rstrip("/"), "the running API's own"
+        yield settings.base_url.rstrip("/"), "the running API's own", None
         return
+    from devtools.lambda_container import ANSWERS_DIR_VARIABLE
     from devtools.local_server import running_server
 
-    environment = {}
+    answers_dir = Path(tempfile.mkdtemp(prefix="load-answers-"))
+    environment = {ANSWERS_DIR_VARIABLE: str(answers_dir)}
     uri = os.environ.get("MONGODB_URI")
     database = f"wallet_load_{uuid.uuid4().hex[:12]}"
     if uri:
@@ -509,13 +543,22 @@ def target(settings: Settings) -> Iterator[tuple[str, str]]:
     progress(f"starting make run's server (log: {log})")
     try:
         with running_server(log, environment) as server:
-            yield server.base, ("MONGODB_URI, database " + database) if uri else "embedded (mongoeco), fresh"
+            described = f"MONGODB_URI, database {database}" if uri else f"embedded SecantusDB {_secantus()}, fresh"
+            yield server.base, described, answers_dir
     finally:
+        shutil.rmtree(answers_dir, ignore_errors=True)
         if uri:
             from pymongo import MongoClient
 
             with MongoClient(uri, serverSelectionTimeoutMS=5000) as client:
                 client.drop_database(database)
+
+
+def _secantus() -> str:
+    try:
+        return version("secantusdb")
+    except PackageNotFoundError:
+        return "(version unknown)"
 
 
 def parse_args(argv: list[str] | None) -> Settings:
@@ -539,10 +582,27 @@ def parse_args(argv: list[str] | None) -> Settings:
     parser.add_argument(
         "--base-url", default=os.environ.get("BASE_URL") or None, help="use this running API instead (BASE_URL)"
     )
+    parser.add_argument(
+        "--threads-sweep",
+        default=env("LOAD_THREADS_SWEEP", ""),
+        help="also run at each of these client thread counts, e.g. 1,2,4,8 (LOAD_THREADS_SWEEP; make load: 1,2,4,8)",
+    )
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.concurrency < 1 or args.wallets < 2:
         parser.error("need --duration > 0, --concurrency >= 1 and --wallets >= 2 (transfers need two)")
-    return Settings(args.duration, args.concurrency, args.wallets, args.seed, args.base_url)
+    try:
+        sweep = thread_counts(args.threads_sweep)
+    except ValueError as error:
+        parser.error(f"--threads-sweep: {error}")
+    return Settings(args.duration, args.concurrency, args.wallets, args.seed, args.base_url, sweep)
+
+
+def thread_counts(text: str) -> tuple[int, ...]:
+    """'1,2,4,8' as (1, 2, 4, 8); '' as ()."""
+    counts = [part.strip() for part in text.split(",") if part.strip()]
+    if not all(count.isdigit() and int(count) >= 1 for count in counts):
+        raise ValueError(f"expected positive thread counts separated by commas, such as 1,2,4,8, not {text!r}")
+    return tuple(sorted({int(count) for count in counts}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -559,19 +619,64 @@ def main(argv: list[str] | None = None) -> int:
             return tokens[owner, scopes]
 
     started = datetime.now(UTC)
-    with target(settings) as (base_url, database):
-        result = run_load(base_url, settings, token_for)
-    result_rows = rows(result.stats, result.seconds)
+    host = provenance.machine()
+    results: dict[int, RunResult] = {}
+    with target(settings) as (base_url, database, answers_dir):
+        for concurrency in settings.thread_counts():
+            results[concurrency] = run_load(base_url, settings, token_for, concurrency, answers_dir)
+    main_run = results[settings.concurrency]
     print(
-        f"Measured {started:%Y-%m-%d %H:%M} UTC on {platform.system()} {platform.machine()}, "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}; "
+        f"Measured {started:%Y-%m-%d %H:%M} UTC on {host}, Python {platform.python_version()}, "
+        f"commit {provenance.commit()}; "
         f"{'BASE_URL ' + base_url if settings.base_url else 'make run started here'}, database: {database}; "
-        f"{settings.concurrency} client threads for {result.seconds:.1f} s "
-        f"({result.connections} connections opened), "
+        f"{settings.concurrency} client threads for {main_run.seconds:.1f} s "
+        f"({main_run.connections} connections opened), "
         f"{settings.wallets} wallets, seed {settings.seed}.\n"
     )
-    print(table(result_rows))
-    return 1 if result_rows[-1].failed else 0
+    print(table(rows(main_run.stats, main_run.seconds)))
+    print()
+    print(load_answers.describe(main_run.answers))
+    if settings.threads_sweep:
+        print(
+            f"\nBy client threads (the same settings otherwise; {len(results)} runs of {settings.duration:g} s one "
+            "after the other on the same server, each with wallets of its own):\n"
+        )
+        print(sweep_table(list(results.values())))
+        print(
+            "\nEach thread moves money on wallets of its own, but transfers credit any of the run's wallets, so from "
+            "2 threads up two transactions can write one wallet at once: the one that writes second is answered "
+            "112 WriteConflict (and retried by the service), and the driver's abort of that transaction, which the "
+            "server has already ended, 251 NoSuchTransaction."
+        )
+        if main_run.answers is None:
+            print()
+            print(load_answers.describe(None))
+    return 1 if any(result.total().failed for result in results.values()) else 0
+
+
+def sweep_table(results: list[RunResult]) -> str:
+    """One row per run: its totals, and what the database answered the service during it."""
+    lines = [
+        "| client threads | requests | req/s | p50 ms | p95 ms | p99 ms | failed | commits | write conflicts (112) "
+        "| by function | NoSuchTransaction (251) | other failed answers |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+    ]
+    for result in sorted(results, key=lambda result: result.concurrency):
+        total = result.total()
+        answers = result.answers
+        if answers is None:
+            database = "n/a | n/a | n/a | n/a | n/a"
+        else:
+            where = ", ".join(f"{function} {count}" for function, count in answers.conflicts_by_function.most_common())
+            others = ", ".join(f"{label}: {count}" for label, count in sorted(answers.others.items()))
+            database = (
+                f"{answers.commits} | {answers.write_conflicts} | {where} | {answers.no_such_transaction} | {others}"
+            )
+        lines.append(
+            f"| {result.concurrency} | {total.requests} | {total.per_second:.1f} | {total.p50_ms:.1f} "
+            f"| {total.p95_ms:.1f} | {total.p99_ms:.1f} | {total.failed} | {database} |"
+        )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

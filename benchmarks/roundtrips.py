@@ -22,7 +22,7 @@ class RoundTrips:
 
 
 def measure_operation(service: WalletService, recorder: CommandRecorder, operation: str, tag: str) -> RoundTrips:
-    call = prepare(service, operation, tag, WARM_UP + SAMPLES)
+    call = prepare(service, operation, tag, WARM_UP + SAMPLES).call
     for _ in range(WARM_UP):
         call()
     samples = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from wallet_core import Conflict, WalletService
@@ -32,17 +33,43 @@ OPERATIONS = (
 )
 THROUGHPUT_OPERATIONS = OPERATIONS[1:]
 
-# Makes the next call; returns how often the caller retried it after a Conflict. Raises the
-# last Conflict when the caller gives up.
-Call = Callable[[], int]
+# Call number n of an operation with idempotency key `key`; the same n and key replay the same request.
+Action = Callable[[int, str], object]
 
 
-def prepare(service: WalletService, operation: str, tag: str, calls: int) -> Call:
-    """Set up what `calls` calls of `operation` need; return a function making the next call.
+@dataclass
+class Scenario:
+    """What the calls of one operation act on, and a function making the next call.
 
-    `tag` must be unique within the database: it names the owners and the idempotency keys.
+    `call()` returns how often the caller retried that call after a Conflict, and raises the last
+    Conflict when the caller gives up. `wallet_id` is the wallet the calls take money from or give
+    it to (None for create_wallet); `holds`, for capture and release, the hold of each call in order;
+    `spare_holds`, holds on the same wallet for someone else's calls (see `prepare`).
     """
-    act = _action(service, operation, tag, calls)
+
+    call: Callable[[], int]
+    wallet_id: str | None
+    holds: list[str]
+    spare_holds: list[str]
+
+
+def prepare(service: WalletService, operation: str, tag: str, calls: int, *, spare_holds: int = 0) -> Scenario:
+    """Set up what `calls` calls of `operation` need; return the scenario making them.
+
+    `tag` must be unique within the database: it names the owners and the idempotency keys. For a
+    capture or release, `spare_holds` more holds are made, alternately with the calls' own, so that
+    both sets sit side by side in the collection (a server that scans finds them equally fast).
+    """
+    wallet_id = None
+    holds: list[str] = []
+    spares: list[str] = []
+    if operation != "create_wallet":
+        wallet_id = service.create_wallet(f"{tag}-owner", CURRENCY, opening_balance=RICH).wallet.id
+    if operation in ("capture_reservation", "release_reservation"):
+        for hold in make_holds(service, wallet_id, tag, calls + spare_holds):
+            mine = len(spares) == spare_holds or (len(holds) < calls and len(holds) <= len(spares))
+            (holds if mine else spares).append(hold)
+    act = _action(service, operation, tag, wallet_id, holds)
     numbers = itertools.count()
 
     def call() -> int:
@@ -57,16 +84,22 @@ def prepare(service: WalletService, operation: str, tag: str, calls: int) -> Cal
                 return retries
         raise AssertionError("unreachable")
 
-    return call
+    return Scenario(call, wallet_id, holds, spares)
 
 
-def _action(service: WalletService, operation: str, tag: str, calls: int) -> Callable[[int, str], object]:
-    """Call number n of `operation` with idempotency key `key`; the same n and key replay the same request."""
+def make_holds(service: WalletService, wallet_id: str, tag: str, count: int) -> list[str]:
+    """`count` holds of HOLD on the wallet, made through the service, to capture or release."""
+    return [
+        service.create_reservation(wallet_id, HOLD, idempotency_key=f"{tag}-hold-{n}").reservation.id
+        for n in range(count)
+    ]
+
+
+def _action(service: WalletService, operation: str, tag: str, wallet_id, holds: list[str]) -> Action:
     if operation == "create_wallet":
         return lambda n, key: service.create_wallet(
             f"{tag}-owner-{n}", CURRENCY, opening_balance=1_000, idempotency_key=key
         )
-    wallet_id = service.create_wallet(f"{tag}-owner", CURRENCY, opening_balance=RICH).wallet.id
     if operation == "deposit":
         return lambda n, key: service.deposit(wallet_id, 100, idempotency_key=key)
     if operation == "withdraw":
@@ -76,10 +109,6 @@ def _action(service: WalletService, operation: str, tag: str, calls: int) -> Cal
         return lambda n, key: service.transfer(wallet_id, payee_id, 1, idempotency_key=key)
     if operation == "create_reservation":
         return lambda n, key: service.create_reservation(wallet_id, 1, idempotency_key=key)
-    holds = [
-        service.create_reservation(wallet_id, HOLD, idempotency_key=f"{tag}-hold-{n}").reservation.id
-        for n in range(calls)
-    ]
     if operation == "capture_reservation":
         return lambda n, key: service.capture_reservation(holds[n], PARTIAL_CAPTURE, idempotency_key=key)
     if operation == "release_reservation":

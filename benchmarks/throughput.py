@@ -1,7 +1,7 @@
-"""Operations per second: one thread, and several threads each on its own wallets.
+"""Operations per second on 1..n threads, each thread on its own wallets, and expiry's holds per second.
 
-Each measurement stops after a number of calls or a time limit, whichever comes first, so
-a slow database shortens the run instead of stretching it. Nothing here checks a timing.
+Each measurement stops after a number of calls or a time limit, whichever comes first, so a slow
+database shortens the run instead of stretching it. Nothing here checks a timing.
 """
 
 from __future__ import annotations
@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from wallet_core import Conflict, WalletService
 
+from .monitor import Answers, CommandRecorder
 from .scenarios import create_due_holds, expiry_cutoff, prepare
+from .server import ConflictCounters
 
 WARM_UP = 2  # calls per thread before the clock starts
 
@@ -24,53 +26,51 @@ class Rate:
     seconds: float
     caller_retries: int = 0  # calls repeated with the same idempotency key after a Conflict
     given_up: int = 0  # calls still answered with Conflict after the caller's retries; not in `calls`
-    failed_commands: int = 0  # commands that failed during the run (each ends a transaction attempt)
+    answers: Answers = field(default_factory=Answers)  # commits and failed replies the client received
+    server: dict[str, int] | None = None  # mongod's own conflict counters over the run (None: not available)
 
     @property
     def per_second(self) -> float:
         return self.calls / self.seconds if self.seconds > 0 else 0.0
 
 
-def sequential(service: WalletService, operation: str, tag: str, *, calls: int, time_limit: float) -> Rate:
-    call = prepare(service, operation, tag, calls + WARM_UP)
-    for _ in range(WARM_UP):
-        call()
-    done = retries = given_up = 0
-    start = time.perf_counter()
-    deadline = start + time_limit
-    while done + given_up < calls and time.perf_counter() < deadline:
-        try:
-            retries += call()
-        except Conflict:
-            given_up += 1
-        else:
-            done += 1
-    return Rate(done, time.perf_counter() - start, retries, given_up)
-
-
 def threaded(
-    service: WalletService, operation: str, tag: str, *, threads: int, calls_per_thread: int, time_limit: float
+    service: WalletService,
+    operation: str,
+    tag: str,
+    *,
+    threads: int,
+    calls_per_thread: int,
+    time_limit: float,
+    recorder: CommandRecorder,
+    counters: ConflictCounters,
 ) -> Rate:
-    """`threads` threads, each calling on its own wallet(s) until its calls or the time limit run out."""
-    calls = [prepare(service, operation, f"{tag}-{index}", calls_per_thread + WARM_UP) for index in range(threads)]
-    barrier = threading.Barrier(threads + 1)
+    """`threads` threads, each calling on its own wallet(s) until its calls or the time limit run out.
+
+    The database's answers (and mongod's counters) are those of the timed calls only, not the setup's."""
+    scenarios = [prepare(service, operation, f"{tag}-{index}", calls_per_thread + WARM_UP) for index in range(threads)]
+    # Two barriers: every thread has finished its warm-up (ready), the counters are read, then all start (go).
+    ready = threading.Barrier(threads + 1)
+    go = threading.Barrier(threads + 1)
     done = [0] * threads
     retries = [0] * threads
     given_up = [0] * threads
     errors: list[BaseException] = []
 
     def worker(index: int) -> None:
-        call = calls[index]
+        call = scenarios[index].call
         try:
             for _ in range(WARM_UP):  # also gives this thread its pooled connection
                 with contextlib.suppress(Conflict):
                     call()
-            barrier.wait()
+            ready.wait()
+            go.wait()
         except threading.BrokenBarrierError:
             return  # another thread failed its warm-up
         except BaseException as error:
             errors.append(error)
-            barrier.abort()
+            ready.abort()
+            go.abort()
             return
         deadline = time.perf_counter() + time_limit
         try:
@@ -88,14 +88,20 @@ def threaded(
     for thread in workers:
         thread.start()
     with contextlib.suppress(threading.BrokenBarrierError):  # a warm-up failed: errors says which
-        barrier.wait()
+        ready.wait()
+    server_before = counters.read()
+    recorder.take_answers()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        go.wait()
     start = time.perf_counter()
     for thread in workers:
         thread.join()
     elapsed = time.perf_counter() - start
+    answers = recorder.take_answers()
+    server = counters.difference(server_before, counters.read())
     if errors:
         raise RuntimeError(f"{operation} failed in {len(errors)} of {threads} threads") from errors[0]
-    return Rate(sum(done), elapsed, sum(retries), sum(given_up))
+    return Rate(sum(done), elapsed, sum(retries), sum(given_up), answers, server)
 
 
 def expiry(service: WalletService, tag: str, *, holds: int) -> Rate:

@@ -274,7 +274,7 @@ def main() -> None:
         raise SystemExit(f"cannot start the embedded database: {error}") from None
     if path is not None:
         _address_file(path).write_text(server.uri + "\n")
-    kept = f"data kept in {path} (to start empty: stop it, then rm -rf {path})" if path else "data in a temporary folder"
+    kept = f"data kept in {path} (to start empty: stop it, then rm -rf {path})" if path else "data in a tmp folder"
     print(f"embedded MongoDB-wire server (SecantusDB on WiredTiger) at {server.uri}", flush=True)
     print(f"  export MONGODB_URI='{server.uri}'", flush=True)
     print(f"  {kept}; its log: {server.log_path}", flush=True)

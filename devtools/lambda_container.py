@@ -8,24 +8,36 @@ read each other's requests; and each container has its own MongoClient. The firs
 starts the process and imports the handler (a cold start); later ones reuse it. An unhandled
 exception or a crash is reported as Lambda reports a function error; a crashed or timed-out
 container is replaced on the next invocation.
+
+When DATABASE_ANSWERS_DIR names a folder (`make load` sets it), each container process also counts
+what the database answered its commands (`DatabaseAnswers`) and writes the counts there after every
+invocation. A development aid only: the layer and the handlers know nothing of it.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
 import uuid
+from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pymongo.monitoring import CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = ROOT / "layers" / "wallet_core"
 INIT_SECONDS = 60  # starting Python and importing the handler (Lambda allows 10 s; this machine is slower)
 IPC_SLACK_SECONDS = 0.5
+ANSWERS_DIR_VARIABLE = "DATABASE_ANSWERS_DIR"
 
 
 class FunctionError(RuntimeError):
@@ -115,12 +127,71 @@ class LambdaContainer:
             self._discard()
 
 
+class DatabaseAnswers:
+    """What the database answered one container process: commits sent, and failed answers by error code
+    (failed commands, and the write errors and write concern errors of the ones that succeeded).
+
+    A pymongo command listener once `listen_for_database_answers` registers it; `write` puts the
+    counts in `<folder>/<function>-<pid>.json`, replacing the previous ones."""
+
+    def __init__(self, folder: Path, function: str) -> None:
+        self.path = folder / f"{function}-{os.getpid()}.json"
+        self._lock = threading.Lock()
+        self.commits = 0
+        self.failures: Counter[str] = Counter()  # "112 WriteConflict": count (not `failed`: the listener method)
+
+    def started(self, event: CommandStartedEvent) -> None:
+        if event.command_name == "commitTransaction":
+            with self._lock:
+                self.commits += 1
+
+    def succeeded(self, event: CommandSucceededEvent) -> None:
+        for error in event.reply.get("writeErrors", ()):
+            self._count(error)
+        if "writeConcernError" in event.reply:
+            self._count(event.reply["writeConcernError"])
+
+    def failed(self, event: CommandFailedEvent) -> None:
+        self._count(event.failure if isinstance(event.failure, dict) else {})
+
+    def _count(self, error: dict) -> None:
+        code = error.get("code")
+        label = f"{code} {error.get('codeName', '')}".strip() if code is not None else "no code (network error)"
+        with self._lock:
+            self.failures[label] += 1
+
+    def write(self) -> None:
+        with self._lock:
+            counts = {"pid": os.getpid(), "commits": self.commits, "failed": dict(self.failures)}
+        partial = self.path.with_suffix(".partial")
+        partial.write_text(json.dumps(counts))
+        partial.replace(self.path)  # a reader never sees half a file
+
+
+def listen_for_database_answers(function: str) -> DatabaseAnswers | None:
+    """When DATABASE_ANSWERS_DIR is set, count this process's database answers: a global pymongo
+    listener, registered before the handler creates its MongoClient. None otherwise."""
+    folder = os.environ.get(ANSWERS_DIR_VARIABLE)
+    if not folder:
+        return None
+    # Imported here: without the variable, a container imports pymongo with its handler, as in Lambda.
+    from pymongo import monitoring
+
+    class Listener(DatabaseAnswers, monitoring.CommandListener):
+        pass
+
+    listener = Listener(Path(folder), function)
+    monitoring.register(listener)
+    return listener
+
+
 def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: float) -> None:
     """The container's process: load the handler as Lambda lays the code out, then answer events."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its containers
     for path in (str(LAYER), code_dir, str(ROOT)):
         if path not in sys.path:
             sys.path.insert(0, path)
+    answers = listen_for_database_answers(name)
     from devtools.functions import load_handler_module
 
     try:
@@ -138,6 +209,9 @@ def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: flo
             connection.send(("error", f"{name} failed to initialise:\n{failure}"))
             continue
         try:
-            connection.send(("ok", handler(event, LambdaContext(name, timeout_seconds))))
+            outcome = ("ok", handler(event, LambdaContext(name, timeout_seconds)))
         except Exception:
-            connection.send(("error", traceback.format_exc()))
+            outcome = ("error", traceback.format_exc())
+        if answers is not None:
+            answers.write()  # before answering: once the client has its response, the counts include it
+        connection.send(outcome)

@@ -1,0 +1,287 @@
+"""The Markdown report of a `make bench` run: one section per measurement, then notes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .floors import Floors
+from .journal import ENTRIES, LIMIT, SAMPLES, Page
+from .roundtrips import RoundTrips
+from .scenarios import CALLER_RETRIES, OPERATIONS, THROUGHPUT_OPERATIONS
+from .throughput import Rate
+
+EXPIRY = "expire_reservations"
+FLOOR_TARGET = 0.90  # the issue's target for service / same-commands floor on one thread
+# Most round trips one call may take (per hold for expiry); the benchmark fails above them.
+BUDGETS: dict[str, float] = {
+    "deposit": 3,
+    "withdraw": 3,
+    "create_reservation": 3,
+    "capture_reservation": 4,
+    "release_reservation": 4,
+    "transfer": 4,
+    EXPIRY: 0.25,
+}
+# Round trips of the TypeScript implementation this service replaces, for comparison.
+TYPESCRIPT: dict[str, str] = {
+    "create_wallet": "n/a",
+    "deposit": "6",
+    "withdraw": "5",
+    "create_reservation": "6",
+    "capture_reservation": "7",
+    "release_reservation": "7",
+    "transfer": "n/a",
+    EXPIRY: "2.5",
+}
+LABELS = {"capture_reservation": "capture_reservation (partial)"}
+
+
+@dataclass
+class Run:
+    """Everything one run measured, and what it ran on."""
+
+    header: dict[str, str]  # date, machine, Python, database, commit
+    settings: dict[str, object]
+    server_counters: bool  # mongod's conflict counters were read
+    round_trips: dict[str, RoundTrips] = field(default_factory=dict)
+    floors: dict[str, Floors] = field(default_factory=dict)
+    threads: dict[str, dict[int, Rate]] = field(default_factory=dict)
+    journal: list[Page] = field(default_factory=list)
+    expiry: Rate | None = None
+
+
+def over_budget(run: Run) -> list[str]:
+    return [
+        f"{operation} takes {run.round_trips[operation].per_call:g} round trips, budget {budget:g}"
+        for operation, budget in BUDGETS.items()
+        if operation in run.round_trips and run.round_trips[operation].per_call > budget
+    ]
+
+
+def render(run: Run) -> str:
+    over = over_budget(run)
+    sections = [
+        "# Wallet service benchmark (`make bench`)",
+        "\n".join(f"- {name}: {value}" for name, value in run.header.items()),
+        _round_trips(run),
+        _floors(run),
+        _threads(run),
+        _journal(run),
+        _expiry(run),
+        _notes(run),
+        "Over budget: " + "; ".join(over) if over else "Every operation is within its round-trip budget.",
+    ]
+    return "\n\n".join(section for section in sections if section)
+
+
+def _table(header: Iterable[str], align: Iterable[str], rows: Iterable[Iterable[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _rate(value: float) -> str:
+    return f"{value:,.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def _round_trips(run: Run) -> str:
+    rows = []
+    for operation in (*OPERATIONS, EXPIRY):
+        trips = run.round_trips.get(operation)
+        if trips is None:
+            continue
+        budget = BUDGETS.get(operation)
+        if operation == EXPIRY:
+            label, count = f"{EXPIRY}, per hold", f"{trips.per_call:.2f} (batch of {run.settings['expiry_trip_holds']})"
+        else:
+            label, count = LABELS.get(operation, operation), f"{trips.per_call:g}"
+        unsteady = "" if trips.steady else " (samples differed; the longest is shown)"
+        rows.append(
+            [
+                label,
+                count,
+                "n/a" if budget is None else f"<= {budget:g}",
+                TYPESCRIPT[operation],
+                ", ".join(trips.commands) + unsteady,
+            ]
+        )
+    table = _table(
+        ["operation", "round trips", "budget", "TypeScript reference", "commands"],
+        ["---"] + ["---:"] * 3 + ["---"],
+        rows,
+    )
+    return "## Round trips per call\n\nSteady state, each call with an idempotency key.\n\n" + table
+
+
+def _floors(run: Run) -> str:
+    if not run.floors:
+        return ""
+    rows = []
+    for operation in OPERATIONS:
+        floors = run.floors.get(operation)
+        if floors is None:
+            continue
+        below = floors.ratio < FLOOR_TARGET
+        # Three decimals when two would round a ratio below the target up to it (0.897 -> 0.90).
+        ratio = f"{floors.ratio:.3f}" if below and round(floors.ratio, 2) >= FLOOR_TARGET else f"{floors.ratio:.2f}"
+        low, high = floors.ratio_quartiles
+        ours = floors.service_cpu - floors.replay_cpu
+        rows.append(
+            [
+                LABELS.get(operation, operation),
+                _rate(floors.service),
+                _rate(floors.replay),
+                ratio + (" (below target)" if below else ""),
+                f"{low:.2f}-{high:.2f}",
+                f"{floors.service_cpu:,.0f} / {floors.replay_cpu:,.0f} / {ours:+,.0f}",
+                _rate(floors.minimal),
+                len(floors.commands),
+            ]
+        )
+    table = _table(
+        [
+            "operation",
+            "service ops/s",
+            "same commands, bare pymongo ops/s",
+            "service / same commands",
+            "rounds' quartiles",
+            "client CPU µs per call: service / same commands / ours",
+            "minimal transaction ops/s",
+            "round trips",
+        ],
+        ["---"] + ["---:"] * 7,
+        rows,
+    )
+    below = [operation for operation, floors in run.floors.items() if floors.ratio < FLOOR_TARGET]
+    verdict = (
+        f"Below the target of {FLOOR_TARGET:.2f}: {', '.join(below)}."
+        if below
+        else f"Every operation is at least {FLOOR_TARGET:.2f} of its floor."
+    )
+    return (
+        "## One thread: the service beside its floors\n\n"
+        f"{run.settings['rounds']} rounds of {run.settings['calls_per_round']} calls of each path, the paths in "
+        "rotating order, round 1 of every operation, then round 2, and so on; ops/s are medians over the rounds, "
+        "service / same commands the median of the rounds' ratios (and their quartiles: how steady the machine "
+        "was). Client CPU: the calling thread's CPU time per call (median over the rounds), which other "
+        "processes on the machine do not stretch; the service's minus the same commands' is what our own "
+        "code costs.\n\n"
+        f"{table}\n\n{verdict}"
+    )
+
+
+def _threads(run: Run) -> str:
+    if not run.threads:
+        return ""
+    header = [
+        "operation",
+        "threads",
+        "ops/s",
+        "calls",
+        "commits",
+        "write conflicts (112)",
+        "NoSuchTransaction (251)",
+        "other failed replies",
+        "caller retries",
+        "given up",
+    ]
+    if run.server_counters:
+        header += ["mongod writeConflicts", "mongod totalAborted"]
+    rows = []
+    for operation in THROUGHPUT_OPERATIONS:
+        for threads, rate in run.threads.get(operation, {}).items():
+            row = [
+                operation if threads == min(run.threads[operation]) else "",
+                threads,
+                _rate(rate.per_second),
+                rate.calls,
+                rate.answers.commits,
+                rate.answers.write_conflicts,
+                rate.answers.no_such_transaction,
+                rate.answers.other_failures,
+                rate.caller_retries,
+                rate.given_up,
+            ]
+            if run.server_counters:
+                server = rate.server or {}
+                row += [server.get("writeConflicts", "n/a"), server.get("totalAborted", "n/a")]
+            rows.append(row)
+    counters = (
+        "mongod's own counters (serverStatus `metrics.operation.writeConflicts`, `transactions.totalAborted`) "
+        "are read before and after each run."
+        if run.server_counters
+        else "SecantusDB exposes no transaction or write-conflict counters in serverStatus (mongod's "
+        "`metrics.operation.writeConflicts` and `transactions.totalAborted`), so the counts are only "
+        "the failed replies as the client received them."
+    )
+    return (
+        "## Threads, each on its own wallets\n\n"
+        "Each run on a fresh database: as many calls, shared by the threads, as twice the time limit takes at the "
+        f"operation's one-thread rate above (at most {run.settings['calls']}), stopped after "
+        f"{run.settings['seconds']:g} s. Commits and failed replies are counted by a command listener on the "
+        "benchmark's client, from the timed calls only; a write conflict ends a transaction attempt, which the "
+        f"service retries (caller retries: calls answered with Conflict and repeated with the same key; given up: "
+        f"still Conflict after {CALLER_RETRIES}). Separate wallets should never conflict. {counters}\n\n"
+        + _table(header, ["---"] + ["---:"] * (len(header) - 1), rows)
+    )
+
+
+def _journal(run: Run) -> str:
+    if not run.journal:
+        return ""
+    rows = [
+        [
+            f"{page.label}, page {page.number}",
+            page.entries,
+            page.sequences,
+            f"{page.milliseconds:.1f}",
+            page.plan.stages,
+            page.plan.index or "none",
+            page.plan.keys_examined,
+            page.plan.docs_examined,
+        ]
+        for page in run.journal
+    ]
+    table = _table(
+        ["page", "entries", "sequences", "ms per page", "plan", "index", "keys examined", "docs examined"],
+        ["---", "---:", "---", "---:", "---", "---", "---:", "---:"],
+        rows,
+    )
+    return (
+        f"## Journal pages of a {ENTRIES:,}-entry wallet\n\n"
+        f"`list_transactions(limit={LIMIT})`, a quarter of the entries deposits; ms per page is the median of "
+        f"{SAMPLES} calls (the wallet read and the find); the plan is `explain` (executionStats) of the exact find "
+        "the service sent.\n\n" + table
+    )
+
+
+def _expiry(run: Run) -> str:
+    if run.expiry is None:
+        return ""
+    rate = run.expiry
+    return (
+        "## Expiry\n\n"
+        f"One `expire_reservations(batch_size={rate.calls})` call over {rate.calls} due holds on 10 wallets: "
+        f"{rate.seconds:.2f} s, {_rate(rate.per_second)} holds/s."
+    )
+
+
+def _notes(run: Run) -> str:
+    notes = [
+        "Floors. *Same commands*: the commands one real service call sent (captured with a pymongo "
+        "CommandListener), replayed with bare pymongo (`database.command` in a transaction with the service's "
+        "options, then the commit) into the same collections and indexes, with only the inserted documents' "
+        "`_id`s, a new wallet's owner, the targeted hold and the entries' positions changed per call. The "
+        "difference to the service is what our own Python code costs. *Minimal transaction*: the same command "
+        "kinds in the same order (a findAndModify of one small document per findAndModify, an insert of one "
+        "`{_id}` document per insert, the commit) in collections with only the `_id` index: what our documents "
+        "and indexes cost the server. Reported, not a target.",
+        "Ledger sizes differ between sections: a capture's or release's floors database holds every round's holds "
+        "(the service's and the replay's) from the start, a thread run's database only that run's; a server whose "
+        "findAndModify cost grows with the collection answers captures and releases faster in the thread runs.",
+        "Nothing asserts a timing; the exit status is 1 only when an operation takes more round trips than its "
+        "budget. This machine's figures vary from run to run; the interleaved rounds make the ratios steadier "
+        "than the rates.",
+    ]
+    return "## Notes\n\n" + "\n".join(f"{number}. {note}" for number, note in enumerate(notes, 1))

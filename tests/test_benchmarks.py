@@ -1,0 +1,185 @@
+"""The machinery of `make bench` (benchmarks/): that the floors replay what the service does, that
+write conflicts are counted from the database's answers, that journal pages and plans are read
+right, and what the report says. No timing is checked."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from bson import ObjectId
+from pymongo import MongoClient
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from benchmarks import floors, journal, replay, report
+from benchmarks.monitor import WRITE_CONFLICT, Answers, CommandRecorder
+from benchmarks.roundtrips import RoundTrips
+from benchmarks.scenarios import OPERATIONS, prepare
+from benchmarks.server import ConflictCounters, is_secantus
+from benchmarks.throughput import Rate
+from wallet_core import WalletService, store
+
+
+@pytest.fixture
+def recorder() -> CommandRecorder:
+    return CommandRecorder()
+
+
+@pytest.fixture
+def client(mongo_uri: str, recorder: CommandRecorder) -> Iterator[MongoClient]:
+    with MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, event_listeners=[recorder]) as client:
+        yield client
+
+
+@pytest.fixture
+def bench_service(client: MongoClient, database: Database) -> WalletService:
+    service = WalletService(client[database.name], time_budget=20.0)
+    service.ensure_indexes()
+    return service
+
+
+def _entries_are_dense(database: Database, wallet_id: ObjectId) -> None:
+    """Every entry of the wallet sits at `<wallet>:<sequence>`, the sequences are 1..n, n the wallet's."""
+    sequences = [
+        entry["sequence"]
+        for entry in database[store.LEDGER].find({"walletId": wallet_id, "kind": store.ENTRY}).sort("sequence", 1)
+        if entry["_id"] == f"{wallet_id}:{entry['sequence']}"
+    ]
+    wallet = database[store.WALLETS].find_one({"_id": wallet_id})
+    assert sequences == list(range(1, wallet["sequence"] + 1))
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_the_replay_does_what_the_service_did(operation, bench_service, client, recorder, database):
+    """Each replayed call inserts what the service's call inserted, with the journal left dense, and
+    a replayed capture or release closes the hold it was given."""
+    calls = 3
+    scenario = prepare(bench_service, operation, f"replay-{operation}", 2, spare_holds=calls)
+    scenario.call()
+    recorder.capture()
+    scenario.call()
+    captured = replay.Replay(recorder.captured())
+    assert captured.names[-1] == "commitTransaction"
+    inserted: Counter[str] = Counter()
+    for _, command in captured.commands:
+        if "insert" in command:
+            inserted[command["insert"]] += len(command["documents"])
+    before = {name: database[name].count_documents({}) for name in (store.LEDGER, store.WALLETS)}
+    targets = None
+    if scenario.holds:
+        targets = {ObjectId(scenario.holds[1]): [ObjectId(hold) for hold in scenario.spare_holds]}
+    replay.run(client, captured.calls(calls, targets))
+    for name, count in before.items():
+        assert database[name].count_documents({}) == count + calls * inserted[name], name
+    for wallet in database[store.WALLETS].find({}, {"_id": 1}):
+        _entries_are_dense(database, wallet["_id"])
+    if scenario.holds:
+        replayed_holds = [ObjectId(hold) for hold in scenario.spare_holds]
+        assert database[store.LEDGER].count_documents({"_id": {"$in": replayed_holds}, "status": "HELD"}) == 0
+
+
+def test_the_floors_measure_all_three_paths(bench_service, client, recorder, database):
+    result = floors.measure(client, recorder, bench_service, database.name, "capture_reservation", rounds=2, calls=2)
+    assert result.commands == ("findAndModify", "findAndModify", "insert", "commitTransaction")
+    assert min(result.service, result.replay, result.minimal, result.ratio) > 0
+    assert database[replay.MINIMAL_INSERTS].count_documents({}) == 1 + (floors.WARM_UP + 2 * 2)
+
+
+def test_write_conflicts_are_counted_from_the_answers(client, recorder, database):
+    """Two transactions writing one document: the second write is answered 112 WriteConflict."""
+    collection = client[database.name]["conflicts"]
+    collection.insert_one({"_id": 1, "n": 0})
+    recorder.take_answers()
+    with client.start_session() as first, client.start_session() as second:
+        first.start_transaction()
+        second.start_transaction()
+        collection.update_one({"_id": 1}, {"$inc": {"n": 1}}, session=first)
+        with pytest.raises(OperationFailure) as raised:
+            collection.update_one({"_id": 1}, {"$inc": {"n": 1}}, session=second)
+        assert raised.value.code == WRITE_CONFLICT
+        first.commit_transaction()
+    answers = recorder.take_answers()
+    assert answers.write_conflicts == 1
+    assert answers.commits == 1
+
+
+def test_the_server_counters_are_read_only_from_mongod(client):
+    status = client.admin.command("serverStatus")
+    counters = ConflictCounters(client)
+    assert counters.available is not is_secantus(status)
+    if counters.available:
+        assert set(counters.read()) == {"writeConflicts", "totalAborted"}
+    else:
+        assert counters.read() is None
+    assert ConflictCounters.difference({"a": 1}, {"a": 4}) == {"a": 3}
+    assert ConflictCounters.difference(None, None) is None
+
+
+def test_journal_pages_first_and_deep(bench_service, client, recorder, database, monkeypatch):
+    monkeypatch.setattr(journal, "ENTRIES", 400)  # 100 deposits
+    monkeypatch.setattr(journal, "LIMIT", 10)
+    monkeypatch.setattr(journal, "DEEP_PAGE", 10)
+    monkeypatch.setattr(journal, "SAMPLES", 2)
+    wallet_id = journal.build(bench_service, client[database.name])
+    wallet = bench_service.get_wallet(wallet_id)
+    assert (wallet.sequence, wallet.balance, wallet.held) == (400, 100 * 60, 0)
+    pages = journal.measure(bench_service, client[database.name], recorder, wallet_id)
+    assert [(page.label, page.number, page.entries, page.sequences) for page in pages] == [
+        ("whole journal", 1, 10, "400..391"),
+        ("whole journal", 10, 10, "310..301"),
+        ("DEPOSIT entries", 1, 10, "397..361"),
+        ("DEPOSIT entries", 10, 10, "37..1"),
+    ]
+    assert [page.plan.index for page in pages] == ["wallet_entries"] * 2 + ["wallet_entries_by_type"] * 2
+    assert pages[0].plan.keys_examined == 10  # an exact range of the sequence, at any depth
+    assert pages[1].plan.keys_examined == 10
+
+
+def test_plans_of_both_servers_are_summarized():
+    classic = {
+        "queryPlanner": {
+            "winningPlan": {
+                "stage": "LIMIT",
+                "inputStage": {"stage": "FETCH", "inputStage": {"stage": "IXSCAN", "indexName": "wallet_entries"}},
+            }
+        },
+        "executionStats": {"totalKeysExamined": 51, "totalDocsExamined": 51},
+    }
+    slot_based = {"queryPlanner": {"winningPlan": {"queryPlan": classic["queryPlanner"]["winningPlan"]}}}
+    assert journal.summarize(classic) == journal.Plan("LIMIT < FETCH < IXSCAN", "wallet_entries", 51, 51)
+    assert journal.summarize(slot_based).index == "wallet_entries"
+    assert journal.summarize({"queryPlanner": {"winningPlan": {"stage": "COLLSCAN"}}}).index is None
+
+
+def _run(*, server_counters: bool, deposit_trips: int) -> report.Run:
+    run = report.Run(
+        header={"Date": "today", "Commit": "abc123"},
+        settings={"rounds": 7, "calls_per_round": 20, "calls": 400, "seconds": 2.0, "expiry_trip_holds": 100},
+        server_counters=server_counters,
+    )
+    run.round_trips["deposit"] = RoundTrips("deposit", deposit_trips, ("findAndModify",) * deposit_trips, True)
+    run.floors["deposit"] = floors.Floors(
+        "deposit", 90.0, 100.0, 200.0, 0.85, ("findAndModify", "insert"), (0.8, 0.9), 1250.0, 1000.0
+    )
+    answers = Answers(commits=10, failed=Counter({WRITE_CONFLICT: 2, 11000: 1}))
+    run.threads["deposit"] = {1: Rate(10, 1.0, answers=answers, server={"writeConflicts": 2, "totalAborted": 1})}
+    return run
+
+
+def test_the_report_says_what_is_over_budget_and_below_target():
+    within = report.render(_run(server_counters=False, deposit_trips=3))
+    assert "Every operation is within its round-trip budget." in within
+    assert "Below the target of 0.90: deposit." in within
+    assert "| deposit | 90 | 100 | 0.85 (below target) | 0.80-0.90 | 1,250 / 1,000 / +250 | 200 | 2 |" in within
+    assert "| deposit | 1 | 10 | 10 | 10 | 2 | 0 | 1 | 0 | 0 |" in within
+    assert "SecantusDB exposes no transaction or write-conflict counters" in within
+    nearly = _run(server_counters=False, deposit_trips=3)
+    nearly.floors["deposit"] = floors.Floors("deposit", 89.7, 100.0, 200.0, 0.897, ("insert",), (0.89, 0.9))
+    assert "| 0.897 (below target) |" in report.render(nearly)  # not "0.90 (below target)"
+    over = _run(server_counters=True, deposit_trips=4)
+    assert report.over_budget(over) == ["deposit takes 4 round trips, budget 3"]
+    rendered = report.render(over)
+    assert "| deposit | 1 | 10 | 10 | 10 | 2 | 0 | 1 | 0 | 0 | 2 | 1 |" in rendered
+    assert "mongod writeConflicts" in rendered

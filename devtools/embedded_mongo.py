@@ -54,8 +54,10 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedMongo:
     """SecantusDB listening on host:port (0: a free port), on `storage_path` (None: a temporary one).
 
-    `uri` names it as a replica set member; `direct_uri` as one server (what a client outside
-    this machine's loopback, such as a Lambda container on the Docker bridge, uses).
+    `uri` names it as one server (`directConnection=true`), not as the replica set it also is:
+    while it shuts down on SIGTERM it answers a monitor's hello as a standalone, and a client in
+    replica-set mode then drops it from its topology for good, so it would never find it again
+    after a restart. `replica_set_uri` names the set, for the tests of its topology.
     """
 
     def __init__(
@@ -76,11 +78,11 @@ class EmbeddedMongo:
 
     @property
     def uri(self) -> str:
-        return f"mongodb://{self.host}:{self.port}/?replicaSet=secantus"
+        return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
     @property
-    def direct_uri(self) -> str:
-        return f"mongodb://{self.host}:{self.port}/?directConnection=true"
+    def replica_set_uri(self) -> str:
+        return f"mongodb://{self.host}:{self.port}/?replicaSet=secantus"
 
     @property
     def running(self) -> bool:
@@ -129,7 +131,7 @@ class EmbeddedMongo:
 
     def _wait_until_primary(self) -> None:
         deadline = time.monotonic() + START_SECONDS
-        client = MongoClient(self.direct_uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+        client = MongoClient(self.uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
         try:
             while time.monotonic() < deadline:
                 if self._process is not None and self._process.poll() is not None:
@@ -188,7 +190,7 @@ class EmbeddedMongo:
 
     def step_down(self, seconds: int) -> None:
         """`replSetStepDown` with force: a secondary for `seconds`, then primary again by itself."""
-        client = MongoClient(self.direct_uri, serverSelectionTimeoutMS=5000)
+        client = MongoClient(self.uri, serverSelectionTimeoutMS=5000)
         try:
             client.admin.command("replSetStepDown", seconds, force=True)
         finally:

@@ -271,7 +271,7 @@ def container_database(gateway: str, cleanup: list[Callable[[], None]]) -> str:
         server = EmbeddedMongo(host=gateway)
         server.start()
         cleanup.append(server.stop)
-        return server.direct_uri
+        return server.uri
     if uri.startswith("mongodb+srv://"):
         return uri
     nodes = parse_uri(uri)["nodelist"]

@@ -41,10 +41,22 @@ def client_of(server: EmbeddedMongo, **options) -> MongoClient:
 
 
 def test_it_is_a_single_node_replica_set(server):
-    with client_of(server) as client:
+    with MongoClient(server.replica_set_uri, serverSelectionTimeoutMS=10_000) as client:
         hello = client.admin.command("hello")
         assert (hello["setName"], hello["isWritablePrimary"]) == ("secantus", True)
         assert client.topology_description.topology_type_name == "ReplicaSetWithPrimary"
+
+
+def test_a_client_finds_it_again_after_a_clean_shutdown_and_a_restart(server):
+    """Its monitors poll through a SIGTERM shutdown, during which it answers hello as a standalone (a
+    replica-set client would drop it from its topology for good, which is why `uri` connects
+    directly), and the same client answers once it is back."""
+    with client_of(server, serverMonitoringMode="poll", heartbeatFrequencyMS=500) as client:
+        client.again.things.insert_one({"n": 1})
+        server.shut_down()
+        time.sleep(1)  # checks find it gone
+        server.start()
+        assert client.again.things.count_documents({}) == 1
 
 
 def test_a_restart_on_the_same_path_keeps_the_data(server):
@@ -120,7 +132,7 @@ def test_a_step_down_refuses_writes_for_its_period_then_it_is_primary_again(serv
         # No primary to select (it says it is a secondary), or NotWritablePrimary if the write raced it.
         with pytest.raises((ServerSelectionTimeoutError, NotPrimaryError)):
             client.steps.things.insert_one({"n": 2})
-        with MongoClient(server.direct_uri) as direct:
+        with MongoClient(server.uri) as direct:
             assert direct.admin.command("hello")["secondary"] is True
         deadline = time.monotonic() + 20
         while True:
@@ -173,7 +185,7 @@ def test_make_db_serves_prints_its_uri_and_stops_on_sigterm(tmp_path):
     )
     try:
         first = process.stdout.readline()
-        uri = f"mongodb://127.0.0.1:{port}/?replicaSet=secantus"
+        uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
         assert uri in first, first
         with MongoClient(uri, serverSelectionTimeoutMS=10_000) as client:
             client.made.things.insert_one({"n": 1})

@@ -142,6 +142,12 @@ class Workload:
         """Seconds since the run started."""
         return time.monotonic() - self._started
 
+    def progress(self) -> float:
+        """The share of the clients' operations answered so far (0 to 1)."""
+        with self._lock:
+            done = sum(count for operation, count in self.figures.operations.items() if operation != "open")
+        return done / (self.size.clients * self.size.operations_per_client)
+
     def raise_failures(self) -> None:
         """What went wrong in a run made on another thread (run() raises it there)."""
         if self._failures:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from pymongo import MongoClient
 from pymongo.database import Database
 
+from benchmarks.load_answers import AnswerTotals
+from benchmarks.load_answers import read as read_answers
 from devtools.failpoints import FailPoints
 from devtools.local_server import Server, running_server
 from tests.conftest import SERVICE_APP_NAME
@@ -28,6 +31,10 @@ class Deployment:
     database: Database
     failpoints: FailPoints
     database_server: ControlledDatabase
+    answers: Path  # what the database answered the service's containers (devtools/lambda_container.py)
+
+    def database_answers(self) -> AnswerTotals:
+        return read_answers(self.answers)
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +43,20 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     folder = tmp_path_factory.mktemp("deployment")
     database_server = controlled_database(folder)
     name = f"wallet_http_{uuid.uuid4().hex[:12]}"
-    environment = {"MONGODB_URI": database_server.uri, "MONGODB_DATABASE": name, "EXPIRY_INTERVAL_SECONDS": "1"}
+    answers = folder / "answers"
+    answers.mkdir()
+    environment = {
+        "MONGODB_URI": database_server.uri,
+        "MONGODB_DATABASE": name,
+        "EXPIRY_INTERVAL_SECONDS": "1",
+        "DATABASE_ANSWERS_DIR": str(answers),
+    }
     client = MongoClient(database_server.check_uri, appname="wallet-tests", serverSelectionTimeoutMS=10_000)
     failpoints = FailPoints(client, app_name=SERVICE_APP_NAME)
     try:
         failpoints.off()
         with running_server(folder / "server.log", environment) as server:
-            yield Deployment(server, client[name], failpoints, database_server)
+            yield Deployment(server, client[name], failpoints, database_server, answers)
     finally:
         failpoints.off()
         client.drop_database(name)

@@ -15,6 +15,7 @@ from tests.workload.bank import Workload, WorkloadSize
 from tests.workload.chaos import FaultDriver
 
 STEP_DOWN_SECONDS = 5
+NETWORK_ERROR = "no code (network error)"  # devtools/lambda_container.py's label
 DOWN_AFTER_KILL_SECONDS = 2
 
 
@@ -37,6 +38,13 @@ def assert_it_did_something(workload: Workload) -> None:
     assert {"EXPIRED", "RELEASED"} <= set(statuses), statuses
 
 
+def wait_for(workload: Workload, running: threading.Thread, share: float) -> None:
+    """Until the clients have done `share` of their operations (the workload still running)."""
+    while workload.progress() < share:
+        assert running.is_alive(), f"the workload ended before {share:.0%} of it was done"
+        time.sleep(0.05)
+
+
 def test_bank_workload(deployment, capsys):
     workload = Workload(deployment.server, deployment.database, size())
     workload.run()
@@ -49,18 +57,17 @@ def test_bank_workload_through_faults_a_step_down_and_a_crash(deployment, capsys
     workload = Workload(deployment.server, deployment.database, size())
     database = deployment.database_server
     running = threading.Thread(target=workload.run, name="workload")
+    answers_before = deployment.database_answers()
     events = []
     with FaultDriver(deployment.failpoints, seed=workload.seed) as faults:
         running.start()
-        time.sleep(2)
-        assert running.is_alive(), "the workload ended before the step-down"
+        wait_for(workload, running, 0.15)
         faults.pause()
         database.step_down(STEP_DOWN_SECONDS)
         events.append(f"step-down of {STEP_DOWN_SECONDS} s at {workload.elapsed():.1f} s")
         time.sleep(STEP_DOWN_SECONDS + 1)
         faults.resume()
-        time.sleep(2)
-        assert running.is_alive(), "the workload ended before the crash"
+        wait_for(workload, running, 0.5)
         faults.pause()
         database.kill()  # main thread: the restarted server lives as long as the test process
         events.append(f"{'kill -9' if database.crashes else 'network cut'} at {workload.elapsed():.1f} s")
@@ -72,12 +79,14 @@ def test_bank_workload_through_faults_a_step_down_and_a_crash(deployment, capsys
     assert not running.is_alive(), "the workload did not finish"
     workload.raise_failures()
     workload.check()  # nothing lost, nothing applied twice, every hold closed once
+    answers = deployment.database_answers() - answers_before
     armed = ", ".join(f"{kind} {count}" for kind, count in sorted(faults.armed.items()))
-    report(
-        capsys,
-        "bank workload through faults, a step-down and a crash",
-        workload,
-        f"\n{'; '.join(events)}\nfaults armed: {armed}",
-    )
+    received = ", ".join(f"{label} {count}" for label, count in sorted(answers.failed.items()))
+    extra = f"\n{'; '.join(events)}\nfaults armed: {armed}\nfailed answers the service received: {received}"
+    report(capsys, "bank workload through faults, a step-down and a crash", workload, extra)
     assert sum(faults.armed.values()) > 20, faults.armed
+    # The faults reached the service: dropped connections, lost commit answers, conflicts.
+    assert answers.failed[NETWORK_ERROR] > 0, answers
+    assert answers.with_code(64) > 0, answers
+    assert answers.write_conflicts > 0, answers
     assert_it_did_something(workload)

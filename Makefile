@@ -31,7 +31,7 @@ help:
 	@echo "make demo    the wallet's story against the running local API (BASE_URL, default http://127.0.0.1:\$$PORT or 3000)"
 	@echo "make token SUB=alice [SCOPES=wallet:admin]  a bearer token for the local API"
 
-$(STAMP): requirements-dev.txt layers/wallet_core/requirements.txt
+$(STAMP): requirements-dev.txt layers/wallet/requirements.txt layers/wallet/pyproject.toml
 	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found: put python3.13 on PATH or install it with 'pyenv install 3.13'" >&2; exit 1; fi
 	@if [ ! -x "$(PY)" ] || ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
@@ -55,7 +55,7 @@ test: lint sam-validate sam-build
 # else is installed. No Docker: SAM's pip workflow downloads manylinux wheels for the target
 # architecture from the package index, so both SAM_ARCH=x86_64 (the default here, matching
 # samconfig's dev stack) and SAM_ARCH=arm64 (the template default, used by prod) build on an
-# x86_64 host with no AWS access; every dependency in layers/wallet_core/requirements.txt
+# x86_64 host with no AWS access; every dependency in layers/wallet/requirements.txt
 # ships wheels for both. `sam build` also reuses .aws-sam/cache (samconfig: cached, parallel).
 SAM_ARCH ?= x86_64
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from bson import ObjectId
 from pymongo import MongoClient
 
-from wallet_core import WalletService
+from wallet_service import WalletService
 
 from . import replay
 from .monitor import CommandRecorder

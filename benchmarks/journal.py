@@ -1,7 +1,8 @@
 """Pages of a 10,000-entry wallet's journal: the first and a deep one, of the whole journal and of one type.
 
-The entries are inserted in bulk in the shape the service writes them (its own `_entry`), on a
-wallet whose sequence, balance and held match them, so the service reads them as its own. Each page
+The entries are made by the service's own posting rules and entry builder (postings.post,
+documents.journal_entries) and inserted in bulk, on a wallet whose sequence, balance and held
+match them, so the service reads them as its own. Each page
 is timed through `list_transactions` (the wallet read and the find, as the API calls it), and the
 exact find command the service sent is run through `explain` with executionStats for its plan.
 """
@@ -16,8 +17,8 @@ from datetime import UTC, datetime
 from bson import Int64, ObjectId
 from pymongo.database import Database
 
-from wallet_core import EntryType, WalletService, store
-from wallet_core.service import _Details, _entry  # the service's own entry builder: the shape it writes
+from wallet_service import EntryType, WalletService, documents
+from wallet_service.postings import Posting, WalletState, post
 
 from .monitor import CommandRecorder
 from .replay import strip_framing
@@ -26,13 +27,13 @@ ENTRIES = 10_000
 LIMIT = 50
 DEEP_PAGE = 50
 SAMPLES = 15  # timed calls per page; the median is reported
-# The journal repeats this cycle: (type, amount, balance change, held change). A quarter are deposits,
-# so the deposits alone fill exactly DEEP_PAGE pages of LIMIT.
+# The journal repeats this cycle. A quarter are deposits, so the deposits alone fill exactly
+# DEEP_PAGE pages of LIMIT.
 CYCLE = (
-    (EntryType.DEPOSIT, 100, 100, 0),
-    (EntryType.WITHDRAWAL, 40, -40, 0),
-    (EntryType.HOLD, 30, 0, 30),
-    (EntryType.RELEASE, 30, 0, -30),
+    Posting(EntryType.DEPOSIT, 100),
+    Posting(EntryType.WITHDRAWAL, 40),
+    Posting(EntryType.HOLD, 30),
+    Posting(EntryType.RELEASE, 30),
 )
 
 
@@ -59,26 +60,20 @@ def build(service: WalletService, database: Database, owner: str = "journal-owne
     wallet_id = service.create_wallet(owner, "USD").wallet.id
     wallet_oid = ObjectId(wallet_id)
     now = datetime.now(UTC).replace(microsecond=0)
-    details = _Details(None, None, {})
-    balance = held = 0
-    batch = []
-    for sequence in range(1, ENTRIES + 1):
-        entry_type, amount, balance_change, held_change = CYCLE[(sequence - 1) % len(CYCLE)]
-        balance += balance_change
-        held += held_change
-        state = {"_id": wallet_oid, "balance": balance, "held": held}
-        operation_id = f"bench:{wallet_id}:{sequence}"
-        batch.append(
-            _entry(state, entry_type, amount, balance_change, held_change, sequence, operation_id, now, details)
-        )
-        if len(batch) == 1000:
-            database[store.LEDGER].insert_many(batch, ordered=False)
-            batch = []
-    if batch:
-        database[store.LEDGER].insert_many(batch, ordered=False)
-    database[store.WALLETS].update_one(
+    posted = post(WalletState(0, 0, 0), [CYCLE[index % len(CYCLE)] for index in range(ENTRIES)])
+    entries = documents.journal_entries(wallet_oid, posted, f"bench:{wallet_id}", now)
+    for start in range(0, ENTRIES, 1000):
+        database[documents.LEDGER].insert_many(entries[start : start + 1000], ordered=False)
+    last = posted[-1]  # each cycle leaves nothing held
+    database[documents.WALLETS].update_one(
         {"_id": wallet_oid},
-        {"$set": {"sequence": Int64(ENTRIES), "balance": Int64(balance), "held": Int64(held)}},
+        {
+            "$set": {
+                "sequence": Int64(last.sequence),
+                "balance": Int64(last.balance_after),
+                "held": Int64(last.held_after),
+            }
+        },
     )
     return wallet_id
 
@@ -100,7 +95,7 @@ def _page(service, database, recorder, wallet_id, label, number, entry_type, cur
 
     recorder.capture()
     page = read()
-    finds = [sent for sent in recorder.captured() if sent.name == "find" and sent.command["find"] == store.LEDGER]
+    finds = [sent for sent in recorder.captured() if sent.name == "find" and sent.command["find"] == documents.LEDGER]
     explained = database.command({"explain": strip_framing(finds[-1].command), "verbosity": "executionStats"})
     timings = []
     for _ in range(SAMPLES):

@@ -22,14 +22,14 @@ from bson import ObjectId
 from pymongo import MongoClient
 
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
-from wallet_core import WalletService
+from wallet_service import WalletService
 
 from . import replay
 from .monitor import CommandRecorder
 from .scenarios import OPERATIONS, prepare
 
 WARM_UP = 10
-OURS = ("/wallet_core/", "/wallet_api/")
+OURS = ("/wallet_service/", "/wallet_lambda/")
 # Standard library modules only our code calls on these paths (pymongo does not).
 OUR_STANDARD_LIBRARY = ("json", "hashlib", "uuid", "sha256", "hexdigest", "dumps", "iterencode", "urandom")
 
@@ -39,7 +39,7 @@ def area(filename: str, function: str) -> str:
     if any(name in function for name in ("recv_into", "sendall", "select", "poll")):
         return "waiting on the server (socket send and receive)"
     if any(part in filename for part in OURS):
-        return "our code (wallet_core)"
+        return "our code (wallet_service)"
     if "pydantic" in filename or "pydantic" in function:
         return "pydantic (models, JSON)"
     if "/bson/" in filename or "_cbson" in function:

@@ -27,7 +27,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from wallet_core import store
+from wallet_service import documents
 
 from .monitor import Sent
 
@@ -104,13 +104,13 @@ class Replay:
         steps = []
         for position, (database, command) in enumerate(self._sent):
             step = Step(database, _substitute(command, mapping))
-            if step.command.get("insert") == store.WALLETS:
+            if step.command.get("insert") == documents.WALLETS:
                 step.wallet_sequences = {doc["_id"]: doc["sequence"] for doc in step.command["documents"]}
-            if step.command.get("insert") == store.LEDGER:
+            if step.command.get("insert") == documents.LEDGER:
                 step.entries = [
                     (document, self._offsets[position, number])
                     for number, document in enumerate(step.command["documents"])
-                    if document.get("kind") == store.ENTRY
+                    if document.get("kind") == documents.ENTRY
                 ]
             steps.append(step)
         return steps
@@ -175,7 +175,7 @@ def _check(command: dict, reply: dict, sequences: dict) -> None:
         value = reply.get("value")
         if value is None:
             raise FloorFailed(f"findAndModify matched nothing: {command}")
-        if command["findAndModify"] == store.WALLETS:
+        if command["findAndModify"] == documents.WALLETS:
             sequences[value["_id"]] = value["sequence"]
     elif "insert" in command and (reply.get("writeErrors") or reply.get("n") != len(command["documents"])):
         raise FloorFailed(f"insert failed: {reply.get('writeErrors')}")
@@ -188,9 +188,9 @@ def _values_to_renew(sent: list[tuple[str, dict]]) -> set:
     values: set = set()
     for _, command in sent:
         for document in command.get("documents", ()):
-            if document.get("kind") != store.ENTRY and isinstance(document["_id"], (str, ObjectId)):
+            if document.get("kind") != documents.ENTRY and isinstance(document["_id"], (str, ObjectId)):
                 values.add(document["_id"])
-            if command["insert"] == store.WALLETS:
+            if command["insert"] == documents.WALLETS:
                 values.add(document["ownerId"])
     return values
 
@@ -202,12 +202,12 @@ def _entry_offsets(captured: Sequence[Sent]) -> dict[tuple[int, int], int]:
     sent = [item for item in captured if item.name not in TRANSACTION_END]
     for position, item in enumerate(sent):
         command = item.command
-        if item.name == "findAndModify" and command["findAndModify"] == store.WALLETS:
+        if item.name == "findAndModify" and command["findAndModify"] == documents.WALLETS:
             sequences[item.reply["value"]["_id"]] = item.reply["value"]["sequence"]
         for number, document in enumerate(command.get("documents", ())):
-            if command["insert"] == store.WALLETS:
+            if command["insert"] == documents.WALLETS:
                 sequences[document["_id"]] = document["sequence"]
-            elif document.get("kind") == store.ENTRY:
+            elif document.get("kind") == documents.ENTRY:
                 offsets[position, number] = document["sequence"] - sequences[document["walletId"]]
     return offsets
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wallet_core import WalletService
+from wallet_service import WalletService
 
 from .monitor import CommandRecorder
 from .scenarios import create_due_holds, expiry_cutoff, prepare

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from wallet_core import Conflict, WalletService
+from wallet_service import Conflict, WalletService
 
 CURRENCY = "USD"
 RICH = 10**12  # opening balance: enough for every withdrawal, hold and transfer of a run

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pymongo import MongoClient
 
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
-from wallet_core import WalletService
+from wallet_service import WalletService
 
 from . import floors, journal, provenance, report, throughput
 from .monitor import CommandRecorder

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from wallet_core import Conflict, WalletService
+from wallet_service import Conflict, WalletService
 
 from .monitor import Answers, CommandRecorder
 from .scenarios import create_due_holds, expiry_cutoff, prepare

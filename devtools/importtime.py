@@ -2,11 +2,11 @@
 invocation pays on top (`make importtime`).
 
 For each functions/<name>/app.py, a fresh `python -X importtime` process with only the function's
-folder and the layer (layers/wallet_core) on PYTHONPATH, as Lambda lays them out (/var/task and
+folder and the layer (layers/wallet) on PYTHONPATH, as Lambda lays them out (/var/task and
 /opt/python), and the variables Lambda sets, so that Powertools' Tracer behaves as deployed
 (`Tracing: Active`: X-Ray's Lambda sampler), imports the module and then, in the same process:
 
-- **init**: `wallet_api.runtime.wallet_service()`, what the first invocation of a container does
+- **init**: `wallet_lambda.runtime.wallet_service()`, what the first invocation of a container does
   before anything else: the MongoClient, its connection, `ensure_indexes`;
 - **first call**: `lambda_handler` with the function's sample event from events/ (the rest of the
   first invocation: Powertools and pydantic setting up on first use, modules imported lazily);
@@ -19,7 +19,7 @@ the events name (a rider's and a driver's wallet and a hold, twice over), so eve
 success (2xx) on the path it exists for. One discarded warm-up run (it writes the bytecode caches),
 then `--repeat` measured runs; the table shows medians. The imports: the cumulative time of the
 top-level `app` import and its three heaviest dependencies: for each package, the cumulative time
-of the imports our own code (app, wallet_api, wallet_core) made of it, with everything those pulled
+of the imports our own code (app, wallet_lambda, wallet_service) made of it, with everything those pulled
 in that was not loaded yet; disjoint, so they add up. Imports that happen during init and the
 first call (lazy ones) are reported apart.
 
@@ -51,7 +51,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
-LAYER = ROOT / "layers" / "wallet_core"
+LAYER = ROOT / "layers" / "wallet"
 SAM_BUILD = ROOT / ".aws-sam" / "build"
 EVENTS = ROOT / "events"
 MODULE = "app"
@@ -72,7 +72,7 @@ TRACE_ID = "Root=1-6b06e9e4-1ffb8796edd9f71beb87c19a;Parent=53995c3f42cd8ad8;Sam
 CHILD = f"""
 import {MODULE}
 import json, os, sys, time
-from wallet_api import runtime
+from wallet_lambda import runtime
 
 class Context:
     function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "wallet")
@@ -220,7 +220,7 @@ class Layout:
 
     @property
     def layer(self) -> Path:
-        return SAM_BUILD / "WalletCoreLayer" / "python" if self.sam_build else LAYER
+        return SAM_BUILD / "WalletLayer" / "python" if self.sam_build else LAYER
 
 
 def environment(function_dir: Path, layer: Path, *, lambda_env: bool, write_bytecode: bool) -> dict[str, str]:
@@ -285,9 +285,7 @@ def database_server() -> Iterator[Database]:
 
 
 def _service(database):
-    if str(LAYER) not in sys.path:  # the service prepares the documents, as tests/test_events.py does
-        sys.path.insert(0, str(LAYER))
-    from wallet_core import WalletService
+    from wallet_service import WalletService
 
     return WalletService(database)
 

@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
     from pymongo.monitoring import CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYER = ROOT / "layers" / "wallet_core"
 INIT_SECONDS = 60  # starting Python and importing the handler (Lambda allows 10 s; this machine is slower)
 IPC_SLACK_SECONDS = 0.5
 ANSWERS_DIR_VARIABLE = "DATABASE_ANSWERS_DIR"
@@ -188,9 +186,6 @@ def listen_for_database_answers(function: str) -> DatabaseAnswers | None:
 def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: float) -> None:
     """The container's process: load the handler as Lambda lays the code out, then answer events."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its containers
-    for path in (str(LAYER), code_dir, str(ROOT)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
     answers = listen_for_database_answers(name)
     from devtools.functions import load_handler_module
 

@@ -30,7 +30,6 @@ from devtools.lambda_container import FunctionError, LambdaContainer
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "template.yaml"
-LAYER = ROOT / "layers" / "wallet_core"
 DEFAULT_PORT = 3000
 RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -205,9 +204,6 @@ def _environment(uri: str) -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    for path in (str(LAYER), str(ROOT)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
 
 
 def _database(cleanup: list) -> tuple[str, str]:
@@ -256,7 +252,7 @@ def serve(port: int) -> None:
         uri, database = _database(cleanup)
         _environment(uri)
         from devtools.local_auth import KEY_FILE, issue_token, signing_key
-        from wallet_api import runtime
+        from wallet_lambda import runtime
 
         runtime.wallet_service()  # create the indexes now, not on the first request
         runtime.reset()

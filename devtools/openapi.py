@@ -5,14 +5,14 @@
     python -m devtools.openapi --check    # exit 1 when the committed openapi.json differs from the code
 
 Every `functions/<name>/app.py` that defines a `router` is included into one resolver made by
-`wallet_api.http.create_app()`, and Powertools generates paths, parameters, bodies and response
+`wallet_lambda.http.create_app()`, and Powertools generates paths, parameters, bodies and response
 models from the routes. This module then adds what the routes cannot say, derived from the same
 code rather than written per route:
 
-- the `Problem` schema that `wallet_api.http.responses()` refers to (`wallet_api.problems`), and
+- the `Problem` schema that `wallet_lambda.http.responses()` refers to (`wallet_lambda.problems`), and
   `GatewayMessage`, the body of API Gateway's own 401;
-- the `Idempotency-Key` header on every operation whose handler was built with
-  `http.lambda_handler_for(..., moves_money=True)` (read from the handler itself);
+- the `Idempotency-Key` header on every operation whose row in the table of operations
+  (`wallet_lambda.operations`) says it needs one;
 - the `Idempotent-Replayed` header on every answer that is a movement, `Location` on every 201,
   `Retry-After` on 503 (and on a 409 `conflict`);
 - `security: []` on routes declared without security (`/health`), and the handler's operation
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import inspect
 import json
 import math
 import sys
@@ -35,10 +34,12 @@ from types import ModuleType
 from typing import Any
 
 from devtools.functions import load_handler_module
+from wallet_lambda.operations import HTTP_OPERATIONS, TAGS, Operation
+from wallet_service import Movement
+from wallet_service.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS = ROOT / "functions"
-LAYER = ROOT / "layers" / "wallet_core"
 OUTPUT = ROOT / "openapi.json"
 
 TITLE = "Wallet API"
@@ -54,13 +55,6 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 REF_PREFIX = "#/components/schemas/"
 
 
-def ensure_import_paths() -> None:
-    """What pytest's `pythonpath` does: the layer (wallet_core, wallet_api) and the repository root."""
-    for path in (ROOT, LAYER):
-        if str(path) not in sys.path:
-            sys.path.insert(0, str(path))
-
-
 def function_names() -> list[str]:
     """Every folder under functions/ that holds an app.py, sorted (the order of the document)."""
     return sorted(path.parent.name for path in FUNCTIONS.glob("*/app.py"))
@@ -73,50 +67,28 @@ def load_function(name: str) -> ModuleType:
     the router to it, so the document's resolver must never share a router with a handler that
     serves requests (such as the one the test harness imported).
     """
-    ensure_import_paths()
     return load_handler_module(FUNCTIONS / name, f"functions_{name}_app")
 
 
 @dataclass(frozen=True)
 class HttpFunction:
-    """One HTTP function: its module and what its `http.lambda_handler_for(...)` call was given."""
+    """One HTTP function: its module and its row of the table of operations."""
 
     name: str
     module: ModuleType
-    operation: str
-    moves_money: bool
-
-
-def handler_settings(name: str, module: ModuleType) -> tuple[str, bool]:
-    """The `operation` and `moves_money` a handler was built with.
-
-    They are arguments of `http.lambda_handler_for`, closed over by the function it returns
-    (beneath the Powertools decorators, which keep `__wrapped__`); reading them here keeps one
-    source of truth for which routes need an Idempotency-Key.
-    """
-    handler = inspect.unwrap(module.lambda_handler)
-    closure = inspect.getclosurevars(handler).nonlocals
-    if not isinstance(closure.get("operation"), str) or not isinstance(closure.get("moves_money"), bool):
-        raise RuntimeError(
-            f"functions/{name}/app.py: lambda_handler does not come from wallet_api.http.lambda_handler_for "
-            "(no `operation`/`moves_money` in its closure); update devtools/openapi.py:handler_settings"
-        )
-    return closure["operation"], closure["moves_money"]
+    operation: Operation
 
 
 def http_functions() -> list[HttpFunction]:
-    """Every function with a router (the scheduled expiry function has none)."""
-    found = []
-    for name in function_names():
-        module = load_function(name)
-        if hasattr(module, "router"):
-            operation, moves_money = handler_settings(name, module)
-            found.append(HttpFunction(name, module, operation, moves_money))
-    return found
+    """Every function the table of operations routes over HTTP (the scheduled expiry function has no route)."""
+    return [
+        HttpFunction(operation.function, load_function(operation.function), operation)
+        for operation in sorted(HTTP_OPERATIONS, key=lambda operation: operation.function)
+    ]
 
 
 def problem_schema() -> dict[str, Any]:
-    """The body of every error (`wallet_api.problems.Problem.response`)."""
+    """The body of every error (`wallet_lambda.problems.Problem.response`)."""
     return {
         "title": "Problem",
         "description": (
@@ -171,7 +143,7 @@ def problem_schema() -> dict[str, Any]:
 
 
 def gateway_message_schema() -> dict[str, Any]:
-    """API Gateway's own error body: its JWT authorizer's 401 (`wallet_api.http.GATEWAY_MESSAGE_SCHEMA`)."""
+    """API Gateway's own error body: its JWT authorizer's 401 (`wallet_lambda.http.GATEWAY_MESSAGE_SCHEMA`)."""
     return {
         "title": "GatewayMessage",
         "description": (
@@ -186,9 +158,8 @@ def gateway_message_schema() -> dict[str, Any]:
 
 def shared_components() -> dict[str, dict[str, Any]]:
     """The header parameter and response headers, referenced from the operations that use them."""
-    from wallet_api import http
 
-    key_pattern = f"^{http.IDEMPOTENCY_KEY.pattern}$"
+    key_pattern = f"^{IDEMPOTENCY_KEY_PATTERN}$"
     return {
         "parameters": {
             "IdempotencyKey": {
@@ -200,7 +171,12 @@ def shared_components() -> dict[str, dict[str, Any]]:
                     "original status and body (with `Idempotent-Replayed: true`); the same key with "
                     "another body is a 422 `idempotency_key_mismatch`. Missing or malformed: 400."
                 ),
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": key_pattern},
+                "schema": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+                    "pattern": key_pattern,
+                },
             }
         },
         "headers": {
@@ -314,24 +290,23 @@ def _add_links(document: dict[str, Any]) -> None:
 
 
 def _add_tags(document: dict[str, Any]) -> None:
-    """The groups of `wallet_api.http.TAGS`, described and in their order; every route names one of them."""
-    from wallet_api import http
+    """The groups of `wallet_lambda.operations.TAGS`, described and in their order; every route names one."""
 
     for path, item in document["paths"].items():
         for method, operation in item.items():
-            unknown = set(operation.get("tags") or ["(none)"]) - set(http.TAGS)
+            unknown = set(operation.get("tags") or ["(none)"]) - set(TAGS)
             if unknown:
-                raise ValueError(f"{method.upper()} {path}: tags {sorted(unknown)} are not in wallet_api.http.TAGS")
-    document["tags"] = [{"name": name, "description": text} for name, text in http.TAGS.items()]
+                raise ValueError(
+                    f"{method.upper()} {path}: tags {sorted(unknown)} are not in wallet_lambda.operations.TAGS"
+                )
+    document["tags"] = [{"name": name, "description": text} for name, text in TAGS.items()]
 
 
 def build_document() -> dict[str, Any]:
     """The OpenAPI document, as a JSON-ready dict."""
-    ensure_import_paths()
     from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer, Server, ServerVariable
 
-    from wallet_api import http
-    from wallet_core import MovementRecord
+    from wallet_lambda import http
 
     functions = http_functions()
     app = http.create_app()
@@ -381,17 +356,17 @@ def build_document() -> dict[str, Any]:
             operation["security"] = []  # declared without security (/health): say it needs no token
         if function is None:
             continue
-        operation["operationId"] = function.operation
+        operation["operationId"] = function.operation.name
         if not route.description and function.module.__doc__:
             # The module docstring, less its "POST /v1/...: " prefix (the operation says that already).
             text = function.module.__doc__.strip()
             text = text.removeprefix(f"{route.method} {route.openapi_path}: ")
             operation["description"] = text[:1].upper() + text[1:]
-        if function.moves_money:
+        if function.operation.needs_idempotency_key:
             operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/IdempotencyKey"})
         for status, model in _success_models(route).items():
             headers = {}
-            if issubclass(model, MovementRecord):  # answered by http.movement_response
+            if issubclass(model, Movement):  # answered by http.movement_response
                 headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/IdempotentReplayed"}
             if status == 201:
                 headers["Location"] = {"$ref": "#/components/headers/Location"}

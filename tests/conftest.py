@@ -20,7 +20,7 @@ from pymongo.database import Database
 
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
 from devtools.failpoints import FailPoints
-from wallet_core import WalletService
+from wallet_service import WalletService
 
 SERVICE_APP_NAME = "wallet"
 
@@ -152,7 +152,7 @@ def failpoints(mongo_client: MongoClient) -> Iterator[FailPoints]:
 @pytest.fixture
 def lambda_env(monkeypatch, mongo_uri: str, mongo_client: MongoClient) -> Iterator[str]:
     """The environment a deployed function has, pointing at a fresh database; yields its name."""
-    from wallet_api import runtime
+    from wallet_lambda import runtime
 
     name = f"wallet_lambda_{uuid.uuid4().hex[:12]}"
     monkeypatch.setenv("MONGODB_URI", mongo_uri)

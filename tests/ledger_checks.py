@@ -7,19 +7,9 @@ from __future__ import annotations
 
 from pymongo.database import Database
 
-from wallet_core.store import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLET_CLAIM, WALLETS
-
-BALANCE_EFFECT = {
-    "DEPOSIT": 1,
-    "WITHDRAWAL": -1,
-    "TRANSFER_IN": 1,
-    "TRANSFER_OUT": -1,
-    "HOLD": 0,
-    "CAPTURE": -1,
-    "RELEASE": 0,
-    "EXPIRE": 0,
-}
-HELD_EFFECT = {"HOLD": 1, "CAPTURE": -1, "RELEASE": -1, "EXPIRE": -1}
+from wallet_service import EntryType
+from wallet_service.documents import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLET_CLAIM, WALLETS
+from wallet_service.postings import EFFECTS
 
 
 def assert_ledger_consistent(database: Database) -> None:
@@ -41,8 +31,9 @@ def assert_ledger_consistent(database: Database) -> None:
         balance = held = 0
         for entry in entries:
             assert entry["amount"] > 0, entry
-            assert entry["balanceDelta"] == BALANCE_EFFECT[entry["type"]] * entry["amount"], entry
-            assert entry["heldDelta"] == HELD_EFFECT.get(entry["type"], 0) * entry["amount"], entry
+            effect = EFFECTS[EntryType(entry["type"])]  # the rules themselves: tests/test_postings.py pins them
+            assert entry["balanceDelta"] == effect.balance * entry["amount"], entry
+            assert entry["heldDelta"] == effect.held * entry["amount"], entry
             balance += entry["balanceDelta"]
             held += entry["heldDelta"]
             assert (entry["balanceAfter"], entry["heldAfter"]) == (balance, held), entry

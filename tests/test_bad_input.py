@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tests.ledger_checks import snapshot
-from wallet_core import NotFound, ValidationFailed, WalletService
+from wallet_service import NotFound, ValidationFailed, WalletService
 
 BAD_AMOUNTS = [
     True,

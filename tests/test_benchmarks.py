@@ -19,7 +19,7 @@ from benchmarks.roundtrips import RoundTrips
 from benchmarks.scenarios import OPERATIONS, prepare
 from benchmarks.server import ConflictCounters, is_secantus
 from benchmarks.throughput import Rate
-from wallet_core import WalletService, store
+from wallet_service import WalletService, documents
 
 
 @pytest.fixture
@@ -44,10 +44,12 @@ def _entries_are_dense(database: Database, wallet_id: ObjectId) -> None:
     """Every entry of the wallet sits at `<wallet>:<sequence>`, the sequences are 1..n, n the wallet's."""
     sequences = [
         entry["sequence"]
-        for entry in database[store.LEDGER].find({"walletId": wallet_id, "kind": store.ENTRY}).sort("sequence", 1)
+        for entry in database[documents.LEDGER]
+        .find({"walletId": wallet_id, "kind": documents.ENTRY})
+        .sort("sequence", 1)
         if entry["_id"] == f"{wallet_id}:{entry['sequence']}"
     ]
-    wallet = database[store.WALLETS].find_one({"_id": wallet_id})
+    wallet = database[documents.WALLETS].find_one({"_id": wallet_id})
     assert sequences == list(range(1, wallet["sequence"] + 1))
 
 
@@ -66,18 +68,18 @@ def test_the_replay_does_what_the_service_did(operation, bench_service, client, 
     for _, command in captured.commands:
         if "insert" in command:
             inserted[command["insert"]] += len(command["documents"])
-    before = {name: database[name].count_documents({}) for name in (store.LEDGER, store.WALLETS)}
+    before = {name: database[name].count_documents({}) for name in (documents.LEDGER, documents.WALLETS)}
     targets = None
     if scenario.holds:
         targets = {ObjectId(scenario.holds[1]): [ObjectId(hold) for hold in scenario.spare_holds]}
     replay.run(client, captured.calls(calls, targets))
     for name, count in before.items():
         assert database[name].count_documents({}) == count + calls * inserted[name], name
-    for wallet in database[store.WALLETS].find({}, {"_id": 1}):
+    for wallet in database[documents.WALLETS].find({}, {"_id": 1}):
         _entries_are_dense(database, wallet["_id"])
     if scenario.holds:
         replayed_holds = [ObjectId(hold) for hold in scenario.spare_holds]
-        assert database[store.LEDGER].count_documents({"_id": {"$in": replayed_holds}, "status": "HELD"}) == 0
+        assert database[documents.LEDGER].count_documents({"_id": {"$in": replayed_holds}, "status": "HELD"}) == 0
 
 
 def test_the_floors_measure_all_three_paths(bench_service, client, recorder, database):

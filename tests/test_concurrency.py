@@ -20,7 +20,7 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from tests.ledger_checks import assert_ledger_consistent, total_money
-from wallet_core import (
+from wallet_service import (
     Conflict,
     InsufficientFunds,
     InvalidState,
@@ -29,7 +29,7 @@ from wallet_core import (
     WalletExists,
     WalletService,
 )
-from wallet_core.store import ENTRY, LEDGER, OPERATION, utc_now_ms
+from wallet_service.documents import ENTRY, LEDGER, OPERATION, utc_now_ms
 
 EXPECTED_ERRORS = (InsufficientFunds, InvalidState, Conflict)
 JOIN_TIMEOUT = 240

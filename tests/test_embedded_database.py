@@ -25,7 +25,7 @@ from pymongo.write_concern import WriteConcern
 from devtools.embedded_mongo import DatabaseStartError, EmbeddedMongo, free_port
 from devtools.failpoints import FailPoints, Fault
 from tests.ledger_checks import assert_ledger_consistent
-from wallet_core import WalletService
+from wallet_service import WalletService
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -199,7 +199,7 @@ def test_make_db_serves_prints_its_uri_and_stops_on_sigterm(tmp_path):
 
 def test_the_embedded_server_is_never_part_of_the_layer():
     """SecantusDB is GPL-2.0: a development and test dependency only."""
-    layer = ROOT / "layers" / "wallet_core"
+    layer = ROOT / "layers" / "wallet"
     assert "secantus" not in (layer / "requirements.txt").read_text().lower()
     for module in layer.rglob("*.py"):
         assert "secantus" not in module.read_text(), module

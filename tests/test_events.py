@@ -13,7 +13,7 @@ import pytest
 
 from tests.lambda_harness import EVENTS, FUNCTIONS, LambdaContext, function_module, invoke
 from tests.ledger_checks import assert_ledger_consistent
-from wallet_api import runtime
+from wallet_lambda import runtime
 
 RIDER_WALLET = "65f0c0ffee0000000000a001"
 DRIVER_WALLET = "65f0c0ffee0000000000a002"

@@ -8,8 +8,8 @@ import pytest
 from bson import Int64, ObjectId
 
 from tests.ledger_checks import assert_ledger_consistent
-from wallet_core import EntryType, ReservationStatus, ValidationFailed, WalletService
-from wallet_core.store import LEDGER, WALLETS
+from wallet_service import EntryType, ReservationStatus, ValidationFailed, WalletService
+from wallet_service.documents import LEDGER, WALLETS
 
 
 @pytest.fixture

@@ -23,14 +23,14 @@ from pymongo.errors import OperationFailure
 from devtools.failpoints import FailPoints, Fault, drop_connection, slow, unknown_commit, write_conflict
 from tests.conftest import CommandLog
 from tests.ledger_checks import assert_ledger_consistent, total_money
-from wallet_core import (
+from wallet_service import (
     Conflict,
     DatabaseUnavailable,
     Movement,
     ReservationStatus,
     WalletService,
 )
-from wallet_core.store import (
+from wallet_service.documents import (
     CODEC_OPTIONS,
     ENTRY,
     LEDGER,
@@ -550,3 +550,38 @@ def test_expiry_batch_that_keeps_failing_is_reported_failed_and_left_held(
     assert service.expire_reservations(now=later).expired == len(holds)
     assert all(status == ReservationStatus.EXPIRED for status in snapshot(database).reservations.values())
     assert_ledger_consistent(database)
+
+
+# ---------------------------------------------------------------- every database call behind the boundary
+
+READS = {
+    "get_wallet": lambda service, c: service.get_wallet(c["wallet"]),
+    "list_transactions": lambda service, c: service.list_transactions(c["wallet"]),
+    "list_reservations": lambda service, c: service.list_reservations(c["wallet"]),
+    "get_reservation": lambda service, c: service.get_reservation(c["hold"]),
+    "freeze_wallet": lambda service, c: service.freeze_wallet(c["wallet"]),
+    "expire_reservations": lambda service, c: service.expire_reservations(),
+    "ping": lambda service, c: service.ping(),
+    "ensure_indexes": lambda service, c: service.ensure_indexes(),
+    # The second wallet in a currency: the refusal reads the first one's id after the transaction.
+    "create_wallet_exists": lambda service, c: service.create_wallet("alice", "USD"),
+}
+
+
+@pytest.mark.parametrize("name", READS.keys())
+def test_a_lost_connection_on_any_call_is_database_unavailable(
+    service: WalletService, service_database: Database, database: Database, failpoints: FailPoints, name: str
+) -> None:
+    """Every database call the service makes, transactions and plain reads alike, goes through the
+    one place that names database errors: a lost connection is DatabaseUnavailable (a 503), never
+    a driver error (a 500). (The commands fail for good: pymongo retries a read or write once.)"""
+    context = _wallet_with_hold(service)
+    before = snapshot(database)
+    commands = ("find", "findAndModify", "update", "insert", "ping", "createIndexes", "aggregate")
+    if name == "create_wallet_exists":
+        commands = ("find",)  # the transaction itself commits nothing; the read after it fails
+    failpoints.always(drop_connection(*commands))
+    with pytest.raises(DatabaseUnavailable):
+        READS[name](WalletService(service_database, time_budget=0.5), context)
+    failpoints.off()
+    assert snapshot(database) == before

@@ -461,7 +461,7 @@ def test_bad_bodies(wallet_id, database, raw_body, content_type, status, code):
 
 
 def test_database_unavailable_is_503_with_retry_after(lambda_env, monkeypatch):
-    from wallet_api import runtime
+    from wallet_lambda import runtime
 
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
     runtime.reset()
@@ -474,7 +474,7 @@ def test_database_unavailable_is_503_with_retry_after(lambda_env, monkeypatch):
 
 
 def test_unexpected_errors_are_a_bare_500(wallet_id, monkeypatch):
-    from wallet_core import WalletService
+    from wallet_service import WalletService
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals mongodb://user:password@host")

@@ -13,9 +13,9 @@ STDERR = f"""import time: self [us] | cumulative | imported package
 import time:       500 |        500 | site
 import time:      1000 |       1000 |     pydantic_core
 import time:      2000 |       3000 |   pydantic
-import time:       300 |        300 |     wallet_core.models
+import time:       300 |        300 |     wallet_service.models
 import time:      4000 |       4000 |     pymongo
-import time:       200 |       4500 |   wallet_core
+import time:       200 |       4500 |   wallet_service
 import time:       100 |       7600 | app
 {PHASE}init
 import time:       700 |        700 |   pymongo.srv_resolver
@@ -30,7 +30,7 @@ import time:       900 |        900 | decimal
 def test_the_import_and_its_dependencies_by_package():
     sample = parse(STDERR)
     assert sample.cumulative_us == 7600
-    # pydantic as app imported it (with pydantic_core inside), pymongo as wallet_core imported it
+    # pydantic as app imported it (with pydantic_core inside), pymongo as wallet_service imported it
     assert sample.dependencies_us == {"pydantic": 3000, "pymongo": 4000}
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from wallet_core import WalletService
-from wallet_core.store import LEDGER, LEDGER_INDEXES, OPERATION, WALLETS
+from wallet_service import WalletService
+from wallet_service.documents import LEDGER, LEDGER_INDEXES, OPERATION, WALLETS
 
 
 def test_ensure_indexes_is_idempotent(service: WalletService, database):

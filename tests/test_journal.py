@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import CommandLog
-from wallet_core import EntryType, InvalidCursor, NotFound, ValidationFailed, WalletService
-from wallet_core.store import LEDGER
-from wallet_core.validation import encode_cursor
+from wallet_service import EntryType, InvalidCursor, NotFound, ValidationFailed, WalletService
+from wallet_service.documents import LEDGER
+from wallet_service.validation import encode_cursor
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from tests.lambda_harness import LambdaContext, function_module, http_event, invoke
 from tests.ledger_checks import assert_ledger_consistent
-from wallet_api import runtime
+from wallet_lambda import runtime
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_scheduled_expiry_releases_due_holds(lambda_env, mongo_client, capsys):
 
 
 def test_scheduled_expiry_fails_loudly_when_batches_fail(lambda_env, monkeypatch):
-    from wallet_core import ExpiryReport, WalletService
+    from wallet_service import ExpiryReport, WalletService
 
     def failing(self, *args, **kwargs):
         return ExpiryReport(expired=3, skipped=0, failed=2, failed_reservation_ids=("a", "b"))

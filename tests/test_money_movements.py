@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.ledger_checks import assert_ledger_consistent, snapshot
-from wallet_core import (
+from wallet_service import (
     EntryType,
     IdempotencyKeyMismatch,
     InsufficientFunds,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 from functools import cache
@@ -13,8 +12,9 @@ from openapi_spec_validator import validate
 
 from devtools import openapi
 from tests.lambda_harness import http_event, invoke
+from wallet_lambda.operations import BY_FUNCTION, HTTP_OPERATIONS
 
-# The money-moving POSTs, named here independently of the `moves_money=True` flags the generator reads.
+# The money-moving POSTs, named here independently of the table's `needs_idempotency_key`, which the generator reads.
 MONEY_MOVING = {
     ("post", "/v1/wallets/{walletId}/deposits"),
     ("post", "/v1/wallets/{walletId}/withdrawals"),
@@ -29,7 +29,7 @@ CAMEL_CASE = re.compile(r"[a-z][a-zA-Z0-9]*")
 
 @pytest.fixture(scope="module", autouse=True)
 def _function_environment():
-    """The Powertools settings conftest's `lambda_env` gives a function. wallet_api.http reads them
+    """The Powertools settings conftest's `lambda_env` gives a function. wallet_lambda.http reads them
     once, when first imported, and generating the document may be that first import."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("POWERTOOLS_SERVICE_NAME", "wallet")
@@ -51,7 +51,7 @@ def committed() -> dict[str, Any]:
 @cache
 def function_by_operation() -> dict[str, str]:
     """operationId (the handler's operation name) -> functions/<name>."""
-    return {function.operation: function.name for function in openapi.http_functions()}
+    return {function.operation.name: function.name for function in openapi.http_functions()}
 
 
 def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -80,28 +80,6 @@ def resolve(document: dict[str, Any], node: Any) -> Any:
     return node
 
 
-def declared_routes() -> dict[str, set[tuple[str, str]]]:
-    """Each handler's routes as its source declares them (`@router.<method>("/path/<param>")`), read
-    without importing it, so the generator's own route discovery is not what checks it."""
-    found = {}
-    for app_py in sorted(openapi.FUNCTIONS.glob("*/app.py")):
-        routes = set()
-        for node in ast.walk(ast.parse(app_py.read_text())):
-            if isinstance(node, ast.FunctionDef):
-                for decorator in node.decorator_list:
-                    if (
-                        isinstance(decorator, ast.Call)
-                        and isinstance(decorator.func, ast.Attribute)
-                        and isinstance(decorator.func.value, ast.Name)
-                        and decorator.func.value.id == "router"
-                        and decorator.func.attr in openapi.METHODS
-                    ):
-                        rule = ast.literal_eval(decorator.args[0])
-                        routes.add((decorator.func.attr, re.sub(r"<(\w+)>", r"{\1}", rule)))
-        found[app_py.parent.name] = routes
-    return found
-
-
 def test_the_committed_document_is_what_the_code_generates():
     assert committed() == generated(), (
         "openapi.json is stale: run `make openapi` (python -m devtools.openapi --write) and commit it"
@@ -124,14 +102,13 @@ def test_the_document_is_valid_openapi():
     validate(generated())
 
 
-def test_every_route_of_every_handler_is_documented_and_nothing_else():
-    routes = declared_routes()
-    assert routes.pop("expire_reservations") == set(), "the scheduled function has no HTTP route"
-    for name, declared in routes.items():
-        assert declared, f"functions/{name}/app.py declares no @router route"
-    declared_all = set().union(*routes.values())
-    assert set(operations(generated())) == declared_all
-    assert len(declared_all) == sum(len(declared) for declared in routes.values()), "a route is declared twice"
+def test_every_row_of_the_table_is_a_handler_of_its_own_and_the_document_has_its_routes():
+    folders = {path.parent.name for path in openapi.FUNCTIONS.glob("*/app.py")}
+    assert folders == set(BY_FUNCTION), "a function without a row in the table of operations, or a row without one"
+    for function in openapi.http_functions():
+        assert function.module.OPERATION is function.operation, function.name  # the handler serves its own row
+    documented = set(operations(generated()))
+    assert documented == {(operation.method.lower(), operation.path) for operation in HTTP_OPERATIONS}
 
 
 def test_every_operation_but_health_requires_the_jwt_scheme():

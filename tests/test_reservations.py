@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.ledger_checks import assert_ledger_consistent, snapshot
-from wallet_core import (
+from wallet_service import (
     EntryType,
     IdempotencyKeyMismatch,
     InsufficientFunds,

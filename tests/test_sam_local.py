@@ -35,7 +35,7 @@ from devtools.local_server import Server, free_port
 from tests import test_local_api as http_suite
 from tests.ledger_checks import assert_ledger_consistent
 from tests.test_events import load_event
-from wallet_core import WalletService
+from wallet_service import WalletService
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"

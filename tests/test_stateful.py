@@ -29,7 +29,7 @@ from hypothesis.stateful import (
 from pymongo import MongoClient
 
 from tests.ledger_checks import assert_ledger_consistent, total_money
-from wallet_core import (
+from wallet_service import (
     IdempotencyKeyMismatch,
     InsufficientFunds,
     InvalidState,
@@ -43,8 +43,8 @@ from wallet_core import (
     WalletService,
     WalletStatus,
 )
-from wallet_core.store import LEDGER, OPERATION, utc_now_ms
-from wallet_core.validation import MAX_TTL_SECONDS
+from wallet_service.documents import LEDGER, OPERATION, utc_now_ms
+from wallet_service.limits import MAX_TTL_SECONDS
 
 OWNERS = ("ana", "ben")
 CURRENCIES = ("USD", "EUR")

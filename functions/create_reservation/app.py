@@ -4,33 +4,25 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_api import http
-from wallet_api.runtime import wallet_service
-from wallet_api.schemas import ReservationRequest
-from wallet_core import MovementRecord
+from wallet_lambda import http, operations
+from wallet_lambda.runtime import wallet_service
+from wallet_lambda.schemas import ReservationRequest
 
+OPERATION = operations.BY_NAME["CreateReservation"]
 router = http.router()
 
 
-@router.post(
-    "/v1/wallets/<walletId>/reservations",
-    summary="Hold money",
-    tags=["Holds"],
-    responses=http.responses(
-        201, MovementRecord, "the reservation, its HOLD entry and the wallet", http.MONEY_PROBLEMS
-    ),
-    security=http.SECURITY,
-)
+@http.route(router, OPERATION)
 def create_reservation(walletId: http.WalletId, body: Annotated[ReservationRequest, Body()]):
     movement = wallet_service().create_reservation(
         walletId,
         body.amount,
         ttl_seconds=body.ttl_seconds,
         idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).scope,
+        owner_id=http.caller(router).owner_filter,
         **body.details(),
     )
-    return http.movement_response(movement, status=201, location=f"/v1/reservations/{movement.reservation.id}")
+    return http.movement_response(OPERATION, movement, location=f"/v1/reservations/{movement.reservation.id}")
 
 
-lambda_handler = http.lambda_handler_for(router, "CreateReservation", moves_money=True)
+lambda_handler = http.lambda_handler_for(router, OPERATION)

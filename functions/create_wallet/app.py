@@ -4,23 +4,15 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_api import http, problems
-from wallet_api.runtime import wallet_service
-from wallet_api.schemas import CreateWalletRequest
-from wallet_core import MovementRecord
+from wallet_lambda import http, operations, problems
+from wallet_lambda.runtime import wallet_service
+from wallet_lambda.schemas import CreateWalletRequest
 
+OPERATION = operations.BY_NAME["CreateWallet"]
 router = http.router()
 
 
-@router.post(
-    "/v1/wallets",
-    summary="Open a wallet",
-    tags=["Wallets"],
-    responses=http.responses(
-        201, MovementRecord, "the wallet, and its opening DEPOSIT entry if any", (*http.MONEY_PROBLEMS, 403)
-    ),
-    security=http.SECURITY,
-)
+@http.route(router, OPERATION)
 def create_wallet(body: Annotated[CreateWalletRequest, Body()]):
     who = http.caller(router)
     owner_id = body.owner_id or who.owner_id
@@ -33,7 +25,7 @@ def create_wallet(body: Annotated[CreateWalletRequest, Body()]):
         idempotency_key=router.current_event.headers.get("idempotency-key"),
         metadata=body.metadata,
     )
-    return http.movement_response(movement, status=201, location=f"/v1/wallets/{movement.wallet.id}")
+    return http.movement_response(OPERATION, movement, location=f"/v1/wallets/{movement.wallet.id}")
 
 
-lambda_handler = http.lambda_handler_for(router, "CreateWallet")
+lambda_handler = http.lambda_handler_for(router, OPERATION)

@@ -11,8 +11,8 @@ import os
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet_api.observability import logger, metrics, tracer
-from wallet_api.runtime import database_deadline, wallet_service
+from wallet_lambda.observability import logger, metrics, tracer
+from wallet_lambda.runtime import database_deadline, wallet_service
 
 RESERVE_SECONDS = 5.0
 

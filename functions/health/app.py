@@ -1,21 +1,17 @@
 """GET /health: 200 when the database answers a ping, else 503 (no token needed)."""
 
-from wallet_api import http
-from wallet_api.runtime import wallet_service
-from wallet_api.schemas import Health
+from wallet_lambda import http, operations
+from wallet_lambda.runtime import wallet_service
+from wallet_lambda.schemas import Health
 
+OPERATION = operations.BY_NAME["Health"]
 router = http.router()
 
 
-@router.get(
-    "/health",
-    summary="Health",
-    tags=["Service"],
-    responses=http.responses(200, Health, "the database answered", http.HEALTH_PROBLEMS),
-)
+@http.route(router, OPERATION)
 def health():
     wallet_service().ping()
-    return http.json_response(200, Health(status="ok"))
+    return http.json_response(OPERATION.status, Health(status="ok"))
 
 
-lambda_handler = http.lambda_handler_for(router, "Health")
+lambda_handler = http.lambda_handler_for(router, OPERATION)

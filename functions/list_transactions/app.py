@@ -4,32 +4,25 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from wallet_api import http
-from wallet_api.runtime import wallet_service
-from wallet_core import EntryPage, EntryType
+from wallet_lambda import http, operations
+from wallet_lambda.runtime import wallet_service
+from wallet_service import EntryType
 
+OPERATION = operations.BY_NAME["ListTransactions"]
 router = http.router()
 
 
-@router.get(
-    "/v1/wallets/<walletId>/transactions",
-    summary="List a wallet's journal entries",
-    tags=["Journal"],
-    responses=http.responses(
-        200, EntryPage, "one page, and the cursor of the next if there is one", http.READ_PROBLEMS
-    ),
-    security=http.SECURITY,
-)
+@http.route(router, OPERATION)
 def list_transactions(
     walletId: http.WalletId,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    limit: http.PageSize = http.DEFAULT_LIMIT,
+    cursor: http.Cursor = None,
     type: Annotated[EntryType | None, Query()] = None,
 ):
     page = wallet_service().list_transactions(
-        walletId, limit=limit, cursor=cursor, entry_type=type, owner_id=http.caller(router).scope
+        walletId, limit=limit, cursor=cursor, entry_type=type, owner_id=http.caller(router).owner_filter
     )
-    return http.json_response(200, page)
+    return http.json_response(OPERATION.status, page)
 
 
-lambda_handler = http.lambda_handler_for(router, "ListTransactions")
+lambda_handler = http.lambda_handler_for(router, OPERATION)

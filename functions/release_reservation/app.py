@@ -4,21 +4,15 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_api import http
-from wallet_api.runtime import wallet_service
-from wallet_api.schemas import ReleaseRequest
-from wallet_core import MovementRecord
+from wallet_lambda import http, operations
+from wallet_lambda.runtime import wallet_service
+from wallet_lambda.schemas import ReleaseRequest
 
+OPERATION = operations.BY_NAME["ReleaseReservation"]
 router = http.router()
 
 
-@router.post(
-    "/v1/reservations/<reservationId>/release",
-    summary="Give a hold back",
-    tags=["Holds"],
-    responses=http.responses(200, MovementRecord, "the reservation, its entries and the wallet", http.MONEY_PROBLEMS),
-    security=http.SECURITY,
-)
+@http.route(router, OPERATION)
 def release_reservation(
     reservationId: http.ReservationId,
     body: Annotated[ReleaseRequest | None, Body()] = None,
@@ -27,10 +21,10 @@ def release_reservation(
     movement = wallet_service().release_reservation(
         reservationId,
         idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).scope,
+        owner_id=http.caller(router).owner_filter,
         **body.details(),
     )
-    return http.movement_response(movement, status=200)
+    return http.movement_response(OPERATION, movement)
 
 
-lambda_handler = http.lambda_handler_for(router, "ReleaseReservation", moves_money=True)
+lambda_handler = http.lambda_handler_for(router, OPERATION)

@@ -4,31 +4,25 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_api import http
-from wallet_api.runtime import wallet_service
-from wallet_api.schemas import TransferRequest
-from wallet_core import MovementRecord
+from wallet_lambda import http, operations
+from wallet_lambda.runtime import wallet_service
+from wallet_lambda.schemas import TransferRequest
 
+OPERATION = operations.BY_NAME["Transfer"]
 router = http.router()
 
 
-@router.post(
-    "/v1/transfers",
-    summary="Transfer between wallets",
-    tags=["Money movements"],
-    responses=http.responses(201, MovementRecord, "the entries and wallets the caller may see", http.MONEY_PROBLEMS),
-    security=http.SECURITY,
-)
+@http.route(router, OPERATION)
 def transfer(body: Annotated[TransferRequest, Body()]):
     movement = wallet_service().transfer(
         body.from_wallet_id,
         body.to_wallet_id,
         body.amount,
         idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).scope,
+        owner_id=http.caller(router).owner_filter,
         **body.details(),
     )
-    return http.movement_response(movement, status=201, location=f"/v1/wallets/{body.from_wallet_id}/transactions")
+    return http.movement_response(OPERATION, movement, location=f"/v1/wallets/{body.from_wallet_id}/transactions")
 
 
-lambda_handler = http.lambda_handler_for(router, "Transfer", moves_money=True)
+lambda_handler = http.lambda_handler_for(router, OPERATION)

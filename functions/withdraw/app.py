@@ -4,30 +4,24 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_api import http
-from wallet_api.runtime import wallet_service
-from wallet_api.schemas import AmountRequest
-from wallet_core import MovementRecord
+from wallet_lambda import http, operations
+from wallet_lambda.runtime import wallet_service
+from wallet_lambda.schemas import AmountRequest
 
+OPERATION = operations.BY_NAME["Withdraw"]
 router = http.router()
 
 
-@router.post(
-    "/v1/wallets/<walletId>/withdrawals",
-    summary="Take money out of a wallet",
-    tags=["Money movements"],
-    responses=http.responses(201, MovementRecord, "the withdrawal entry and the wallet after it", http.MONEY_PROBLEMS),
-    security=http.SECURITY,
-)
+@http.route(router, OPERATION)
 def withdraw(walletId: http.WalletId, body: Annotated[AmountRequest, Body()]):
     movement = wallet_service().withdraw(
         walletId,
         body.amount,
         idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).scope,
+        owner_id=http.caller(router).owner_filter,
         **body.details(),
     )
-    return http.movement_response(movement, status=201, location=f"/v1/wallets/{walletId}/transactions")
+    return http.movement_response(OPERATION, movement, location=f"/v1/wallets/{walletId}/transactions")
 
 
-lambda_handler = http.lambda_handler_for(router, "Withdraw", moves_money=True)
+lambda_handler = http.lambda_handler_for(router, OPERATION)

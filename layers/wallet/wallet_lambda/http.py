@@ -1,8 +1,10 @@
 """What every HTTP handler shares: the resolver, caller identity, idempotency keys, responses,
 and the Lambda entry point with logging, tracing and metrics.
 
-A handler module defines one route on `router` and ends with
-`lambda_handler = http.lambda_handler_for(router, "Deposit", moves_money=True)`.
+A handler module takes its row of the table of operations (operations.py), declares its one route
+with `@http.route(router, OPERATION)` and ends with `lambda_handler = http.lambda_handler_for(router,
+OPERATION)`: the row says the route, the success status, the answers it documents, whether an
+Idempotency-Key is required and whether the caller must be an administrator.
 """
 
 from __future__ import annotations
@@ -19,42 +21,55 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet_core import Movement, WalletError
+from wallet_service import Movement, WalletError
+from wallet_service.limits import (
+    DEFAULT_PAGE_SIZE,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_CURSOR_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PAGE_SIZE,
+)
 
 from . import problems, runtime
 from .observability import logger, metrics, tracer
+from .operations import Operation
 from .problems import Problem
 from .schemas import OBJECT_ID
 
 ADMIN_SCOPE = "wallet:admin"
 MAX_BODY_BYTES = 16 * 1024
-IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 JSON_CONTENT_TYPE = re.compile(r"application/([a-z0-9.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
 SECURITY = [{"jwt": []}]
-# The groups each route names in `tags=[...]`, in the order the API's document (and Swagger UI) lists them.
-TAGS = {
-    "Wallets": "Open a wallet per owner and currency, read it, freeze and unfreeze it (admin).",
-    "Money movements": "Deposits, withdrawals and transfers. Each needs an `Idempotency-Key`.",
-    "Holds": (
-        "Hold money for a time (a reservation), then capture all or part of it, or release it; "
-        "a hold left open expires on the schedule. Money-moving calls need an `Idempotency-Key`."
-    ),
-    "Journal": "Every entry of a wallet, newest first, keyset-paged.",
-    "Service": "Health of the service and its database.",
-}
 
 # Path ids, checked (422) and documented as what they are, so no schema-valid id is refused.
 WalletId = Annotated[str, Path(pattern=OBJECT_ID, description="the wallet's id: 24 lower-case hex digits")]
 ReservationId = Annotated[str, Path(pattern=OBJECT_ID, description="the reservation's id: 24 lower-case hex digits")]
+# A listing's query: `limit` (default DEFAULT_PAGE_SIZE) and the `cursor` its previous page gave.
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]
+DEFAULT_LIMIT = DEFAULT_PAGE_SIZE
 
 
 def router() -> Router:
     return Router()
+
+
+def route(router: Router, operation: Operation) -> Callable:
+    """The Powertools route of `operation`: method, path, summary, tag, documented answers, security."""
+    register = getattr(router, operation.method.lower())
+    return register(
+        operation.route,
+        summary=operation.summary,
+        tags=[operation.tag],
+        responses=responses(operation),
+        **({} if operation.public else {"security": SECURITY}),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +78,19 @@ class Caller:
     admin: bool
 
     @property
-    def scope(self) -> str | None:
-        """The owner to confine service calls to; None for an admin, who may act on any wallet."""
+    def owner_filter(self) -> str | None:
+        """The owner to confine the service's calls to (its `owner_id` argument); None for an
+        administrator, who may act on any wallet."""
         return None if self.admin else self.owner_id
 
 
 def caller(route_owner: Router | APIGatewayHttpResolver) -> Caller:
     """The verified caller: the JWT's `sub` (API Gateway's authorizer checked the token)."""
-    context = route_owner.current_event.raw_event.get("requestContext") or {}
+    return _caller_of(route_owner.current_event.raw_event)
+
+
+def _caller_of(event: dict) -> Caller:
+    context = event.get("requestContext") or {}
     jwt = (context.get("authorizer") or {}).get("jwt")
     claims = (jwt or {}).get("claims") or {}
     subject = claims.get("sub")
@@ -86,27 +106,22 @@ def caller(route_owner: Router | APIGatewayHttpResolver) -> Caller:
     return Caller(owner_id=subject, admin=ADMIN_SCOPE in scopes)
 
 
-def require_admin(who: Caller) -> None:
-    if not who.admin:
-        raise problems.forbidden(f"this operation needs the {ADMIN_SCOPE} scope")
-
-
 def idempotency_key(route_owner: Router | APIGatewayHttpResolver) -> str:
     """The request's Idempotency-Key header (checked before routing, see `_refuse_early`)."""
     return route_owner.current_event.headers["idempotency-key"]
 
 
 def json_response(status: int, model: Any, *, headers: dict[str, str] | None = None) -> Response:
-    body = model.model_dump_json(by_alias=True, exclude={"replayed"})
+    body = model.model_dump_json(by_alias=True)
     return Response(status_code=status, content_type="application/json", body=body, headers=headers or {})
 
 
-def movement_response(movement: Movement, *, status: int, location: str | None = None) -> Response:
+def movement_response(operation: Operation, movement: Movement, *, location: str | None = None) -> Response:
     """A money response; a replay carries the original status and body, marked by a header."""
     headers = {"Idempotent-Replayed": "true" if movement.replayed else "false"}
     if location:
         headers["Location"] = location
-    return json_response(status, movement, headers=headers)
+    return json_response(operation.status, movement, headers=headers)
 
 
 PROBLEM_DESCRIPTIONS = {
@@ -124,23 +139,21 @@ PROBLEM_DESCRIPTIONS = {
 # What `_refuse_early` answers on every route, before routing: a body over 16 KiB, a body that
 # is not JSON, or a malformed Idempotency-Key (checked wherever it is sent).
 EARLY_PROBLEMS = (400, 413, 415)
-# The problems each kind of route can answer besides those.
-READ_PROBLEMS = (401, 404, 422, 500, 503)  # 400 also for a cursor this listing did not issue
-ADMIN_PROBLEMS = (401, 403, 404, 409, 422, 500, 503)
-MONEY_PROBLEMS = (401, 404, 409, 422, 500, 503)
-HEALTH_PROBLEMS = (500, 503)
 # API Gateway's JWT authorizer refuses a request itself, before any function runs:
 # 401 with an `application/json` body `{"message": "Unauthorized"}` (devtools/local_api.unauthorized).
 GATEWAY_MESSAGE_SCHEMA = {"$ref": "#/components/schemas/GatewayMessage"}
 
 
-def responses(status: int, model: type, description: str, problems: tuple[int, ...]) -> dict[int, dict]:
+def responses(operation: Operation) -> dict[int, dict]:
     """OpenAPI responses of a route: its success and each problem it may answer."""
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
     documented: dict[int, dict] = {
-        status: {"description": description, "content": {"application/json": {"model": model}}}
+        operation.status: {
+            "description": operation.answer_description,
+            "content": {"application/json": {"model": operation.answer}},
+        }
     }
-    for code in sorted({*EARLY_PROBLEMS, *problems}):
+    for code in sorted({*EARLY_PROBLEMS, *operation.problems}):
         content = dict(problem)
         if code == 401:
             content["application/json"] = {"schema": GATEWAY_MESSAGE_SCHEMA}
@@ -186,19 +199,17 @@ def create_app() -> APIGatewayHttpResolver:
     return app
 
 
-def lambda_handler_for(
-    route: Router, operation: str, *, moves_money: bool = False
-) -> Callable[[dict, LambdaContext], dict]:
+def lambda_handler_for(router: Router, operation: Operation) -> Callable[[dict, LambdaContext], dict]:
     """The Lambda entry point of one HTTP function."""
     app = create_app()
-    app.include_router(route)
+    app.include_router(router)
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def lambda_handler(event: dict, context: LambdaContext) -> dict:
-        metrics.add_dimension("operation", operation)
-        problem = _refuse_early(event, moves_money)
+        metrics.add_dimension("operation", operation.name)
+        problem = _refuse_early(event, operation)
         if problem is not None:
             response = _proxy_response(problem.response())
         else:
@@ -210,8 +221,9 @@ def lambda_handler_for(
     return lambda_handler
 
 
-def _refuse_early(event: dict, moves_money: bool) -> Problem | None:
-    """Checks API Gateway does not do, before the body is parsed: size, media type, JSON, keys."""
+def _refuse_early(event: dict, operation: Operation) -> Problem | None:
+    """Checks API Gateway does not do, before the body is parsed: size, media type, JSON, keys, and
+    the scope an administrator's operation needs (before anything of the request is looked at)."""
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     body = event.get("body")
     if body:
@@ -231,13 +243,20 @@ def _refuse_early(event: dict, moves_money: bool) -> Problem | None:
             return problems.bad_request("malformed_json", f"the key {duplicate.args[0]!r} appears twice in one object")
         except (ValueError, UnicodeDecodeError) as error:
             return problems.bad_request("malformed_json", f"the body is not valid JSON: {error}")
+    if operation.admin_only:
+        try:
+            if not _caller_of(event).admin:
+                return problems.forbidden(f"this operation needs the {ADMIN_SCOPE} scope")
+        except Problem as refusal:
+            return refusal
     key = headers.get("idempotency-key")
-    if key is None and moves_money:
+    if key is None and operation.needs_idempotency_key:
         return problems.bad_request("missing_idempotency_key", "money-moving requests need an Idempotency-Key header")
     # Optional elsewhere (opening a wallet), but always well formed.
     if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
         return problems.bad_request(
-            "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 visible ASCII characters"
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters",
         )
     return None
 

@@ -1,4 +1,4 @@
-"""Logs, traces and metrics, shared by every function: the HTTP ones through wallet_api.http, the
+"""Logs, traces and metrics, shared by every function: the HTTP ones through wallet_lambda.http, the
 scheduled expiry function directly, so that it does not import the API Gateway resolver, its
 OpenAPI validation and the request models to log a report."""
 

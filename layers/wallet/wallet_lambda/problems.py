@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools.event_handler import Response
 
-from wallet_core import (
+from wallet_service import (
     Conflict,
     DatabaseUnavailable,
     IdempotencyKeyMismatch,

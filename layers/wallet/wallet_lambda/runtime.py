@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import pymongo
 from pymongo import MongoClient
 
-from wallet_core import WalletService
+from wallet_service import WalletService
 
 # Leave the handler this much of the Lambda's remaining time to shape and return its response.
 RESPONSE_MARGIN_SECONDS = 0.5

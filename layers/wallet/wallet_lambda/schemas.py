@@ -13,24 +13,31 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from wallet_core.currencies import ISO_4217_CURRENCIES
-from wallet_core.validation import (
+from wallet_service.currencies import ISO_4217_CURRENCIES
+from wallet_service.limits import (
+    DEFAULT_TTL_SECONDS,
     MAX_AMOUNT,
     MAX_INT64,
     MAX_METADATA_KEYS,
     MAX_METADATA_STRING,
+    MAX_OWNER_ID_LENGTH,
+    MAX_REFERENCE_ID_LENGTH,
+    MAX_REFERENCE_TYPE_LENGTH,
     MAX_TTL_SECONDS,
+    METADATA_KEY_PATTERN,
     MIN_TTL_SECONDS,
+    OBJECT_ID_PATTERN,
+    VISIBLE_ASCII_PATTERN,
 )
 
-VISIBLE_ASCII = r"^[\x21-\x7e]+$"
-OBJECT_ID = r"^[0-9a-f]{24}$"
+VISIBLE_ASCII = f"^{VISIBLE_ASCII_PATTERN}$"
+OBJECT_ID = f"^{OBJECT_ID_PATTERN}$"
 
 Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, description="integer minor units (cents)")]
 ObjectIdText = Annotated[StrictStr, Field(pattern=OBJECT_ID, description="24 lower-case hex digits")]
-# The document says what the service checks (wallet_core.validation.Checks.metadata), so a client
+# The document says what the service checks (wallet_service.validation.Checks.metadata), so a client
 # (or a generator) that follows the schema is never refused for metadata.
-METADATA_KEY = r"^[A-Za-z0-9_-]{1,64}$"
+METADATA_KEY = f"^{METADATA_KEY_PATTERN}$"
 MetadataKey = Annotated[StrictStr, Field(pattern=METADATA_KEY)]
 MetadataValue = (
     Annotated[StrictStr, Field(max_length=MAX_METADATA_STRING)]
@@ -73,13 +80,20 @@ Currency = Annotated[
 ]
 
 
+OwnerId = Annotated[StrictStr, Field(min_length=1, max_length=MAX_OWNER_ID_LENGTH, pattern=VISIBLE_ASCII)]
+
+
 class RequestBody(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid", frozen=True)
 
 
 class Details(RequestBody):
-    reference_type: Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=VISIBLE_ASCII)] | None = None
-    reference_id: Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=VISIBLE_ASCII)] | None = None
+    reference_type: (
+        Annotated[StrictStr, Field(min_length=1, max_length=MAX_REFERENCE_TYPE_LENGTH, pattern=VISIBLE_ASCII)] | None
+    ) = None
+    reference_id: (
+        Annotated[StrictStr, Field(min_length=1, max_length=MAX_REFERENCE_ID_LENGTH, pattern=VISIBLE_ASCII)] | None
+    ) = None
     metadata: Metadata | None = None
 
     def details(self) -> dict:
@@ -90,9 +104,9 @@ class CreateWalletRequest(RequestBody):
     model_config = ConfigDict(json_schema_extra={"examples": [{"currency": "USD"}]})
 
     currency: Currency
-    owner_id: Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=VISIBLE_ASCII)] | None = Field(
-        None, description="the wallet's owner; only `wallet:admin` may name someone other than the caller"
-    )
+    owner_id: (
+        Annotated[StrictStr, Field(min_length=1, max_length=MAX_OWNER_ID_LENGTH, pattern=VISIBLE_ASCII)] | None
+    ) = Field(None, description="the wallet's owner; only `wallet:admin` may name someone other than the caller")
     opening_balance: Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)] = Field(
         0, description="journaled as a DEPOSIT; only `wallet:admin` may open a wallet with money in it"
     )
@@ -129,7 +143,7 @@ class ReservationRequest(Details):
     )
 
     amount: Amount
-    ttl_seconds: Annotated[StrictInt, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] = 1800
+    ttl_seconds: Annotated[StrictInt, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
 
 
 class CaptureRequest(Details):

@@ -1,4 +1,5 @@
-"""Where things live in MongoDB, their indexes, and the mapping from documents to models.
+"""The documents: where things live in MongoDB, their indexes, how each document is built, and
+how documents become the models the service answers with.
 
 Two collections:
 
@@ -16,13 +17,16 @@ Two collections:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from bson import CodecOptions, ObjectId
+from bson import CodecOptions, Int64, ObjectId
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
-from .models import LedgerEntry, Reservation, Wallet
+from .limits import IDEMPOTENCY_RETENTION
+from .models import LedgerEntry, Movement, Reservation, ReservationStatus, Wallet, WalletStatus
+from .postings import Details, Posted, WalletState
 
 WALLETS = "wallets"
 LEDGER = "ledger"
@@ -83,6 +87,125 @@ def wallet_claim_id(owner_id: str, currency: str) -> dict:
 
 def wallet_claim(owner_id: str, currency: str, wallet_id: ObjectId, now: datetime) -> dict:
     return {"_id": wallet_claim_id(owner_id, currency), "kind": WALLET_CLAIM, "walletId": wallet_id, "createdAt": now}
+
+
+# ---------------------------------------------------------------- building documents
+
+
+def new_wallet(owner_id: str, currency: str, state: WalletState, now: datetime) -> dict:
+    """A wallet with the counters its first postings (an opening balance) leave it with."""
+    return {
+        "_id": ObjectId(),
+        "ownerId": owner_id,
+        "currency": currency,
+        "balance": Int64(state.balance),
+        "held": Int64(state.held),
+        "status": WalletStatus.ACTIVE.value,
+        "sequence": Int64(state.sequence),
+        "createdAt": now,
+        "updatedAt": now,
+    }
+
+
+def wallet_update(now: datetime, change: dict[str, int]) -> list[dict]:
+    """A pipeline update adding `change` to a wallet's counters.
+
+    MongoDB keeps long + long as long, but turns a sum past Int64 into a double; $toLong makes
+    that an error (ConversionFailure) instead of a balance that is silently no longer exact."""
+    fields = {name: {"$toLong": {"$add": [f"${name}", Int64(delta)]}} for name, delta in change.items() if delta}
+    return [{"$set": {**fields, "updatedAt": now}}]
+
+
+def details_fields(details: Details) -> dict:
+    fields: dict = {"metadata": details.metadata}
+    if details.reference_type is not None:
+        fields["referenceType"] = details.reference_type
+    if details.reference_id is not None:
+        fields["referenceId"] = details.reference_id
+    return fields
+
+
+def journal_entries(wallet_id: ObjectId, posted: Sequence[Posted], operation_id: str, now: datetime) -> list[dict]:
+    """The entry documents of postings placed in one wallet's journal. An entry's _id is the wallet
+    id and its sequence number: one entry per wallet position, enforced by the _id index."""
+    entries = []
+    for item in posted:
+        posting = item.posting
+        entry = {
+            "_id": f"{wallet_id}:{item.sequence}",
+            "kind": ENTRY,
+            "walletId": wallet_id,
+            "type": posting.type.value,
+            "amount": Int64(posting.amount),
+            "balanceDelta": Int64(posting.balance_delta),
+            "heldDelta": Int64(posting.held_delta),
+            "balanceAfter": Int64(item.balance_after),
+            "heldAfter": Int64(item.held_after),
+            "sequence": Int64(item.sequence),
+            **details_fields(posting.details),
+            "operationId": operation_id,
+            "createdAt": now,
+        }
+        if posting.reservation_id is not None:
+            entry["reservationId"] = posting.reservation_id
+        if posting.counterparty_wallet_id is not None:
+            entry["counterpartyWalletId"] = posting.counterparty_wallet_id
+        entries.append(entry)
+    return entries
+
+
+def new_reservation(
+    wallet: dict, amount: int, expires_at: datetime, details: Details, operation_id: str, now: datetime
+) -> dict:
+    return {
+        "_id": ObjectId(),
+        "kind": RESERVATION,
+        "walletId": wallet["_id"],
+        "ownerId": wallet["ownerId"],
+        "currency": wallet["currency"],
+        "amount": Int64(amount),
+        "capturedAmount": Int64(0),
+        "releasedAmount": Int64(0),
+        "status": ReservationStatus.HELD.value,
+        "expiresAt": expires_at,
+        **details_fields(details),
+        "operationId": operation_id,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+
+
+def operation_record(operation: str, operation_id: str, now: datetime, **fields) -> dict:
+    """The record of one money-moving call (or expiry batch), kept IDEMPOTENCY_RETENTION: its _id is
+    the operation id, its `fields` what answering it again takes."""
+    return {
+        "_id": operation_id,
+        "kind": OPERATION,
+        "operation": operation,
+        **fields,
+        "createdAt": now,
+        "purgeAfter": now + IDEMPOTENCY_RETENTION,
+    }
+
+
+def movement(
+    operation_id: str,
+    wallet: dict,
+    entries: Sequence[dict],
+    *,
+    reservation: dict | None = None,
+    counterparty_wallet: dict | None = None,
+) -> Movement:
+    return Movement(
+        operation_id=operation_id,
+        entries=tuple(entry_from_document(entry) for entry in entries),
+        wallet=wallet_from_document(wallet),
+        counterparty_wallet=None if counterparty_wallet is None else wallet_from_document(counterparty_wallet),
+        reservation=None if reservation is None else reservation_from_document(reservation),
+    )
+
+
+# ---------------------------------------------------------------- documents to models
 
 
 def _optional_id(value: ObjectId | None) -> str | None:
@@ -147,3 +270,7 @@ def utc_now_ms() -> datetime:
     """Now, truncated to the millisecond precision that BSON dates keep."""
     now = datetime.now(UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+def wallet_state(document: dict) -> WalletState:
+    return WalletState(document["balance"], document["held"], document["sequence"])

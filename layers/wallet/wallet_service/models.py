@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 from pydantic.alias_generators import to_camel
 
 
@@ -95,21 +95,19 @@ class Reservation(WalletModel):
     updated_at: datetime
 
 
-class MovementRecord(WalletModel):
-    """The outcome of one money-moving operation, exactly as first committed."""
+class Movement(WalletModel):
+    """The outcome of one money-moving operation, exactly as first committed.
+
+    `replayed` says how this call got it: true when from the stored result of an earlier call
+    with the same idempotency key rather than from this call's own commit. It is never serialised
+    (the stored result and the HTTP body are the same for every call; HTTP says it in a header)."""
 
     operation_id: str
     entries: tuple[LedgerEntry, ...]
     wallet: Wallet
     counterparty_wallet: Wallet | None = None
     reservation: Reservation | None = None
-
-
-class Movement(MovementRecord):
-    """A movement as answered to one call: `replayed` is true when the answer comes from the
-    stored result of an earlier call with the same idempotency key rather than from this call."""
-
-    replayed: bool = False
+    replayed: bool = Field(default=False, exclude=True)
 
 
 class EntryPage(WalletModel):

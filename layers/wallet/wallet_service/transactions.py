@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 import pymongo
 from pymongo import MongoClient
@@ -30,6 +30,8 @@ from pymongo.errors import ConnectionFailure, PyMongoError, WTimeoutError
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
+
+from .errors import Conflict, DatabaseUnavailable, WalletError
 
 KILL_SESSION_SECONDS = 2.0
 
@@ -119,3 +121,25 @@ class TransactionRunner:
         gives up."""
         with suppress(PyMongoError), pymongo.timeout(KILL_SESSION_SECONDS):
             self._client.admin.command("killSessions", [session_id])
+
+
+def translated(error: BaseException) -> WalletError | None:
+    """The taxonomy's name for a database failure that outlived the retries; None for anything else."""
+    if isinstance(error, ConnectionFailure) or getattr(error, "timeout", False):
+        return DatabaseUnavailable("the database could not be reached in time; retry with the same idempotency key")
+    if is_transient(error):
+        return Conflict("concurrent updates kept colliding; retry with the same idempotency key")
+    return None
+
+
+@contextmanager
+def database_errors() -> Iterator[None]:
+    """The one place where a database error becomes a WalletError: around every database call the
+    service makes, transactions and plain reads alike. What it cannot name propagates as it is."""
+    try:
+        yield
+    except (PyMongoError, RetryTransaction) as error:
+        name = translated(error)
+        if name is None:
+            raise
+        raise name from error

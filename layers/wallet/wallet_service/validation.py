@@ -18,18 +18,20 @@ from bson import ObjectId
 
 from .currencies import ISO_4217_CURRENCIES
 from .errors import FieldError, InvalidCursor, ValidationFailed
+from .limits import (
+    MAX_AMOUNT,
+    MAX_CURSOR_LENGTH,
+    MAX_INT64,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_STRING,
+    METADATA_KEY_PATTERN,
+    OBJECT_ID_PATTERN,
+    VISIBLE_ASCII_PATTERN,
+)
 
-MAX_AMOUNT = 10**15
-MIN_TTL_SECONDS = 1
-MAX_TTL_SECONDS = 7 * 24 * 3600
-MAX_PAGE_SIZE = 200
-MAX_METADATA_KEYS = 32
-MAX_METADATA_STRING = 512
-MAX_INT64 = 2**63 - 1
-
-_OBJECT_ID = re.compile(r"[0-9a-f]{24}")
-_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
-_METADATA_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_OBJECT_ID = re.compile(OBJECT_ID_PATTERN)
+_VISIBLE_ASCII = re.compile(VISIBLE_ASCII_PATTERN)
+_METADATA_KEY = re.compile(METADATA_KEY_PATTERN)
 
 
 def _is_int(value: object) -> bool:
@@ -133,7 +135,7 @@ def decode_cursor(checks: Checks, cursor: object, scope: str) -> str | None:
     """The position a cursor from `encode_cursor(scope, ...)` points at; a foreign or forged cursor is an error."""
     if cursor is None:
         return None
-    if isinstance(cursor, str) and 0 < len(cursor) <= 200:
+    if isinstance(cursor, str) and 0 < len(cursor) <= MAX_CURSOR_LENGTH:
         try:
             text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         except (binascii.Error, UnicodeDecodeError, ValueError):

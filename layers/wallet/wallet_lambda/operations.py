@@ -1,0 +1,109 @@
+"""The table of operations: one row per Lambda function, written once.
+
+The handlers' entry point (http.py) reads a row for the route, its success status, whether it
+needs an Idempotency-Key and whether it is for administrators only; the OpenAPI generator, the
+template test and the local tools read the same rows. `path` is written as API Gateway and
+OpenAPI write it; `function` is the function's folder under functions/ and `name` its logical id
+in template.yaml and its operationId.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from wallet_service import EntryPage, Movement, Reservation, ReservationPage, Wallet
+
+from .schemas import Health
+
+# The problems each kind of route can answer, besides the ones every route answers before routing
+# (400 malformed, 413 too large, 415 not JSON): see http.PROBLEM_DESCRIPTIONS.
+READ_PROBLEMS = (401, 404, 422, 500, 503)  # 400 also for a cursor this listing did not issue
+ADMIN_PROBLEMS = (401, 403, 404, 409, 422, 500, 503)
+MONEY_PROBLEMS = (401, 404, 409, 422, 500, 503)
+HEALTH_PROBLEMS = (500, 503)
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    name: str
+    function: str
+    method: str  # "" for a scheduled function
+    path: str
+    status: int
+    summary: str
+    tag: str
+    answer: type | None  # the success body's model
+    answer_description: str
+    problems: tuple[int, ...]
+    needs_idempotency_key: bool = False
+    admin_only: bool = False
+    public: bool = False  # no token needed
+
+    @property
+    def route(self) -> str:
+        """The path as Powertools routes write it: `<walletId>` for `{walletId}`."""
+        return self.path.replace("{", "<").replace("}", ">")
+
+
+PAGE = "one page, and the cursor of the next if there is one"
+
+# The groups the rows name (`tag`), in the order the API's document (and Swagger UI) lists them.
+TAGS = {
+    "Wallets": "Open a wallet per owner and currency, read it, freeze and unfreeze it (admin).",
+    "Money movements": "Deposits, withdrawals and transfers. Each needs an `Idempotency-Key`.",
+    "Holds": (
+        "Hold money for a time (a reservation), then capture all or part of it, or release it; "
+        "a hold left open expires on the schedule. Money-moving calls need an `Idempotency-Key`."
+    ),
+    "Journal": "Every entry of a wallet, newest first, keyset-paged.",
+    "Service": "Health of the service and its database.",
+}
+
+# fmt: off
+OPERATIONS: tuple[Operation, ...] = (
+    #         name                  function               method  path                                         status
+    Operation("CreateWallet",       "create_wallet",       "POST", "/v1/wallets",                               201,
+              "Open a wallet", "Wallets", Movement, "the wallet, and its opening DEPOSIT entry if any",
+              (*MONEY_PROBLEMS, 403)),
+    Operation("GetWallet",          "get_wallet",          "GET",  "/v1/wallets/{walletId}",                    200,
+              "Read a wallet", "Wallets", Wallet, "the wallet", READ_PROBLEMS),
+    Operation("FreezeWallet",       "freeze_wallet",       "POST", "/v1/wallets/{walletId}/freeze",             200,
+              "Freeze a wallet", "Wallets", Wallet, "the wallet after the change", ADMIN_PROBLEMS,
+              admin_only=True),
+    Operation("UnfreezeWallet",     "unfreeze_wallet",     "POST", "/v1/wallets/{walletId}/unfreeze",           200,
+              "Unfreeze a wallet", "Wallets", Wallet, "the wallet after the change", ADMIN_PROBLEMS,
+              admin_only=True),
+    Operation("Deposit",            "deposit",             "POST", "/v1/wallets/{walletId}/deposits",           201,
+              "Add money to a wallet", "Money movements", Movement, "the deposit entry and the wallet after it",
+              MONEY_PROBLEMS, needs_idempotency_key=True),
+    Operation("Withdraw",           "withdraw",            "POST", "/v1/wallets/{walletId}/withdrawals",        201,
+              "Take money out of a wallet", "Money movements", Movement,
+              "the withdrawal entry and the wallet after it", MONEY_PROBLEMS, needs_idempotency_key=True),
+    Operation("Transfer",           "transfer",            "POST", "/v1/transfers",                             201,
+              "Transfer between wallets", "Money movements", Movement, "the entries and wallets the caller may see",
+              MONEY_PROBLEMS, needs_idempotency_key=True),
+    Operation("CreateReservation",  "create_reservation",  "POST", "/v1/wallets/{walletId}/reservations",       201,
+              "Hold money", "Holds", Movement, "the reservation, its HOLD entry and the wallet", MONEY_PROBLEMS,
+              needs_idempotency_key=True),
+    Operation("ListReservations",   "list_reservations",   "GET",  "/v1/wallets/{walletId}/reservations",       200,
+              "List a wallet's reservations", "Holds", ReservationPage, PAGE, READ_PROBLEMS),
+    Operation("GetReservation",     "get_reservation",     "GET",  "/v1/reservations/{reservationId}",          200,
+              "Read a reservation", "Holds", Reservation, "the reservation", READ_PROBLEMS),
+    Operation("CaptureReservation", "capture_reservation", "POST", "/v1/reservations/{reservationId}/capture",  200,
+              "Take all or part of a hold; the rest is released", "Holds", Movement,
+              "the reservation, its entries and the wallet", MONEY_PROBLEMS, needs_idempotency_key=True),
+    Operation("ReleaseReservation", "release_reservation", "POST", "/v1/reservations/{reservationId}/release",  200,
+              "Give a hold back", "Holds", Movement, "the reservation, its entries and the wallet", MONEY_PROBLEMS,
+              needs_idempotency_key=True),
+    Operation("ListTransactions",   "list_transactions",   "GET",  "/v1/wallets/{walletId}/transactions",       200,
+              "List a wallet's journal entries", "Journal", EntryPage, PAGE, READ_PROBLEMS),
+    Operation("Health",             "health",              "GET",  "/health",                                   200,
+              "Health", "Service", Health, "the database answered", HEALTH_PROBLEMS, public=True),
+    Operation("ExpireReservations", "expire_reservations", "",     "",                                          0,
+              "Expire due holds (EventBridge schedule)", "Service", None, "", ()),
+)
+# fmt: on
+
+BY_NAME = {operation.name: operation for operation in OPERATIONS}
+BY_FUNCTION = {operation.function: operation for operation in OPERATIONS}
+HTTP_OPERATIONS = tuple(operation for operation in OPERATIONS if operation.method)

@@ -1,0 +1,205 @@
+"""Validated commands: the arguments of each public operation, checked all at once before any
+database call (every bad field is reported, not only the first) and turned into what the use
+cases work with. `owner_filter` confines a call to one owner's wallets and holds: another owner's
+is reported as not found; it is empty for an administrator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bson import ObjectId
+
+from .limits import (
+    MAX_EXPIRY_BATCH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_INT64,
+    MAX_OWNER_ID_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_REFERENCE_ID_LENGTH,
+    MAX_REFERENCE_TYPE_LENGTH,
+    MAX_TTL_SECONDS,
+    MIN_TTL_SECONDS,
+)
+from .models import EntryType, ReservationStatus
+from .postings import Details
+from .validation import Checks, decode_cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Common:
+    """What every money-moving command carries besides its own fields."""
+
+    key: str | None
+    details: Details
+    owner_filter: dict
+
+
+def _common(checks: Checks, key, reference_type, reference_id, metadata, owner_id) -> Common:
+    return Common(
+        checks.optional_token("idempotencyKey", key, max_length=MAX_IDEMPOTENCY_KEY_LENGTH),
+        Details(
+            checks.optional_token("referenceType", reference_type, max_length=MAX_REFERENCE_TYPE_LENGTH),
+            checks.optional_token("referenceId", reference_id, max_length=MAX_REFERENCE_ID_LENGTH),
+            checks.metadata("metadata", metadata),
+        ),
+        owner_filter(checks, owner_id),
+    )
+
+
+def owner_filter(checks: Checks, owner_id: object) -> dict:
+    if owner_id is None:
+        return {}
+    return {"ownerId": checks.token("ownerId", owner_id, max_length=MAX_OWNER_ID_LENGTH)}
+
+
+@dataclass(frozen=True, slots=True)
+class OpenWallet:
+    owner_id: str
+    currency: str
+    opening_balance: int
+    key: str | None
+    details: Details
+
+
+def open_wallet(owner_id, currency, opening_balance, key, metadata) -> OpenWallet:
+    checks = Checks()
+    command = OpenWallet(
+        checks.token("ownerId", owner_id, max_length=MAX_OWNER_ID_LENGTH),
+        checks.currency("currency", currency),
+        checks.opening_balance("openingBalance", opening_balance),
+        checks.optional_token("idempotencyKey", key, max_length=MAX_IDEMPOTENCY_KEY_LENGTH),
+        Details(metadata=checks.metadata("metadata", metadata)),
+    )
+    checks.done()
+    return command
+
+
+@dataclass(frozen=True, slots=True)
+class WalletAmount:
+    """A deposit, a withdrawal or a hold: an amount on one wallet."""
+
+    wallet_id: str
+    wallet_oid: ObjectId
+    amount: int
+    common: Common
+    ttl_seconds: int | None = None  # holds only
+
+
+def wallet_amount(
+    wallet_id, amount, key, reference_type, reference_id, metadata, owner_id, ttl_seconds=None
+) -> WalletAmount:
+    checks = Checks()
+    wallet_oid = checks.object_id("walletId", wallet_id)
+    checks.amount("amount", amount)
+    if ttl_seconds is not None:
+        checks.integer("ttlSeconds", ttl_seconds, low=MIN_TTL_SECONDS, high=MAX_TTL_SECONDS)
+    common = _common(checks, key, reference_type, reference_id, metadata, owner_id)
+    checks.done()
+    return WalletAmount(wallet_id, wallet_oid, amount, common, ttl_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    from_wallet_id: str
+    from_oid: ObjectId
+    to_wallet_id: str
+    to_oid: ObjectId
+    amount: int
+    common: Common
+
+
+def transfer(from_wallet_id, to_wallet_id, amount, key, reference_type, reference_id, metadata, owner_id) -> Transfer:
+    checks = Checks()
+    from_oid = checks.object_id("fromWalletId", from_wallet_id)
+    to_oid = checks.object_id("toWalletId", to_wallet_id)
+    if isinstance(from_wallet_id, str) and from_wallet_id == to_wallet_id:
+        checks.fail("toWalletId", "must differ from fromWalletId")
+    checks.amount("amount", amount)
+    common = _common(checks, key, reference_type, reference_id, metadata, owner_id)
+    checks.done()
+    return Transfer(from_wallet_id, from_oid, to_wallet_id, to_oid, amount, common)
+
+
+@dataclass(frozen=True, slots=True)
+class CloseHold:
+    """A capture (of `amount`, or all) or a release of one hold."""
+
+    reservation_id: str
+    reservation_oid: ObjectId
+    amount: int | None
+    common: Common
+
+
+def close_hold(reservation_id, amount, key, reference_type, reference_id, metadata, owner_id) -> CloseHold:
+    checks = Checks()
+    reservation_oid = checks.object_id("reservationId", reservation_id)
+    checks.optional_amount("amount", amount)
+    common = _common(checks, key, reference_type, reference_id, metadata, owner_id)
+    checks.done()
+    return CloseHold(reservation_id, reservation_oid, amount, common)
+
+
+@dataclass(frozen=True, slots=True)
+class One:
+    """A wallet or a hold, by id, as its owner (or an administrator) may see it."""
+
+    id: str
+    oid: ObjectId
+    owner_filter: dict
+
+
+def one(field: str, value, owner_id) -> One:
+    checks = Checks()
+    oid = checks.object_id(field, value)
+    scope = owner_filter(checks, owner_id)
+    checks.done()
+    return One(value, oid, scope)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of a wallet's listing: the filter, the size and the position the cursor names."""
+
+    wallet: One
+    limit: int
+    cursor_scope: str
+    position: str | None
+    kind: EntryType | ReservationStatus | None
+
+
+def page(listing: str, wallet_id, limit, cursor, owner_id, field: str, kind: object, choices) -> Page:
+    """A page of `listing` ("transactions" or "reservations"), filtered by `field` (type or status)."""
+    checks = Checks()
+    oid = checks.object_id("walletId", wallet_id)
+    wanted = checks.choice(field, kind, choices)
+    checks.integer("limit", limit, low=1, high=MAX_PAGE_SIZE)
+    scope = owner_filter(checks, owner_id)
+    cursor_scope = f"{listing}:{wallet_id}:{kind or ''}"
+    position = decode_cursor(checks, cursor, cursor_scope)
+    if position is not None and not _position_fits(listing, position):
+        checks.fail("cursor", "is not a cursor returned by this listing")
+    checks.done()
+    return Page(One(wallet_id, oid, scope), limit, cursor_scope, position, wanted)
+
+
+def _position_fits(listing: str, position: str) -> bool:
+    if listing == "reservations":
+        return ObjectId.is_valid(position)
+    # ASCII digits only ("²".isdigit() is true) and within Int64, or int() and Int64() fail later.
+    return position.isascii() and position.isdigit() and int(position) <= MAX_INT64
+
+
+@dataclass(frozen=True, slots=True)
+class Expiry:
+    cutoff: datetime | None
+    batch_size: int
+
+
+def expiry(now, batch_size) -> Expiry:
+    checks = Checks()
+    cutoff = None if now is None else checks.aware_datetime("now", now)
+    checks.integer("batchSize", batch_size, low=1, high=MAX_EXPIRY_BATCH)
+    checks.done()
+    return Expiry(cutoff, batch_size)

@@ -1,0 +1,114 @@
+"""Exactly once: operation ids, fingerprints, operation records and replays.
+
+Each money-moving call gets an operation id: derived from the wallet owner and the idempotency key
+when the caller gives one, otherwise unique to the call. The transaction that moves the money also
+inserts the operation record (the request's fingerprint and the full result) under that id. So a
+call that is retried, by the caller with the same key or by our own retry after a commit whose
+outcome was unknown, either commits once or meets the existing record and is answered from it:
+the same ids and figures, never a second movement. A call that would now be refused (a capture of
+a hold it already captured, a withdrawal that drained the wallet) looks for its record before it
+is refused, so it replays too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo.client_session import ClientSession
+
+from . import documents
+from .errors import Conflict, IdempotencyKeyMismatch
+from .models import Movement
+from .queries import AlreadyRecorded, Database, find_record, insert_movement
+from .transactions import database_errors
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One invocation of a money-moving operation, shared by all of its transaction attempts."""
+
+    name: str
+    key: str | None
+    fingerprint: str
+    call_id: str
+
+    @classmethod
+    def start(cls, name: str, key: str | None, parameters: dict) -> Call:
+        canonical = json.dumps({"operation": name, "parameters": parameters}, sort_keys=True, separators=(",", ":"))
+        return cls(name, key, hashlib.sha256(canonical.encode()).hexdigest(), uuid.uuid4().hex)
+
+    def operation_id(self, owner_id: str) -> str:
+        if self.key is None:
+            return f"call:{self.call_id}"
+        # Keys are scoped to the wallet owner: two owners may use the same key independently.
+        return "key:" + hashlib.sha256(f"{owner_id}\x00{self.key}".encode()).hexdigest()
+
+
+def record(
+    db: Database,
+    session: ClientSession,
+    call: Call,
+    now: datetime,
+    wallet: dict,
+    entries: Sequence[dict],
+    *,
+    reservation: dict | None = None,
+    new_reservation: bool = False,
+    counterparty_wallet: dict | None = None,
+    claim: dict | None = None,
+) -> Movement:
+    """The movement's answer, inserted with its operation record and everything it creates."""
+    operation_id = call.operation_id(wallet["ownerId"])
+    movement = documents.movement(
+        operation_id, wallet, entries, reservation=reservation, counterparty_wallet=counterparty_wallet
+    )
+    operation_record = documents.operation_record(
+        call.name,
+        operation_id,
+        now,
+        ownerId=wallet["ownerId"],
+        idempotencyKey=call.key,
+        fingerprint=call.fingerprint,
+        callId=call.call_id,
+        result=movement.model_dump_json(),
+    )
+    created = [*entries, *([reservation] if new_reservation else [])]
+    insert_movement(db, session, operation_record, created, claim=claim)
+    return movement
+
+
+def raise_if_recorded(db: Database, session: ClientSession, call: Call, owner_id: str) -> None:
+    """Before refusing a call, check whether it was already applied (a replay or our own retry)."""
+    operation_id = call.operation_id(owner_id)
+    existing = find_record(db, session, operation_id)
+    if existing is not None:
+        raise AlreadyRecorded(operation_id, existing)
+
+
+def move(db: Database, call: Call, work: Callable[[ClientSession], Movement]) -> Movement:
+    """Run a movement in a transaction, once: answered from its record when it already happened."""
+    try:
+        with database_errors():
+            return db.runner.run(work)
+    except AlreadyRecorded as recorded:
+        operation_id = recorded.operation_id
+        existing = recorded.record or db.read(lambda: find_record(db, None, operation_id))
+        if existing is None:
+            raise Conflict("the operation record vanished while it was read; retry") from None
+        return replay(call, existing)
+
+
+def replay(call: Call, existing: dict) -> Movement:
+    if existing["fingerprint"] != call.fingerprint:
+        raise IdempotencyKeyMismatch(
+            f"idempotency key was used for a different {existing['operation']} request"
+            if existing["operation"] != call.name
+            else "idempotency key was used with different parameters"
+        )
+    movement = Movement.model_validate_json(existing["result"])
+    return movement.model_copy(update={"replayed": existing["callId"] != call.call_id})

@@ -1,0 +1,40 @@
+"""Every limit and pattern of the API, defined once: the service's checks, the HTTP request
+schemas and the OpenAPI document all read them from here."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+MAX_INT64 = 2**63 - 1
+# An amount is an integer number of minor units, 0 < amount <= MAX_AMOUNT.
+MAX_AMOUNT = 10**15
+
+# A hold's time to live, in seconds.
+DEFAULT_TTL_SECONDS = 30 * 60
+MIN_TTL_SECONDS = 1
+MAX_TTL_SECONDS = 7 * 24 * 3600
+
+# Listings.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+MAX_CURSOR_LENGTH = 200
+
+# Identifiers and text, as regular expressions without anchors (fullmatch them) and lengths.
+OBJECT_ID_PATTERN = r"[0-9a-f]{24}"
+VISIBLE_ASCII_PATTERN = r"[\x21-\x7e]+"
+MAX_OWNER_ID_LENGTH = 256
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+IDEMPOTENCY_KEY_PATTERN = rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}"
+MAX_REFERENCE_TYPE_LENGTH = 64
+MAX_REFERENCE_ID_LENGTH = 128
+
+# Metadata: a flat object of scalars.
+METADATA_KEY_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+MAX_METADATA_KEYS = 32
+MAX_METADATA_STRING = 512
+
+# An operation record (an idempotency key's answer) is kept at least this long.
+IDEMPOTENCY_RETENTION = timedelta(hours=24)
+
+# Holds expired per transaction, at most.
+MAX_EXPIRY_BATCH = 1000

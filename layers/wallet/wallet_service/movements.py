@@ -1,0 +1,156 @@
+"""Money in, out and across: deposits, withdrawals and transfers, each one transaction.
+
+Round trips: the wallet update(s), one insert of everything new, the commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NoReturn
+
+from bson import ObjectId
+from pymongo.client_session import ClientSession
+
+from . import commands, documents
+from .errors import FieldError, InsufficientFunds, NotFound, ValidationFailed, WalletFrozen
+from .idempotency import Call, move, raise_if_recorded, record
+from .models import EntryType, Movement, WalletStatus
+from .postings import Details, Posting, post, rewind
+from .queries import Database, credit, debit
+
+
+def details_parameters(details: Details) -> dict:
+    return {"referenceType": details.reference_type, "referenceId": details.reference_id, "metadata": details.metadata}
+
+
+def placed(wallet_after: dict, postings: Sequence[Posting], operation_id: str, now) -> list[dict]:
+    """The entry documents of postings just applied to a wallet, from its state after them."""
+    after = documents.wallet_state(wallet_after)
+    posted = post(rewind(after, postings), postings)
+    return documents.journal_entries(wallet_after["_id"], posted, operation_id, now)
+
+
+def debit_or_refuse(
+    db: Database,
+    session: ClientSession,
+    call: Call,
+    wallet_id: str,
+    wallet_oid: ObjectId,
+    owner_filter: dict,
+    amount: int,
+    postings: Sequence[Posting],
+    now,
+) -> dict:
+    """Take `amount` out of a wallet's available money with `postings`, or say why not, after
+    making sure this very call has not already been applied (then it is answered from its record)."""
+    wallet = debit(db, session, wallet_oid, owner_filter, amount, postings, now)
+    if wallet is not None:
+        return wallet
+    refuse_debit(db, session, call, wallet_id, wallet_oid, owner_filter, amount)
+
+
+def refuse_debit(
+    db: Database,
+    session: ClientSession,
+    call: Call,
+    wallet_id: str,
+    wallet_oid: ObjectId,
+    owner_filter: dict,
+    amount: int,
+) -> NoReturn:
+    wallet = db.wallets.find_one({"_id": wallet_oid, **owner_filter}, session=session)
+    if wallet is None:
+        raise NotFound(f"wallet {wallet_id} not found")
+    raise_if_recorded(db, session, call, wallet["ownerId"])
+    if wallet["status"] != WalletStatus.ACTIVE.value:
+        raise WalletFrozen(f"wallet {wallet_id} is frozen: no money may leave it")
+    available = wallet["balance"] - wallet["held"]
+    raise InsufficientFunds(
+        f"wallet {wallet_id} has {available} available, {amount} requested", available=available, requested=amount
+    )
+
+
+def deposit(db: Database, command: commands.WalletAmount) -> Movement:
+    common = command.common
+    call = Call.start(
+        "deposit",
+        common.key,
+        {"walletId": command.wallet_id, "amount": command.amount, **details_parameters(common.details)},
+    )
+    postings = [Posting(EntryType.DEPOSIT, command.amount, common.details)]
+
+    def work(session: ClientSession) -> Movement:
+        now = db.clock()
+        wallet = credit(db, session, {"_id": command.wallet_oid, **common.owner_filter}, postings, now)
+        if wallet is None:
+            raise NotFound(f"wallet {command.wallet_id} not found")
+        entries = placed(wallet, postings, call.operation_id(wallet["ownerId"]), now)
+        return record(db, session, call, now, wallet, entries)
+
+    return move(db, call, work)
+
+
+def withdraw(db: Database, command: commands.WalletAmount) -> Movement:
+    common = command.common
+    call = Call.start(
+        "withdraw",
+        common.key,
+        {"walletId": command.wallet_id, "amount": command.amount, **details_parameters(common.details)},
+    )
+    postings = [Posting(EntryType.WITHDRAWAL, command.amount, common.details)]
+
+    def work(session: ClientSession) -> Movement:
+        now = db.clock()
+        wallet = debit_or_refuse(
+            db, session, call, command.wallet_id, command.wallet_oid, common.owner_filter, command.amount, postings, now
+        )
+        entries = placed(wallet, postings, call.operation_id(wallet["ownerId"]), now)
+        return record(db, session, call, now, wallet, entries)
+
+    return move(db, call, work)
+
+
+def transfer(db: Database, command: commands.Transfer) -> Movement:
+    """Move money between two wallets of one currency, atomically. The caller must own the source;
+    the destination may belong to anyone, and is shown only to a caller who may see it."""
+    common = command.common
+    call = Call.start(
+        "transfer",
+        common.key,
+        {
+            "fromWalletId": command.from_wallet_id,
+            "toWalletId": command.to_wallet_id,
+            "amount": command.amount,
+            **details_parameters(common.details),
+        },
+    )
+    paid = [Posting(EntryType.TRANSFER_OUT, command.amount, common.details, counterparty_wallet_id=command.to_oid)]
+    received = [Posting(EntryType.TRANSFER_IN, command.amount, common.details, counterparty_wallet_id=command.from_oid)]
+
+    def work(session: ClientSession) -> Movement:
+        now = db.clock()
+        source = debit_or_refuse(
+            db, session, call, command.from_wallet_id, command.from_oid, common.owner_filter, command.amount, paid, now
+        )
+        destination = credit(db, session, {"_id": command.to_oid, "currency": source["currency"]}, received, now)
+        if destination is None:
+            if db.wallets.find_one({"_id": command.to_oid}, {"_id": 1}, session=session) is None:
+                raise NotFound(f"wallet {command.to_wallet_id} not found")
+            raise ValidationFailed([FieldError("toWalletId", f"must hold {source['currency']} like the source")])
+        operation_id = call.operation_id(source["ownerId"])
+        entries = [*placed(source, paid, operation_id, now), *placed(destination, received, operation_id, now)]
+        return record(db, session, call, now, source, entries, counterparty_wallet=destination)
+
+    return visible_to(move(db, call, work), common.owner_filter.get("ownerId"))
+
+
+def visible_to(movement: Movement, owner_id: str | None) -> Movement:
+    """Hide the other side of a transfer from a caller who does not own it."""
+    counterparty = movement.counterparty_wallet
+    if owner_id is None or counterparty is None or counterparty.owner_id == owner_id:
+        return movement
+    return movement.model_copy(
+        update={
+            "counterparty_wallet": None,
+            "entries": tuple(entry for entry in movement.entries if entry.wallet_id == movement.wallet.id),
+        }
+    )

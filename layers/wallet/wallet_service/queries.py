@@ -1,0 +1,235 @@
+"""The database steps of the use cases: each one command (a few for expiry), named for what it does.
+
+Every step that changes money runs inside the caller's transaction (`session`). A step that
+finds nothing to change returns None; deciding why (not found, frozen, not enough money) is the
+use case's business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from bson import Int64, ObjectId
+from pymongo import ReturnDocument, UpdateOne
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+from pymongo.database import Database as MongoDatabase
+from pymongo.errors import BulkWriteError
+from pymongo.read_concern import ReadConcern
+
+from . import documents
+from .models import ReservationStatus, WalletStatus
+from .postings import Posting, change
+from .transactions import TransactionRunner, database_errors
+
+AFTER = ReturnDocument.AFTER
+DUPLICATE_KEY = 11000
+
+
+class AlreadyRecorded(Exception):
+    """The operation id already has a committed record: answer from it instead of moving money."""
+
+    def __init__(self, operation_id: str, record: dict | None = None) -> None:
+        super().__init__(operation_id)
+        self.operation_id = operation_id
+        self.record = record
+
+
+class WalletTaken(Exception):
+    """The owner has a wallet in that currency already (its claim exists)."""
+
+
+@dataclass(frozen=True)
+class Database:
+    """What every use case works with: the collections, the transaction runner and the clock."""
+
+    wallets: Collection
+    ledger: Collection
+    records: Collection  # the ledger, read with majority read concern: only committed records
+    runner: TransactionRunner
+    clock: Callable[[], datetime]
+
+    @classmethod
+    def of(cls, database: MongoDatabase, *, time_budget: float, clock: Callable[[], datetime]) -> Database:
+        database = database.with_options(codec_options=documents.CODEC_OPTIONS)
+        ledger = database[documents.LEDGER]
+        return cls(
+            wallets=database[documents.WALLETS],
+            ledger=ledger,
+            records=ledger.with_options(read_concern=ReadConcern("majority")),
+            runner=TransactionRunner(database.client, time_budget=time_budget),
+            clock=clock,
+        )
+
+    def read[T](self, read: Callable[[], T]) -> T:
+        """A read (or a single-document write) outside any transaction, its errors named."""
+        with database_errors():
+            return read()
+
+
+# ---------------------------------------------------------------- wallets
+
+
+def credit(
+    db: Database, session: ClientSession, match: dict, postings: Sequence[Posting], now: datetime
+) -> dict | None:
+    """Apply postings that cannot overdraw (money coming in) to the wallet `match` finds."""
+    return db.wallets.find_one_and_update(
+        match, documents.wallet_update(now, change(postings)), return_document=AFTER, session=session
+    )
+
+
+def debit(
+    db: Database,
+    session: ClientSession,
+    wallet_oid: ObjectId,
+    owner_filter: dict,
+    amount: int,
+    postings: Sequence[Posting],
+    now: datetime,
+) -> dict | None:
+    """Apply postings that take `amount` out of the available money of an active wallet; None when
+    it does not exist (for this owner), is frozen or has less available."""
+    return db.wallets.find_one_and_update(
+        {
+            "_id": wallet_oid,
+            **owner_filter,
+            "status": WalletStatus.ACTIVE.value,
+            "$expr": {"$gte": [{"$subtract": ["$balance", "$held"]}, Int64(amount)]},
+        },
+        documents.wallet_update(now, change(postings)),
+        return_document=AFTER,
+        session=session,
+    )
+
+
+def settle(
+    db: Database, session: ClientSession, reservation: dict, postings: Sequence[Posting], now: datetime
+) -> dict | None:
+    """Apply a closed hold's postings to its wallet, guarded on the wallet holding what it should."""
+    return db.wallets.find_one_and_update(
+        {
+            "_id": reservation["walletId"],
+            "held": {"$gte": reservation["amount"]},
+            "balance": {"$gte": reservation["capturedAmount"]},
+        },
+        documents.wallet_update(now, change(postings)),
+        return_document=AFTER,
+        session=session,
+    )
+
+
+def set_status(db: Database, wallet_oid: ObjectId, owner_filter: dict, status: WalletStatus, now) -> dict | None:
+    """One document, one atomic update: no transaction needed, and repeating it is harmless."""
+    return db.read(
+        lambda: db.wallets.find_one_and_update(
+            {"_id": wallet_oid, **owner_filter},
+            {"$set": {"status": status.value, "updatedAt": now}},
+            return_document=AFTER,
+        )
+    )
+
+
+# ---------------------------------------------------------------- reservations
+
+
+def close_reservation(
+    db: Database,
+    session: ClientSession,
+    reservation_oid: ObjectId,
+    owner_filter: dict,
+    condition: dict,
+    changes: dict,
+    now: datetime,
+) -> dict | None:
+    """Move a HELD reservation to a terminal state; None when it is not HELD (or fails `condition`)."""
+    return db.ledger.find_one_and_update(
+        {
+            "_id": reservation_oid,
+            "kind": documents.RESERVATION,
+            **owner_filter,
+            "status": ReservationStatus.HELD.value,
+            **condition,
+        },
+        [{"$set": {**changes, "updatedAt": now}}],
+        return_document=AFTER,
+        session=session,
+    )
+
+
+# ---------------------------------------------------------------- the ledger
+
+
+def insert_movement(
+    db: Database, session: ClientSession, record: dict, documents_: Sequence[dict], *, claim: dict | None = None
+) -> None:
+    """Insert the operation record and everything a movement creates, in one command.
+
+    The record goes first: a duplicate there means the operation id has already committed
+    (AlreadyRecorded). A new wallet's claim goes second: a duplicate there means the owner has a
+    wallet in that currency (WalletTaken)."""
+    claims = [claim] if claim is not None else []
+    try:
+        db.ledger.insert_many([record, *claims, *documents_], ordered=True, session=session)
+    except BulkWriteError as error:
+        first = error.details["writeErrors"][0]
+        if first["code"] == DUPLICATE_KEY and first["index"] == 0:
+            raise AlreadyRecorded(record["_id"]) from error
+        if first["code"] == DUPLICATE_KEY and claims and first["index"] == 1:
+            raise WalletTaken from error
+        raise
+
+
+def find_record(db: Database, session: ClientSession | None, operation_id: str) -> dict | None:
+    collection = db.ledger if session is not None else db.records
+    return collection.find_one({"_id": operation_id, "kind": documents.OPERATION}, session=session)
+
+
+# ---------------------------------------------------------------- expiry
+
+
+def due_reservation_ids(db: Database, cutoff: datetime, passed_over: list[ObjectId], limit: int) -> list[ObjectId]:
+    query: dict = {"kind": documents.RESERVATION, "status": ReservationStatus.HELD.value, "expiresAt": {"$lte": cutoff}}
+    if passed_over:
+        query["_id"] = {"$nin": passed_over}
+    return db.read(
+        lambda: [document["_id"] for document in db.ledger.find(query, {"_id": 1}).sort("expiresAt", 1).limit(limit)]
+    )
+
+
+def held_reservations(db: Database, session: ClientSession, ids: list[ObjectId], cutoff: datetime) -> list[dict]:
+    query = {
+        "_id": {"$in": ids},
+        "kind": documents.RESERVATION,
+        "status": ReservationStatus.HELD.value,
+        "expiresAt": {"$lte": cutoff},
+    }
+    return list(db.ledger.find(query, session=session))
+
+
+def wallets_by_id(db: Database, session: ClientSession, ids: list[ObjectId]) -> dict[ObjectId, dict]:
+    return {wallet["_id"]: wallet for wallet in db.wallets.find({"_id": {"$in": ids}}, session=session)}
+
+
+def mark_expired(db: Database, session: ClientSession, ids: list[ObjectId], now: datetime) -> int:
+    """Flip the holds to EXPIRED, guarded on their being HELD; the number flipped."""
+    updated = db.ledger.update_many(
+        {"_id": {"$in": ids}, "kind": documents.RESERVATION, "status": ReservationStatus.HELD.value},
+        [{"$set": {"status": ReservationStatus.EXPIRED.value, "releasedAmount": "$amount", "updatedAt": now}}],
+        session=session,
+    )
+    return updated.matched_count
+
+
+def release_expired(db: Database, session: ClientSession, releases: list[tuple[dict, list[Posting]]], now) -> int:
+    """Apply each wallet's EXPIRE postings, guarded on the held amount and sequence read; the number applied."""
+    updates = [
+        UpdateOne(
+            {"_id": wallet["_id"], "held": wallet["held"], "sequence": wallet["sequence"]},
+            documents.wallet_update(now, change(postings)),
+        )
+        for wallet, postings in releases
+    ]
+    return db.wallets.bulk_write(updates, ordered=True, session=session).matched_count

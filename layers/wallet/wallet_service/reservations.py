@@ -1,0 +1,158 @@
+"""Holds (reservations): hold part of a wallet's available money for a time, then capture all or
+part of it (the rest is released in the same transaction) or release it. A hold left open is
+expired by the expiry job (expiry.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import NoReturn
+
+from bson import Int64, ObjectId
+from pymongo.client_session import ClientSession
+
+from . import commands, documents
+from .errors import FieldError, InvalidState, NotFound, ValidationFailed
+from .idempotency import Call, move, raise_if_recorded, record
+from .models import EntryType, Movement, Reservation, ReservationPage, ReservationStatus
+from .movements import debit_or_refuse, details_parameters, placed
+from .postings import Details, Posting
+from .queries import Database, close_reservation, settle
+from .transactions import RetryTransaction
+from .validation import encode_cursor
+from .wallets import get_wallet
+
+
+def create_reservation(db: Database, command: commands.WalletAmount) -> Movement:
+    """Hold `amount` of the available money until captured, released or expired."""
+    common = command.common
+    call = Call.start(
+        "create_reservation",
+        common.key,
+        {
+            "walletId": command.wallet_id,
+            "amount": command.amount,
+            "ttlSeconds": command.ttl_seconds,
+            **details_parameters(common.details),
+        },
+    )
+
+    def work(session: ClientSession) -> Movement:
+        now = db.clock()
+        reservation_oid = ObjectId()
+        postings = [Posting(EntryType.HOLD, command.amount, common.details, reservation_id=reservation_oid)]
+        wallet = debit_or_refuse(
+            db, session, call, command.wallet_id, command.wallet_oid, common.owner_filter, command.amount, postings, now
+        )
+        operation_id = call.operation_id(wallet["ownerId"])
+        expires_at = now + timedelta(seconds=command.ttl_seconds)
+        reservation = documents.new_reservation(wallet, command.amount, expires_at, common.details, operation_id, now)
+        reservation["_id"] = reservation_oid
+        entries = placed(wallet, postings, operation_id, now)
+        return record(db, session, call, now, wallet, entries, reservation=reservation, new_reservation=True)
+
+    return move(db, call, work)
+
+
+def get_reservation(db: Database, reservation: commands.One) -> Reservation:
+    query = {"_id": reservation.oid, "kind": documents.RESERVATION, **reservation.owner_filter}
+    document = db.read(lambda: db.ledger.find_one(query))
+    if document is None:
+        raise NotFound(f"reservation {reservation.id} not found")
+    return documents.reservation_from_document(document)
+
+
+def capture_reservation(db: Database, command: commands.CloseHold) -> Movement:
+    """Take `amount` (default: all) of a hold. Final: any remainder is released in the same transaction."""
+    amount = command.amount
+    captured: Int64 | str = "$amount" if amount is None else Int64(amount)
+
+    def close(session: ClientSession, now: datetime) -> dict | None:
+        condition: dict = {"expiresAt": {"$gt": now}}
+        if amount is not None:
+            condition["amount"] = {"$gte": Int64(amount)}
+        changes = {
+            "status": ReservationStatus.CAPTURED.value,
+            "capturedAmount": captured,
+            "releasedAmount": {"$toLong": {"$subtract": ["$amount", captured]}},
+        }
+        return close_reservation(
+            db, session, command.reservation_oid, command.common.owner_filter, condition, changes, now
+        )
+
+    return _close("capture_reservation", db, command, {"amount": amount}, close)
+
+
+def release_reservation(db: Database, command: commands.CloseHold) -> Movement:
+    """Give the whole hold back to the available balance."""
+
+    def close(session: ClientSession, now: datetime) -> dict | None:
+        changes = {"status": ReservationStatus.RELEASED.value, "releasedAmount": "$amount"}
+        return close_reservation(db, session, command.reservation_oid, command.common.owner_filter, {}, changes, now)
+
+    return _close("release_reservation", db, command, {}, close)
+
+
+def _close(name: str, db: Database, command: commands.CloseHold, parameters: dict, close) -> Movement:
+    common = command.common
+    call = Call.start(
+        name, common.key, {"reservationId": command.reservation_id, **parameters, **details_parameters(common.details)}
+    )
+
+    def work(session: ClientSession) -> Movement:
+        now = db.clock()
+        reservation = close(session, now)
+        if reservation is None:
+            _refuse(db, session, call, command, now)
+        return _settle(db, session, call, reservation, now, common.details)
+
+    return move(db, call, work)
+
+
+def settlement(reservation: dict, details: Details) -> list[Posting]:
+    """The postings of a closed hold: what was captured leaves, the rest is released."""
+    postings = []
+    for entry_type, amount in (
+        (EntryType.CAPTURE, reservation["capturedAmount"]),
+        (EntryType.RELEASE, reservation["releasedAmount"]),
+    ):
+        if amount:
+            postings.append(Posting(entry_type, amount, details, reservation_id=reservation["_id"]))
+    return postings
+
+
+def _settle(db: Database, session: ClientSession, call: Call, reservation: dict, now, details: Details) -> Movement:
+    postings = settlement(reservation, details)
+    wallet = settle(db, session, reservation, postings, now)
+    if wallet is None:
+        raise InvalidState(f"wallet {reservation['walletId']} holds less than reservation {reservation['_id']}")
+    entries = placed(wallet, postings, call.operation_id(reservation["ownerId"]), now)
+    return record(db, session, call, now, wallet, entries, reservation=reservation)
+
+
+def _refuse(db: Database, session: ClientSession, call: Call, command: commands.CloseHold, now) -> NoReturn:
+    query = {"_id": command.reservation_oid, "kind": documents.RESERVATION, **command.common.owner_filter}
+    reservation = db.ledger.find_one(query, session=session)
+    if reservation is None:
+        raise NotFound(f"reservation {command.reservation_id} not found")
+    raise_if_recorded(db, session, call, reservation["ownerId"])
+    if reservation["status"] != ReservationStatus.HELD.value:
+        raise InvalidState(f"reservation {command.reservation_id} is already {reservation['status']}")
+    if reservation["expiresAt"] <= now:
+        raise InvalidState(f"reservation {command.reservation_id} expired at {reservation['expiresAt'].isoformat()}")
+    if command.amount is not None and command.amount > reservation["amount"]:
+        raise ValidationFailed([FieldError("amount", f"must be at most the held amount {reservation['amount']}")])
+    raise RetryTransaction("reservation changed while it was read")
+
+
+def list_reservations(db: Database, page: commands.Page) -> ReservationPage:
+    """A wallet's reservations, newest first, optionally of one status."""
+    get_wallet(db, page.wallet)
+    query: dict = {"walletId": page.wallet.oid, "kind": documents.RESERVATION}
+    if page.kind is not None:
+        query["status"] = page.kind.value
+    if page.position is not None:
+        query["_id"] = {"$lt": ObjectId(page.position)}
+    found = db.read(lambda: list(db.ledger.find(query).sort("_id", -1).limit(page.limit + 1)))
+    items = tuple(documents.reservation_from_document(document) for document in found[: page.limit])
+    next_cursor = encode_cursor(page.cursor_scope, items[-1].id) if len(found) > page.limit else None
+    return ReservationPage(items=items, next_cursor=next_cursor)

@@ -1,0 +1,65 @@
+"""Wallets: open one per owner and currency (with an opening balance, journaled as a deposit),
+read it, freeze and unfreeze it."""
+
+from __future__ import annotations
+
+from pymongo.client_session import ClientSession
+
+from . import commands, documents
+from .errors import NotFound, WalletExists
+from .idempotency import Call, move, record
+from .models import EntryType, Movement, Wallet, WalletStatus
+from .postings import Posting, WalletState, post
+from .queries import Database, WalletTaken, set_status
+
+EMPTY = WalletState(balance=0, held=0, sequence=0)
+
+
+def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
+    call = Call.start(
+        "create_wallet",
+        command.key,
+        {
+            "ownerId": command.owner_id,
+            "currency": command.currency,
+            "openingBalance": command.opening_balance,
+            "referenceType": None,
+            "referenceId": None,
+            "metadata": command.details.metadata,
+        },
+    )
+    postings = [Posting(EntryType.DEPOSIT, command.opening_balance, command.details)] if command.opening_balance else []
+
+    def work(session: ClientSession) -> Movement:
+        now = db.clock()
+        posted = post(EMPTY, postings)
+        state = WalletState(posted[-1].balance_after, posted[-1].held_after, posted[-1].sequence) if posted else EMPTY
+        wallet = documents.new_wallet(command.owner_id, command.currency, state, now)
+        db.wallets.insert_one(wallet, session=session)
+        entries = documents.journal_entries(wallet["_id"], posted, call.operation_id(command.owner_id), now)
+        claim = documents.wallet_claim(command.owner_id, command.currency, wallet["_id"], now)
+        return record(db, session, call, now, wallet, entries, claim=claim)
+
+    try:
+        return move(db, call, work)
+    except WalletTaken:
+        claim_id = documents.wallet_claim_id(command.owner_id, command.currency)
+        claim = db.read(lambda: db.ledger.find_one({"_id": claim_id}))
+        existing_id = str(claim["walletId"]) if claim else ""
+        raise WalletExists(
+            f"owner already has a {command.currency} wallet: {existing_id}", existing_wallet_id=existing_id
+        ) from None
+
+
+def get_wallet(db: Database, wallet: commands.One) -> Wallet:
+    document = db.read(lambda: db.wallets.find_one({"_id": wallet.oid, **wallet.owner_filter}))
+    if document is None:
+        raise NotFound(f"wallet {wallet.id} not found")
+    return documents.wallet_from_document(document)
+
+
+def change_status(db: Database, wallet: commands.One, status: WalletStatus) -> Wallet:
+    document = set_status(db, wallet.oid, wallet.owner_filter, status, db.clock())
+    if document is None:
+        raise NotFound(f"wallet {wallet.id} not found")
+    return documents.wallet_from_document(document)

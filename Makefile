@@ -11,10 +11,11 @@ PYTHON313 := $(shell \
 	elif command -v pyenv >/dev/null && [ -x "$$(pyenv root)/versions/$$(pyenv versions --bare 2>/dev/null | grep -E '^3\.13(\.|$$)' | tail -n1)/bin/python" ]; then echo "$$(pyenv root)/versions/$$(pyenv versions --bare | grep -E '^3\.13(\.|$$)' | tail -n1)/bin/python"; \
 	elif [ -x "$$HOME/.pyenv/versions/3.13.0/bin/python" ]; then echo "$$HOME/.pyenv/versions/3.13.0/bin/python"; fi)
 
-.PHONY: help setup test lint format bench db clean sam-validate sam-build
+.PHONY: help setup check test lint format bench db clean sam-validate sam-build
 
 help:
 	@echo "make run     the whole API on 127.0.0.1:\$$PORT (default 3000) with the expiry schedule, Swagger UI at /docs"
+	@echo "make check   lint and every test that needs neither an HTTP server nor Docker (unit, service, handlers, tooling), under 2 minutes"
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
 	@echo "make bench   round trips, ops/s beside bare-pymongo floors, 1-8 threads with write conflicts, journal pages, expiry"
 	@echo "make fuzz    Schemathesis fuzzing of make run's server from openapi.json, longer than make test's (FUZZ_SECONDS=240 per token, FUZZ_SEED)"
@@ -46,6 +47,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+# The fast loop: lint and every test but tests/e2e (HTTP servers) and tests/sam (Docker).
+check: lint
+	$(PY) -m pytest -m "not e2e and not sam" -q -n 3
 
 test: lint sam-validate sam-build
 	$(PY) -m pytest
@@ -81,7 +86,7 @@ load: $(STAMP)
 
 .PHONY: load
 
-# Schema-driven fuzzing (tests/workload/test_fuzz_openapi.py, Schemathesis from openapi.json) for
+# Schema-driven fuzzing (tests/e2e/workload/test_fuzz_openapi.py, Schemathesis from openapi.json) for
 # longer than make test's bounded run: FUZZ_SECONDS per token (owner, admin), a new seed each time
 # (printed; FUZZ_SEED=<it> replays a run), FUZZ_MAX_EXAMPLES per operation and phase.
 FUZZ_SECONDS ?= 240
@@ -89,11 +94,11 @@ FUZZ_SEED ?= random
 FUZZ_MAX_EXAMPLES ?= 200
 fuzz: $(STAMP)
 	FUZZ_MAX_SECONDS=$(FUZZ_SECONDS) FUZZ_SEED=$(FUZZ_SEED) FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) \
-		$(PY) -m pytest tests/workload/test_fuzz_openapi.py -q -s -p no:cacheprovider
+		$(PY) -m pytest tests/e2e/workload/test_fuzz_openapi.py -q -s -p no:cacheprovider
 
 .PHONY: fuzz
 
-# The bank workload (tests/workload/test_bank_workload.py: plain, and through failpoint faults, a
+# The bank workload (tests/e2e/workload/test_bank_workload.py: plain, and through failpoint faults, a
 # step-down and a kill -9 of the database) at a larger size than make test's: SOAK_OWNERS owners with a wallet per
 # currency, SOAK_CLIENTS concurrent clients, SOAK_OPERATIONS each; WORKLOAD_SEED=<printed> replays.
 SOAK_OWNERS ?= 12
@@ -101,7 +106,7 @@ SOAK_CLIENTS ?= 12
 SOAK_OPERATIONS ?= 400
 soak: $(STAMP)
 	WORKLOAD_OWNERS=$(SOAK_OWNERS) WORKLOAD_CLIENTS=$(SOAK_CLIENTS) WORKLOAD_OPERATIONS=$(SOAK_OPERATIONS) \
-		$(PY) -m pytest tests/workload/test_bank_workload.py -q -s -p no:cacheprovider --timeout 3600
+		$(PY) -m pytest tests/e2e/workload/test_bank_workload.py -q -s -p no:cacheprovider --timeout 3600
 
 .PHONY: soak
 

@@ -60,9 +60,9 @@ from pathlib import Path
 
 from benchmarks import load_answers, provenance
 from benchmarks.load_answers import AnswerTotals
+from devtools.paths import LOCAL
 
-ROOT = Path(__file__).resolve().parent.parent
-LOG = ROOT / ".local" / "load-server.log"  # the server's output, kept for a look after the run
+LOG = LOCAL / "load-server.log"  # the server's output, kept for a look after the run
 ADMIN_SCOPES = ("wallet:read", "wallet:write", "wallet:admin")
 CURRENCY = "USD"
 OPENING_BALANCE = 1_000_000_000  # cents: a run of the mix moves a few million at most

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from devtools.paths import ROOT
 
 
 def machine() -> str:

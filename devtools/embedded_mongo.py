@@ -34,8 +34,9 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-ROOT = Path(__file__).resolve().parent.parent
-LOCAL_DATABASE = ROOT / ".local" / "db"
+from devtools.paths import LOCAL
+
+LOCAL_DATABASE = LOCAL / "db"
 START_SECONDS = 30
 STOP_SECONDS = 30
 PR_SET_PDEATHSIG = 1

@@ -49,18 +49,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ROOT / "functions"
-LAYER = ROOT / "layers" / "wallet"
-SAM_BUILD = ROOT / ".aws-sam" / "build"
-EVENTS = ROOT / "events"
+from devtools import lambda_inputs
+from devtools.paths import EVENTS, FUNCTIONS, LAYER, SAM_BUILD
+
+FUNCTIONS = FUNCTIONS
+LAYER = LAYER
+SAM_BUILD = SAM_BUILD
+EVENTS = EVENTS
 MODULE = "app"
 LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)\s*$")
 PHASE = "importtime-phase: "  # a line the child writes to stderr when a phase begins
 RESULT = "importtime-result: "  # the child's timings, one JSON line on stdout
 PHASES = ("init", "first", "warm")  # after the import: wallet_service(), the first call, a warm call
 EVENTS_VARIABLE = "IMPORTTIME_EVENTS"
-# The ids the sample events carry (tests/test_events.py swaps them the same way).
+CONTEXT_VARIABLE = "IMPORTTIME_CONTEXT"
+CONTEXT_FILE = Path(lambda_inputs.__file__)  # read by the child, which has no devtools on its path
+# The ids the sample events carry (tests/handlers/test_events.py swaps them the same way).
 RIDER_WALLET = "65f0c0ffee0000000000a001"
 DRIVER_WALLET = "65f0c0ffee0000000000a002"
 RESERVATION = "65f0c0ffee0000000000b001"
@@ -74,16 +78,11 @@ import {MODULE}
 import json, os, sys, time
 from wallet_lambda import runtime
 
-class Context:
-    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "wallet")
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:" + function_name
-    aws_request_id = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-    log_group_name = "/aws/lambda/" + function_name
-    log_stream_name = "cold-start"
-    def get_remaining_time_in_millis(self):
-        return 10_000
+# Lambda's context, read from its file: devtools is not on this clean process's path.
+context_file = os.environ[{CONTEXT_VARIABLE!r}]
+context_code = {{"__name__": "lambda_context"}}
+exec(compile(open(context_file).read(), context_file, "exec"), context_code)
+Context = context_code["LambdaContext"]
 
 def phase(name):
     sys.stderr.write({PHASE!r} + name + "\\n")
@@ -342,7 +341,12 @@ def measure_once(name: str, *, lambda_env: bool, layout: Layout = Layout(), data
             database_name = f"importtime_{uuid.uuid4().hex[:12]}"
             events_file = Path(scratch) / "events.json"
             events_file.write_text(json.dumps(events_for(name, seed(database.client[database_name], name))))
-            env |= {"MONGODB_URI": database.uri, "MONGODB_DATABASE": database_name, EVENTS_VARIABLE: str(events_file)}
+            env |= {
+                "MONGODB_URI": database.uri,
+                "MONGODB_DATABASE": database_name,
+                EVENTS_VARIABLE: str(events_file),
+                CONTEXT_VARIABLE: str(CONTEXT_FILE),
+            }
             code = CHILD
         try:
             completed = subprocess.run(

@@ -21,18 +21,17 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 import traceback
-import uuid
 from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devtools.lambda_inputs import LambdaContext
+
 if TYPE_CHECKING:
     from pymongo.monitoring import CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent
 
-ROOT = Path(__file__).resolve().parent.parent
 INIT_SECONDS = 60  # starting Python and importing the handler (Lambda allows 10 s; this machine is slower)
 IPC_SLACK_SECONDS = 0.5
 ANSWERS_DIR_VARIABLE = "DATABASE_ANSWERS_DIR"
@@ -40,21 +39,6 @@ ANSWERS_DIR_VARIABLE = "DATABASE_ANSWERS_DIR"
 
 class FunctionError(RuntimeError):
     """The function raised, crashed or ran out of time (Lambda's "Unhandled" function error)."""
-
-
-class LambdaContext:
-    def __init__(self, function_name: str, timeout_seconds: float) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 512
-        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout_seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 class LambdaContainer:

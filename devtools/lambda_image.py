@@ -42,8 +42,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".local"
+from devtools.paths import LOCAL
+
+WORK = LOCAL
 RUNTIME = "python3.13"
 AWSLAMBDARIC = "4.2.2"
 DEBIAN_SUITE = "bookworm"

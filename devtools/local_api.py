@@ -21,15 +21,16 @@ import socket
 import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from devtools.gateway import access_line, authorize, function_failed
 from devtools.lambda_container import FunctionError, LambdaContainer
+from devtools.lambda_inputs import scheduled_event
+from devtools.paths import OPENAPI, ROOT, TEMPLATE
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "template.yaml"
+TEMPLATE = TEMPLATE
 DEFAULT_PORT = 3000
 RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
@@ -87,26 +88,6 @@ def load_functions(template_path: Path = TEMPLATE) -> dict[str, LocalFunction]:
     return functions
 
 
-def gateway_answer(status: int, message: str, headers: dict[str, str] | None = None) -> dict:
-    """An answer API Gateway gives itself, before or instead of a function's: {"message": ...}."""
-    return {
-        "statusCode": status,
-        "headers": {"Content-Type": "application/json", **(headers or {})},
-        "body": json.dumps({"message": message}),
-        "isBase64Encoded": False,
-    }
-
-
-def unauthorized() -> dict:
-    """API Gateway's own answer when its JWT authorizer rejects a request."""
-    return gateway_answer(401, "Unauthorized", {"www-authenticate": 'Bearer error="invalid_token"'})
-
-
-def function_failed() -> dict:
-    """API Gateway's own answer when the function raised, crashed or timed out."""
-    return gateway_answer(500, "Internal Server Error")
-
-
 class ContainerRunner:
     """What SAM CLI's local API service calls to run a function: here, its local container process."""
 
@@ -117,43 +98,20 @@ class ContainerRunner:
         return False
 
     def invoke(self, function_name: str, event: str, stdout=None, stderr=None, **_ignored) -> None:
-        from devtools.local_auth import Unauthorized, verify
-
         started = time.perf_counter()
         request = json.loads(event)
         function = self._functions[function_name]
-        headers = {name.lower(): value for name, value in (request.get("headers") or {}).items()}
-        try:
-            if not function.public:
-                context = request.setdefault("requestContext", {})
-                context["authorizer"] = {"jwt": verify(headers.get("authorization"))}
-            response = function.invoke(request)
-        except Unauthorized:
-            response = unauthorized()
-        except FunctionError as error:
-            _log(f"{function_name} failed: {error}")
-            response = function_failed()
-        http = (request.get("requestContext") or {}).get("http") or {}
+        response = None if function.public else authorize(request)
+        if response is None:
+            try:
+                response = function.invoke(request)
+            except FunctionError as error:
+                _log(f"{function_name} failed: {error}")
+                response = function_failed()
         status = response.get("statusCode", 200) if isinstance(response, dict) else 200
-        duration = (time.perf_counter() - started) * 1000
-        _log(f"{http.get('method', '?')} {http.get('path', '?')} {status} {duration:.1f} ms {function_name}")
+        _log(access_line(request, status, started, function_name))
         if stdout is not None:
             stdout.write_str(json.dumps(response))
-
-
-def scheduled_event(rule: str) -> dict:
-    """The payload EventBridge sends a scheduled target."""
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": [f"arn:aws:events:us-east-1:123456789012:rule/{rule}"],
-        "detail": {},
-    }
 
 
 def schedule_seconds(expression: str) -> int:
@@ -322,7 +280,7 @@ def _add_docs(app, port: int) -> None:
     from flask import Response
     from flask_swagger_ui import get_swaggerui_blueprint
 
-    spec = json.loads((ROOT / "openapi.json").read_text())
+    spec = json.loads((OPENAPI).read_text())
     spec["servers"] = [{"url": f"http://127.0.0.1:{port}", "description": "make run"}]
     config = {
         "app_name": "Wallet API",

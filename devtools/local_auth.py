@@ -10,12 +10,12 @@ from __future__ import annotations
 import argparse
 import secrets
 import time
-from pathlib import Path
 
 import jwt
 
-ROOT = Path(__file__).resolve().parent.parent
-KEY_FILE = ROOT / ".local" / "dev-jwt.key"
+from devtools.paths import LOCAL
+
+KEY_FILE = LOCAL / "dev-jwt.key"
 ISSUER = "http://127.0.0.1/wallet-local-dev"
 AUDIENCE = "wallet-local"
 ALGORITHM = "HS256"

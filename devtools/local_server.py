@@ -1,6 +1,6 @@
 """`make run`'s server as a child process, and a small HTTP client for it.
 
-The end-to-end suites (tests/test_local_api.py, tests/workload/), `make load` and `make soak`
+The end-to-end suites (tests/e2e/test_local_api.py, tests/e2e/workload/), `make load` and `make soak`
 start the server this way: on a free port of 127.0.0.1, with the environment they choose (the
 database URI and name, the expiry interval), its output in a log file, and stop it with Ctrl-C's
 signal so it shuts down as a person's would.
@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from devtools.paths import ROOT
+
 START_SECONDS = 90
 
 

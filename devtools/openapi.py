@@ -34,13 +34,13 @@ from types import ModuleType
 from typing import Any
 
 from devtools.functions import load_handler_module
+from devtools.paths import FUNCTIONS, OPENAPI, ROOT
 from wallet_lambda.operations import HTTP_OPERATIONS, TAGS, Operation
 from wallet_service import Movement
 from wallet_service.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ROOT / "functions"
-OUTPUT = ROOT / "openapi.json"
+FUNCTIONS = FUNCTIONS
+OUTPUT = OPENAPI
 
 TITLE = "Wallet API"
 DESCRIPTION = (

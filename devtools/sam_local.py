@@ -47,9 +47,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".local"
-BUILD_DIR = ROOT / ".aws-sam" / "build"
+from devtools.paths import LOCAL, ROOT, SAM_BUILD
+
+WORK = LOCAL
+BUILD_DIR = SAM_BUILD
 BUILT_TEMPLATE = BUILD_DIR / "template.yaml"
 DOCKERD_LOG = WORK / "dockerd.log"
 VENV_BIN = Path(sys.executable).parent
@@ -371,39 +372,32 @@ class AuthorizingRunner:
     def invoke(self, function_identifier: str, event: str, tenant_id=None, stdout=None, stderr=None, **options):
         from samcli.lib.utils.stream_writer import StreamWriter
 
-        from devtools.local_api import unauthorized
-        from devtools.local_auth import Unauthorized, verify
+        from devtools.gateway import access_line, authorize
 
         started = time.perf_counter()
         request = json.loads(event)
-        http = (request.get("requestContext") or {}).get("http") or {}
-        headers = {name.lower(): value for name, value in (request.get("headers") or {}).items()}
-        output = ""
+        refused = None if function_identifier in self._public else authorize(request)
         result = None
-        try:
-            if function_identifier not in self._public:
-                request.setdefault("requestContext", {})["authorizer"] = {"jwt": verify(headers.get("authorization"))}
-                event = json.dumps(request, sort_keys=True)
+        if refused is None:
             captured = io.StringIO()
             result = self._runner.invoke(
                 function_identifier,
-                event,
+                json.dumps(request, sort_keys=True),
                 tenant_id=tenant_id,
                 stdout=StreamWriter(captured, auto_flush=True),
                 stderr=stderr,
                 **options,
             )
             output = captured.getvalue()
-        except Unauthorized:
-            output = json.dumps(unauthorized())
+        else:
+            output = json.dumps(refused)
         if stdout is not None:
             stdout.write_str(output)
         try:
             status = json.loads(output).get("statusCode", 200)
         except (ValueError, AttributeError):
             status = "?"
-        duration = (time.perf_counter() - started) * 1000
-        _log(f"{http.get('method', '?')} {http.get('path', '?')} {status} {duration:.1f} ms {function_identifier}")
+        _log(access_line(request, status, started, function_identifier))
         return result
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from pymongo import MongoClient, monitoring
@@ -23,6 +24,17 @@ from devtools.failpoints import FailPoints
 from wallet_service import WalletService
 
 SERVICE_APP_NAME = "wallet"
+GROUPS = ("unit", "service", "handlers", "e2e", "sam", "tooling")  # tests/<group>/, one marker each
+TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each test carries the marker of its folder: `make check` runs `-m "not e2e and not sam"`."""
+    for item in items:
+        group = item.path.relative_to(TESTS).parts[0]
+        if group not in GROUPS:
+            raise pytest.UsageError(f"{item.path}: every test lives in one of tests/{{{','.join(GROUPS)}}}/")
+        item.add_marker(group)
 
 
 @pytest.fixture(scope="session")

@@ -5,34 +5,21 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from types import ModuleType
 
 from devtools.functions import load_handler_module
+from devtools.lambda_inputs import LambdaContext
+from devtools.paths import EVENTS, FUNCTIONS
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS = ROOT / "functions"
-EVENTS = ROOT / "events"
+__all__ = ["EVENTS", "FUNCTIONS", "LambdaContext", "function_module", "http_event", "invoke"]
 
 
 @cache
 def function_module(name: str) -> ModuleType:
     """functions/<name>/app.py, imported under a unique module name (every handler is called `app`)."""
     return load_handler_module(FUNCTIONS / name, f"functions_{name}_app")
-
-
-@dataclass
-class LambdaContext:
-    function_name: str = "wallet-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:wallet-test"
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    remaining_millis: int = 10_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_millis
 
 
 def http_event(

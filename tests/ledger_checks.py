@@ -31,7 +31,7 @@ def assert_ledger_consistent(database: Database) -> None:
         balance = held = 0
         for entry in entries:
             assert entry["amount"] > 0, entry
-            effect = EFFECTS[EntryType(entry["type"])]  # the rules themselves: tests/test_postings.py pins them
+            effect = EFFECTS[EntryType(entry["type"])]  # the rules themselves: tests/unit/test_postings.py pins them
             assert entry["balanceDelta"] == effect.balance * entry["amount"], entry
             assert entry["heldDelta"] == effect.held * entry["amount"], entry
             balance += entry["balanceDelta"]

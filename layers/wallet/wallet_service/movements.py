@@ -4,7 +4,7 @@ Round trips: the wallet update(s), one insert of everything new, the commit."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from bson import ObjectId
@@ -70,39 +70,37 @@ def refuse_debit(
 
 
 def deposit(db: Database, command: commands.WalletAmount) -> Movement:
-    common = command.common
-    call = Call.start(
-        "deposit",
-        common.key,
-        {"walletId": command.wallet_id, "amount": command.amount, **details_parameters(common.details)},
-    )
-    postings = [Posting(EntryType.DEPOSIT, command.amount, common.details)]
-
-    def work(session: ClientSession) -> Movement:
-        now = db.clock()
-        wallet = credit(db, session, {"_id": command.wallet_oid, **common.owner_filter}, postings, now)
+    def apply(session: ClientSession, call: Call, postings: list[Posting], now) -> dict:
+        wallet = credit(db, session, {"_id": command.wallet_oid, **command.common.owner_filter}, postings, now)
         if wallet is None:
             raise NotFound(f"wallet {command.wallet_id} not found")
-        entries = placed(wallet, postings, call.operation_id(wallet["ownerId"]), now)
-        return record(db, session, call, now, wallet, entries)
+        return wallet
 
-    return move(db, call, work)
+    return _on_one_wallet(db, "deposit", EntryType.DEPOSIT, command, apply)
 
 
 def withdraw(db: Database, command: commands.WalletAmount) -> Movement:
+    def apply(session: ClientSession, call: Call, postings: list[Posting], now) -> dict:
+        common = command.common
+        return debit_or_refuse(
+            db, session, call, command.wallet_id, command.wallet_oid, common.owner_filter, command.amount, postings, now
+        )
+
+    return _on_one_wallet(db, "withdraw", EntryType.WITHDRAWAL, command, apply)
+
+
+def _on_one_wallet(
+    db: Database, name: str, entry_type: EntryType, command: commands.WalletAmount, apply: Callable[..., dict]
+) -> Movement:
+    """A movement of one posting on one wallet; `apply` updates the wallet (or says why not)."""
     common = command.common
-    call = Call.start(
-        "withdraw",
-        common.key,
-        {"walletId": command.wallet_id, "amount": command.amount, **details_parameters(common.details)},
-    )
-    postings = [Posting(EntryType.WITHDRAWAL, command.amount, common.details)]
+    parameters = {"walletId": command.wallet_id, "amount": command.amount, **details_parameters(common.details)}
+    call = Call.start(name, common.key, parameters)
+    postings = [Posting(entry_type, command.amount, common.details)]
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
-        wallet = debit_or_refuse(
-            db, session, call, command.wallet_id, command.wallet_oid, common.owner_filter, command.amount, postings, now
-        )
+        wallet = apply(session, call, postings, now)
         entries = placed(wallet, postings, call.operation_id(wallet["ownerId"]), now)
         return record(db, session, call, now, wallet, entries)
 

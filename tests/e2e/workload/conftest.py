@@ -1,5 +1,5 @@
 """The deployment the workload suites run against: `make run`'s server, as a person starts it, on a
-database the tests control (tests/workload/database_control.py): stopped, killed, stepped down,
+database the tests control (tests/e2e/workload/database_control.py): stopped, killed, stepped down,
 and faulted through its failCommand failpoint (devtools/failpoints.py), confined to the service's
 connections.
 
@@ -22,7 +22,7 @@ from benchmarks.load_answers import read as read_answers
 from devtools.failpoints import FailPoints
 from devtools.local_server import Server, running_server
 from tests.conftest import SERVICE_APP_NAME
-from tests.workload.database_control import ControlledDatabase, controlled_database
+from tests.e2e.workload.database_control import ControlledDatabase, controlled_database
 
 
 @dataclass

@@ -4,8 +4,8 @@ One module fixture makes sure of a Docker engine (starting Debian's dockerd here
 stopping it afterwards), the python3.13 base image (devtools/lambda_image.py) and one `sam build`,
 and serves the database on the Docker bridge's gateway address, where the containers reach it.
 Then every sample event in events/ goes through `sam local invoke` (ids swapped in as
-tests/test_events.py does), each answer and its effect on the database checked, and the end-to-end
-HTTP suite of tests/test_local_api.py runs again, test for test, against `sam local start-api
+tests/handlers/test_events.py does), each answer and its effect on the database checked, and the end-to-end
+HTTP suite of tests/e2e/test_local_api.py runs again, test for test, against `sam local start-api
 --warm-containers EAGER` (devtools/sam_local.py api). SAM CLI does not emulate JWT authorizers;
 devtools/sam_local.py puts API Gateway's check in front of SAM's runner, so the bad-token cases
 run here too. How long each part took is written to .local/sam-local-timings.json.
@@ -32,14 +32,14 @@ from devtools import sam_local
 from devtools.lambda_image import ensure_image, image_name
 from devtools.local_api import load_functions
 from devtools.local_server import Server, free_port
-from tests import test_local_api as http_suite
+from devtools.paths import EVENTS, LOCAL, ROOT, TEMPLATE
+from tests.e2e import test_local_api as http_suite
+from tests.handlers.test_events import load_event
 from tests.ledger_checks import assert_ledger_consistent
-from tests.test_events import load_event
 from wallet_service import WalletService
 
-ROOT = Path(__file__).resolve().parent.parent
-EVENTS = ROOT / "events"
-TIMINGS = ROOT / ".local" / "sam-local-timings.json"
+EVENTS = EVENTS
+TIMINGS = LOCAL / "sam-local-timings.json"
 API_START_SECONDS = 600
 
 # Setting up may install and start Docker and build the image: far longer than a unit test.
@@ -174,7 +174,7 @@ def test_the_env_vars_file_sets_only_what_the_template_declares(tmp_path):
     """SAM's --env-vars overrides declared variables only: every one we hand over must be declared."""
     from samcli.yamlhelper import yaml_parse
 
-    declared = yaml_parse((ROOT / "template.yaml").read_text())["Globals"]["Function"]["Environment"]["Variables"]
+    declared = yaml_parse((TEMPLATE).read_text())["Globals"]["Function"]["Environment"]["Variables"]
     written = json.loads(sam_local.write_env_vars(tmp_path / "env.json", "mongodb://x", "db").read_text())
     assert set(written) == {"Parameters"}
     assert set(written["Parameters"]) <= set(declared)
@@ -323,7 +323,7 @@ def server(sam: SamLocal, tmp_path_factory) -> Iterator[Server]:
     sam.client.drop_database(database)
 
 
-# The end-to-end HTTP suite of `make run`, each test as tests/test_local_api.py has it, against the
+# The end-to-end HTTP suite of `make run`, each test as tests/e2e/test_local_api.py has it, against the
 # `server` above. Not here: what only the in-process server has (Swagger UI, its own busy-port and
 # database messages, make invoke); Ctrl-C is the last test below.
 test_the_story = http_suite.test_the_story

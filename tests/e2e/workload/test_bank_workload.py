@@ -1,4 +1,4 @@
-"""The bank workload (tests/workload/bank.py) against make run's server: plain, and through
+"""The bank workload (tests/e2e/workload/bank.py) against make run's server: plain, and through
 everything the database can do to it at once: failpoint faults all along (connections dropped
 before writes, reads and commits; commits applied whose answer is lost; write conflicts; slow
 commits), one 5 s step-down of the primary and one kill -9 of the database with a restart.
@@ -11,8 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.workload.bank import Workload, WorkloadSize
-from tests.workload.chaos import KINDS, FaultDriver
+from tests.e2e.workload.bank import Workload, WorkloadSize
+from tests.e2e.workload.chaos import KINDS, FaultDriver
 
 STEP_DOWN_SECONDS = 5
 NETWORK_ERROR = "no code (network error)"  # devtools/lambda_container.py's label

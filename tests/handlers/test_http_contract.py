@@ -465,7 +465,7 @@ def test_database_unavailable_is_503_with_retry_after(lambda_env, monkeypatch):
 
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
     runtime.reset()
-    short = LambdaContext(remaining_millis=1_000)  # every database call is bounded by the time left
+    short = LambdaContext(timeout_seconds=1)  # every database call is bounded by the time left
     answer = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": MISSING}), short)
     assert (answer.status, answer.problem_code, answer.headers["Retry-After"]) == (503, "database_unavailable", "1")
     health = invoke("health", http_event("GET", "/health", sub=None), short)

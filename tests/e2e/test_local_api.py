@@ -19,8 +19,7 @@ import pytest
 from devtools import local_api, local_server
 from devtools.local_auth import ALGORITHM, AUDIENCE, ISSUER, issue_token, signing_key
 from devtools.local_server import Server, free_port
-
-ROOT = Path(__file__).resolve().parent.parent
+from devtools.paths import EVENTS, ROOT
 
 
 def start_server(port: int, log: Path):
@@ -221,7 +220,7 @@ def test_each_function_runs_in_a_container_process_of_its_own(lambda_env):
     functions = local_api.load_functions()
     try:
         for name in ("Health", "GetWallet"):
-            event = json.loads((ROOT / "events" / f"{functions[name].code_dir.name}.json").read_text())
+            event = json.loads((EVENTS / f"{functions[name].code_dir.name}.json").read_text())
             assert functions[name].invoke(event)["statusCode"] in (200, 404)
         pids = {functions[name].container.pid for name in ("Health", "GetWallet")}
         assert len(pids) == 2

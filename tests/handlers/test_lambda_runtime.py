@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 
 import boto3
 import pytest
 from moto import mock_aws
 
+from devtools.lambda_inputs import scheduled_event
 from tests.lambda_harness import LambdaContext, function_module, http_event, invoke
 from tests.ledger_checks import assert_ledger_consistent
 from wallet_lambda import runtime
@@ -57,27 +57,15 @@ def test_one_client_per_container(lambda_env):
     assert runtime.wallet_service() is runtime.wallet_service()
 
 
-def scheduled_event() -> dict:
-    return {
-        "version": "0",
-        "id": "89d1a02d-5ec7-412e-82f5-13505f849b41",
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": "123456789012",
-        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "region": "us-east-1",
-        "resources": ["arn:aws:events:us-east-1:123456789012:rule/wallet-ExpireReservations"],
-        "detail": {},
-    }
-
-
 def test_scheduled_expiry_releases_due_holds(lambda_env, mongo_client, capsys):
     service = runtime.wallet_service()
     wallet = service.create_wallet("rider", "USD", opening_balance=1_000).wallet.id
     due = service.create_reservation(wallet, 300, ttl_seconds=1).reservation.id
     later = service.create_reservation(wallet, 200, ttl_seconds=3_600).reservation.id
     time.sleep(1.1)
-    report = function_module("expire_reservations").lambda_handler(scheduled_event(), LambdaContext())
+    report = function_module("expire_reservations").lambda_handler(
+        scheduled_event("wallet-ExpireReservations"), LambdaContext()
+    )
     assert (report["expired"], report["skipped"], report["failed"]) == (1, 0, 0)
     assert service.get_reservation(due).status == "EXPIRED"
     assert service.get_reservation(later).status == "HELD"
@@ -96,7 +84,7 @@ def test_scheduled_expiry_fails_loudly_when_batches_fail(lambda_env, monkeypatch
     monkeypatch.setattr(WalletService, "expire_reservations", failing)
     module = function_module("expire_reservations")
     with pytest.raises(module.ExpiryIncomplete):  # Lambda's asynchronous retries then run it again
-        module.lambda_handler(scheduled_event(), LambdaContext())
+        module.lambda_handler(scheduled_event("wallet-ExpireReservations"), LambdaContext())
 
 
 @pytest.mark.parametrize(

@@ -19,16 +19,15 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from bson import ObjectId
 
 from devtools.local_auth import issue_token
+from devtools.paths import EVENTS, ROOT
+from tests.e2e.workload.bank import Workload, WorkloadSize
 from tests.ledger_checks import assert_ledger_consistent, snapshot
-from tests.workload.bank import Workload, WorkloadSize
 from wallet_service.documents import ENTRY, LEDGER, RESERVATION
 
-ROOT = Path(__file__).resolve().parents[2]
 # Longer than a request's database budget (5 s), so that requests in the outage fail and are retried.
 OUTAGE_SECONDS = 8
 # A request that cannot reach the database answers well within the Lambda's timeout (10 s): its
@@ -157,7 +156,7 @@ def test_an_expiry_run_killed_half_way_and_run_again_expires_each_hold_once(serv
         "POWERTOOLS_LOG_LEVEL": "ERROR",
     }
     command = [sys.executable, "-m", "devtools.local_api", "invoke", "ExpireReservations"]
-    event = str(ROOT / "events" / "expire_reservations.json")
+    event = str(EVENTS / "expire_reservations.json")
     first = subprocess.Popen(
         [*command, event], cwd=ROOT, env=environment, start_new_session=True, stdout=subprocess.DEVNULL
     )

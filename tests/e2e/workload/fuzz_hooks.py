@@ -1,8 +1,8 @@
-"""Schemathesis hooks for tests/workload/test_fuzz_openapi.py, loaded by the Schemathesis CLI it runs.
+"""Schemathesis hooks for tests/e2e/workload/test_fuzz_openapi.py, loaded by the Schemathesis CLI it runs.
 
 They keep the generated requests within the rules of the contract that JSON Schema cannot state,
 so that a refusal of a schema-valid request still means a defect. Each refusal they steer around
-is probed by hand in tests/workload/test_security_probes.py, where it is the expected answer
+is probed by hand in tests/e2e/workload/test_security_probes.py, where it is the expected answer
 (all but the last, which make run cannot serve).
 
 - An Idempotency-Key names one request. The fuzzer draws keys from a small space and reuses them
@@ -10,7 +10,7 @@ is probed by hand in tests/workload/test_security_probes.py, where it is the exp
   distinct request gets a key of its own, derived from the drawn one, so a repeat of the same
   request is still a replay. Malformed keys (negative cases) are sent as drawn.
 - Integers are JSON integers. To JSON Schema, 6.0 is an integer; the API refuses any number
-  written with a fraction or an exponent where an integer belongs (422, as README's contract
+  written with a fraction or an exponent where an integer belongs (422, as docs/api.md's contract
   says). Whole floats the fuzzer draws for integer fields are sent as integers.
 - A transfer's two wallets differ (422 otherwise); no schema compares two fields.
 - Some refusals depend on state no schema can see, and are documented answers: a cursor this

@@ -77,7 +77,7 @@ def test_pages_at_any_depth_read_only_their_entries(service, database, service_c
     """Every page is one bounded range of the wallet's index: the keys it examines are the page's
     (one more for a page of one type, which looks one past it), however deep the page is.
 
-    Except on SecantusDB for a page of one type (README, the embedded database's gaps): it sorts
+    Except on SecantusDB for a page of one type (docs/embedded-database.md, its differences): it sorts
     what the range holds instead of walking the index in order and stopping at the limit, so it
     examines every entry of that type below the cursor. The plan and the answer are still checked."""
     bounded = entry_type is None or not is_secantus(database)

@@ -2,7 +2,7 @@
 
 Each probe asserts the documented answer (status and problem `code`, or API Gateway's own 401)
 and that nothing changed in the database: every wallet, entry, hold and operation record is read
-before and after (tests/ledger_checks.snapshot). tests/test_http_contract.py pins some of these on
+before and after (tests/ledger_checks.snapshot). tests/handlers/test_http_contract.py pins some of these on
 the handlers in-process; here they go through the local gateway, its token check and the wire.
 The ids in templates ({mine}, {wallet}, ...) are filled in from the world the module seeds.
 """
@@ -477,7 +477,7 @@ def test_a_key_reused_with_another_body_is_422_and_moves_nothing(deployment, wor
 
 # ---------------------------------------------------------------- refusals that depend on state
 
-STATE_REFUSALS = [  # (route, body, field): what no schema can say, and tests/workload/fuzz_hooks.py relies on
+STATE_REFUSALS = [  # (route, body, field): what no schema can say, and tests/e2e/workload/fuzz_hooks.py relies on
     ("/v1/transfers", {"fromWalletId": "{mine}", "toWalletId": "{mine}", "amount": 1}, "toWalletId"),
     ("/v1/transfers", {"fromWalletId": "{mine}", "toWalletId": "{euros}", "amount": 1}, "toWalletId"),
     ("/v1/reservations/{hold}/capture", {"amount": 501}, "amount"),

@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import re
 from functools import cache
-from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "template.yaml"
-FUNCTIONS = ROOT / "functions"
-EVENTS = ROOT / "events"
+from devtools.paths import EVENTS, FUNCTIONS, ROOT, TEMPLATE
+
+TEMPLATE = TEMPLATE
+FUNCTIONS = FUNCTIONS
+EVENTS = EVENTS
 
 # The HTTP contract: function logical id -> (method, path).
 ROUTES = {

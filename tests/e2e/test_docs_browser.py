@@ -15,7 +15,6 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
@@ -23,10 +22,10 @@ from playwright.sync_api import Locator, Page, expect, sync_playwright
 from devtools import browser
 from devtools.local_auth import issue_token
 from devtools.local_server import Server, running_server
+from devtools.paths import LOCAL, OPENAPI
 
-ROOT = Path(__file__).resolve().parent.parent
-SCREENSHOT = ROOT / ".local" / "docs-page.png"
-SPEC = json.loads((ROOT / "openapi.json").read_text())
+SCREENSHOT = LOCAL / "docs-page.png"
+SPEC = json.loads((OPENAPI).read_text())
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ documented content type, headers and body schema; schema-valid requests must not
 refusal means the document is looser than the code) and invalid ones must not be accepted; a
 request without a token must be refused. Wallets and holds seeded for the owner, and another
 owner's, are fed in as path and body ids (Schemathesis dictionaries), so requests reach the money
-paths and not only 404s. tests/workload/fuzz_hooks.py keeps the generated requests within the
+paths and not only 404s. tests/e2e/workload/fuzz_hooks.py keeps the generated requests within the
 rules JSON Schema cannot state. Afterwards the ledger must still be consistent.
 
 Bounded for `make test`: FUZZ_MAX_EXAMPLES (default 40) per operation and phase, a fixed seed.
@@ -32,10 +32,10 @@ from pathlib import Path
 import pytest
 
 from devtools.local_auth import issue_token
+from devtools.paths import OPENAPI, ROOT
 from tests.ledger_checks import assert_ledger_consistent
 
-ROOT = Path(__file__).resolve().parents[2]
-SPEC = ROOT / "openapi.json"
+SPEC = OPENAPI
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "40"))
 MAX_SECONDS = int(os.environ.get("FUZZ_MAX_SECONDS", "0"))  # 0: no time budget, only the examples bound
@@ -105,7 +105,7 @@ def configuration(base_url: str, token: str, seed: Seed) -> dict:
     ids = {"probability": 0.8}
     return {
         "base-url": base_url,
-        "hooks": "tests.workload.fuzz_hooks",
+        "hooks": "tests.e2e.workload.fuzz_hooks",
         "workers": 1,
         "seed": SEED,
         # Through the document's own security scheme, so cases without a token can leave it out.

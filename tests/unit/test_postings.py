@@ -9,9 +9,7 @@ from bson import ObjectId
 from wallet_service import EntryType, InsufficientFunds
 from wallet_service.postings import EFFECTS, Posting, WalletState, change, post, rewind
 
-pytestmark = pytest.mark.unit
-
-# The table, restated here from the README so that a change to the rules is a change to this test.
+# The table, restated here from docs/posting-rules.md so that a change to the rules is a change to this test.
 EXPECTED = {
     "DEPOSIT": (1, 0),
     "WITHDRAWAL": (-1, 0),

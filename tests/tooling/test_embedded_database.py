@@ -24,14 +24,22 @@ from pymongo.write_concern import WriteConcern
 
 from devtools.embedded_mongo import DatabaseStartError, EmbeddedMongo, free_port
 from devtools.failpoints import FailPoints, Fault
+from devtools.paths import LAYER, ROOT
 from tests.ledger_checks import assert_ledger_consistent
 from wallet_service import WalletService
 
-ROOT = Path(__file__).resolve().parent.parent
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[EmbeddedMongo]:
+    """One server for the tests that leave it running (each in its own database): a clean stop takes 2 s."""
+    folder = tmp_path_factory.mktemp("shared")
+    with EmbeddedMongo(storage_path=folder / "data", log_path=folder / "secantus.log") as running:
+        yield running
 
 
 @pytest.fixture
-def server(tmp_path) -> Iterator[EmbeddedMongo]:
+def own_server(tmp_path) -> Iterator[EmbeddedMongo]:
+    """A server for one test that stops, restarts or kills it."""
     with EmbeddedMongo(storage_path=tmp_path / "data", log_path=tmp_path / "secantus.log") as running:
         yield running
 
@@ -47,39 +55,39 @@ def test_it_is_a_single_node_replica_set(server):
         assert client.topology_description.topology_type_name == "ReplicaSetWithPrimary"
 
 
-def test_a_client_finds_it_again_after_a_clean_shutdown_and_a_restart(server):
+def test_a_client_finds_it_again_after_a_clean_shutdown_and_a_restart(own_server):
     """Its monitors poll through a SIGTERM shutdown, during which it answers hello as a standalone (a
     replica-set client would drop it from its topology for good, which is why `uri` connects
     directly), and the same client answers once it is back."""
-    with client_of(server, serverMonitoringMode="poll", heartbeatFrequencyMS=500) as client:
+    with client_of(own_server, serverMonitoringMode="poll", heartbeatFrequencyMS=500) as client:
         client.again.things.insert_one({"n": 1})
-        server.shut_down()
+        own_server.shut_down()
         time.sleep(1)  # checks find it gone
-        server.start()
+        own_server.start()
         assert client.again.things.count_documents({}) == 1
 
 
-def test_a_restart_on_the_same_path_keeps_the_data(server):
-    with client_of(server) as client:
+def test_a_restart_on_the_same_path_keeps_the_data(own_server):
+    with client_of(own_server) as client:
         client.kept.things.insert_one({"_id": 1, "name": "kept"})
-    port = server.port
-    server.restart()
-    assert server.port == port
-    with client_of(server) as client:
+    port = own_server.port
+    own_server.restart()
+    assert own_server.port == port
+    with client_of(own_server) as client:
         assert client.kept.things.find_one({"_id": 1}) == {"_id": 1, "name": "kept"}
 
 
-def test_every_acknowledged_commit_survives_a_kill(server):
+def test_every_acknowledged_commit_survives_a_kill(own_server):
     """Gap 1: without --sync-on-commit the last commits before a kill -9 were lost. With it (always
     on here), every movement the service acknowledged is there after the crash and the restart."""
-    with client_of(server) as client:
+    with client_of(own_server) as client:
         service = WalletService(client.crash, time_budget=20.0)
         service.ensure_indexes()
         wallet = service.create_wallet("alice", "USD").wallet.id
         acknowledged = [service.deposit(wallet, 1, idempotency_key=f"d{n}").operation_id for n in range(40)]
-    server.kill()
-    server.start()
-    with client_of(server) as client:
+    own_server.kill()
+    own_server.start()
+    with client_of(own_server) as client:
         service = WalletService(client.crash, time_budget=20.0)
         assert service.get_wallet(wallet).balance == 40
         stored = {record["_id"] for record in client.crash.ledger.find({"kind": "operation", "operation": "deposit"})}
@@ -104,7 +112,7 @@ def test_an_abandoned_transaction_holds_its_documents_until_its_session_is_kille
     """Gap 4: an abandoned transaction is ended only when another transaction command arrives after
     its lifetime (SecantusDB has no timer; mongod ends it after transactionLifetimeLimitSeconds, 60
     s). Until then every write to its documents conflicts. The service's transaction runner
-    therefore kills the session of an attempt whose connection broke (tests/test_faults.py)."""
+    therefore kills the session of an attempt whose connection broke (tests/service/test_faults.py)."""
     with client_of(server) as client:
         things = client.abandon.things
         things.insert_one({"_id": 1, "n": 0})
@@ -199,7 +207,7 @@ def test_make_db_serves_prints_its_uri_and_stops_on_sigterm(tmp_path):
 
 def test_the_embedded_server_is_never_part_of_the_layer():
     """SecantusDB is GPL-2.0: a development and test dependency only."""
-    layer = ROOT / "layers" / "wallet"
+    layer = LAYER
     assert "secantus" not in (layer / "requirements.txt").read_text().lower()
     for module in layer.rglob("*.py"):
         assert "secantus" not in module.read_text(), module

@@ -61,7 +61,7 @@ def build(service: WalletService, database: Database, owner: str = "journal-owne
     wallet_oid = ObjectId(wallet_id)
     now = datetime.now(UTC).replace(microsecond=0)
     posted = post(WalletState(0, 0, 0), [CYCLE[index % len(CYCLE)] for index in range(ENTRIES)])
-    entries = documents.journal_entries(wallet_oid, posted, f"bench:{wallet_id}", now)
+    entries = documents.journal_entries(wallet_oid, "USD", posted, f"bench:{wallet_id}", now)
     for start in range(0, ENTRIES, 1000):
         database[documents.LEDGER].insert_many(entries[start : start + 1000], ordered=False)
     last = posted[-1]  # each cycle leaves nothing held

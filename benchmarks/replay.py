@@ -110,7 +110,7 @@ class Replay:
                 step.entries = [
                     (document, self._offsets[position, number])
                     for number, document in enumerate(step.command["documents"])
-                    if document.get("kind") == documents.ENTRY
+                    if _is_wallet_entry(document)
                 ]
             steps.append(step)
         return steps
@@ -181,6 +181,11 @@ def _check(command: dict, reply: dict, sequences: dict) -> None:
         raise FloorFailed(f"insert failed: {reply.get('writeErrors')}")
 
 
+def _is_wallet_entry(document: dict) -> bool:
+    """A wallet's journal entry: placed at its wallet's sequence (a platform account's has no place)."""
+    return document.get("kind") == documents.ENTRY and "walletId" in document
+
+
 def _values_to_renew(sent: list[tuple[str, dict]]) -> set:
     """The inserted documents' _ids (but the entries', placed at run time) and inserted wallets' owners.
 
@@ -188,7 +193,7 @@ def _values_to_renew(sent: list[tuple[str, dict]]) -> set:
     values: set = set()
     for _, command in sent:
         for document in command.get("documents", ()):
-            if document.get("kind") != documents.ENTRY and isinstance(document["_id"], (str, ObjectId)):
+            if not _is_wallet_entry(document) and isinstance(document["_id"], (str, ObjectId)):
                 values.add(document["_id"])
             if command["insert"] == documents.WALLETS:
                 values.add(document["ownerId"])
@@ -207,7 +212,7 @@ def _entry_offsets(captured: Sequence[Sent]) -> dict[tuple[int, int], int]:
         for number, document in enumerate(command.get("documents", ())):
             if command["insert"] == documents.WALLETS:
                 sequences[document["_id"]] = document["sequence"]
-            elif document.get("kind") == documents.ENTRY:
+            elif _is_wallet_entry(document):
                 offsets[position, number] = document["sequence"] - sequences[document["walletId"]]
     return offsets
 

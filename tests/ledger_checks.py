@@ -44,7 +44,7 @@ def assert_ledger_consistent(database: Database) -> None:
         holds = list(ledger.find({"kind": RESERVATION, "walletId": wallet_id}))
         assert wallet["held"] == sum(hold["amount"] for hold in holds if hold["status"] == "HELD"), wallet_id
         for hold in holds:
-            moved = list(ledger.find({"kind": ENTRY, "reservationId": hold["_id"]}))
+            moved = list(ledger.find({"kind": ENTRY, "walletId": wallet_id, "reservationId": hold["_id"]}))
             types = sorted(entry["type"] for entry in moved)
             if hold["status"] == "HELD":
                 assert types == ["HOLD"], hold
@@ -57,6 +57,36 @@ def assert_ledger_consistent(database: Database) -> None:
                 expected = {"CAPTURED": {"CAPTURE", "RELEASE"}, "RELEASED": {"RELEASE"}, "EXPIRED": {"EXPIRE"}}
                 assert set(types) - {"HOLD"} <= expected[hold["status"]], hold
                 assert types.count("HOLD") == 1, hold
+    assert_postings_balanced(ledger, {wallet["_id"]: wallet["currency"] for wallet in wallets})
+
+
+def assert_postings_balanced(ledger, currencies: dict) -> None:
+    """Double entry: every movement's entries sum to zero per currency, so all of them do; each
+    entry is a wallet's (in its wallet's currency) or a platform account's (named with `@`)."""
+    by_movement: dict[tuple[str, str], int] = {}
+    for entry in ledger.find({"kind": ENTRY}):
+        if "account" in entry:
+            assert entry["account"].startswith("@"), entry
+            assert "walletId" not in entry, entry
+            assert "sequence" not in entry, entry
+            effect = EFFECTS[EntryType(entry["type"])]
+            assert entry["balanceDelta"] == effect.balance * entry["amount"], entry
+            assert effect.held == 0, entry
+        else:
+            assert entry["currency"] == currencies[entry["walletId"]], entry
+        key = (entry["operationId"], entry["currency"])
+        by_movement[key] = by_movement.get(key, 0) + entry["balanceDelta"]
+    unbalanced = {key: total for key, total in by_movement.items() if total}
+    assert not unbalanced, f"movements whose postings do not sum to zero: {unbalanced}"
+
+
+def platform_balances(database: Database) -> dict[tuple[str, str], int]:
+    """Each platform account's balance per currency: the sum of its postings."""
+    totals: dict[tuple[str, str], int] = {}
+    for entry in database[LEDGER].find({"kind": ENTRY, "account": {"$exists": True}}):
+        key = (entry["account"], entry["currency"])
+        totals[key] = totals.get(key, 0) + entry["balanceDelta"]
+    return totals
 
 
 def total_money(database: Database) -> int:

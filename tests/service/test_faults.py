@@ -89,13 +89,16 @@ def snapshot(database: Database) -> Snapshot:
             for wallet in database[WALLETS].find()
         },
         operations=ledger.count_documents({"kind": OPERATION}),
-        entries=ledger.count_documents({"kind": ENTRY}),
+        entries=ledger.count_documents({"kind": ENTRY, "walletId": {"$exists": True}}),  # a wallet's entries
         reservations={str(hold["_id"]): hold["status"] for hold in ledger.find({"kind": RESERVATION})},
     )
 
 
 def entry_ids_of(database: Database, operation_id: str) -> set[str]:
-    return {str(entry["_id"]) for entry in database[LEDGER].find({"kind": ENTRY, "operationId": operation_id})}
+    return {
+        str(entry["_id"])
+        for entry in database[LEDGER].find({"kind": ENTRY, "walletId": {"$exists": True}, "operationId": operation_id})
+    }
 
 
 def same_result(first: Movement, second: Movement) -> bool:

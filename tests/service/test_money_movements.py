@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from bson import Int64, ObjectId
 
-from tests.ledger_checks import assert_ledger_consistent, snapshot
+from tests.ledger_checks import assert_ledger_consistent, platform_balances, snapshot, total_money
 from wallet_service import (
+    BalanceOverflow,
     EntryType,
     IdempotencyKeyMismatch,
     InsufficientFunds,
@@ -16,6 +18,7 @@ from wallet_service import (
     WalletService,
     WalletStatus,
 )
+from wallet_service.limits import MAX_INT64
 
 MISSING_ID = "0123456789abcdef01234567"
 
@@ -82,6 +85,43 @@ def test_deposit(service, database, wallet_id):
     assert moved.wallet.balance == 11_500
     assert service.get_wallet(wallet_id).balance == 11_500
     assert_ledger_consistent(database)
+
+
+def test_every_movement_is_balanced_by_a_platform_account(service, database, wallet_id):
+    """Double entry: a deposit comes from @funding, a withdrawal goes to @payouts (each posting
+    names the wallet on the other side); the opening balance came from @funding too."""
+    deposit = service.deposit(wallet_id, 1_500, reference_type="topup", reference_id="card-42")
+    (funding,) = deposit.account_entries
+    assert (funding.account, funding.currency, funding.type, funding.amount, funding.balance_delta) == (
+        "@funding",
+        "USD",
+        EntryType.FUNDING,
+        1_500,
+        -1_500,
+    )
+    assert (funding.wallet_id, funding.reference_id) == (wallet_id, "card-42")
+    assert funding.operation_id == deposit.operation_id
+    withdrawal = service.withdraw(wallet_id, 400)
+    (payout,) = withdrawal.account_entries
+    assert (payout.account, payout.type, payout.balance_delta) == ("@payouts", EntryType.PAYOUT, 400)
+    assert platform_balances(database) == {("@funding", "USD"): -11_500, ("@payouts", "USD"): 400}
+    assert sum(platform_balances(database).values()) + total_money(database) == 0
+    assert_ledger_consistent(database)
+
+
+def test_a_balance_past_int64_is_a_typed_refusal_and_nothing_moves(service, database, wallet_id):
+    """TigerBeetle's overflows_credits: a credit that would pass Int64 is refused before it is written."""
+    near = MAX_INT64 - 100
+    database.wallets.update_one({"_id": ObjectId(wallet_id)}, {"$set": {"balance": Int64(near)}})
+    other = service.create_wallet("bob", "USD", opening_balance=1_000).wallet.id
+    before = snapshot(database)
+    with pytest.raises(BalanceOverflow):
+        service.deposit(wallet_id, 101, idempotency_key="too-much")
+    with pytest.raises(BalanceOverflow):
+        service.transfer(other, wallet_id, 101)
+    assert snapshot(database) == before
+    service.deposit(wallet_id, 100)  # up to the last unit is fine
+    assert service.get_wallet(wallet_id).balance == MAX_INT64
 
 
 def test_deposit_to_unknown_wallet(service, database, wallet_id):

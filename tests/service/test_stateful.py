@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 )
 from pymongo import MongoClient
 
-from tests.ledger_checks import assert_ledger_consistent, total_money
+from tests.ledger_checks import assert_ledger_consistent, platform_balances, total_money
 from wallet_service import (
     IdempotencyKeyMismatch,
     InsufficientFunds,
@@ -113,6 +113,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.keyed: dict[tuple[str, str], KeyedCall] = {}
         self.operations = 0
         self.counter = itertools.count()
+        # Double entry: each platform account's balance per currency, moved by the same steps.
+        self.platform: dict[tuple[str, str], int] = {}
 
     def teardown(self) -> None:
         self.client.drop_database(self.name)
@@ -148,6 +150,19 @@ class LedgerMachine(RuleBasedStateMachine):
         self.operations += 1
         if key is not None:
             self.keyed[(owner, key)] = KeyedCall(owner, key, signature, invoke, result)
+
+    def expect_account_entries(self, result: Movement, wallet: ModelWallet, expected: list[tuple[str, str, int]]):
+        """The movement's other side, as (account, type, balance delta), booked on the model's accounts."""
+        got = [(entry.account, entry.type.value, entry.balance_delta) for entry in result.account_entries]
+        assert got == expected, result.account_entries
+        for entry in result.account_entries:
+            assert (entry.currency, entry.wallet_id, entry.operation_id) == (
+                wallet.currency,
+                wallet.id,
+                result.operation_id,
+            )
+        for account, _, delta in expected:
+            self.platform[account, wallet.currency] = self.platform.get((account, wallet.currency), 0) + delta
 
     @staticmethod
     def expect_entries(result: Movement, expected: list[tuple]) -> None:
@@ -217,6 +232,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if opening:
             expected.append((wallet, "DEPOSIT", opening, opening, 0, self.step(wallet, opening, 0)))
         self.expect_entries(result, expected)
+        self.expect_account_entries(result, wallet, [("@funding", "FUNDING", -opening)] if opening else [])
         self.expect_wallet(result.wallet, wallet)
         self.committed(owner, key, ("create_wallet", owner, currency, opening), invoke, result)
 
@@ -265,6 +281,7 @@ class LedgerMachine(RuleBasedStateMachine):
         result = invoke()
         after = self.step(wallet, amount, 0)
         self.expect_entries(result, [(wallet, "DEPOSIT", amount, amount, 0, after)])
+        self.expect_account_entries(result, wallet, [("@funding", "FUNDING", -amount)])
         self.expect_wallet(result.wallet, wallet)
         self.committed(wallet.owner, key, signature, invoke, result)
 
@@ -299,6 +316,7 @@ class LedgerMachine(RuleBasedStateMachine):
         result = invoke()
         after = self.step(wallet, -amount, 0)
         self.expect_entries(result, [(wallet, "WITHDRAWAL", amount, -amount, 0, after)])
+        self.expect_account_entries(result, wallet, [("@payouts", "PAYOUT", amount)])
         self.expect_wallet(result.wallet, wallet)
         self.committed(wallet.owner, key, ("withdraw", wallet.id, amount), invoke, result)
 
@@ -356,6 +374,7 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             assert result.counterparty_wallet is None
         self.expect_entries(result, expected)
+        assert result.account_entries == ()  # wallet to wallet: balanced on its own
         self.expect_wallet(result.wallet, source)
         self.committed(source.owner, key, ("transfer", source.id, destination.id, amount), invoke, result)
 
@@ -393,6 +412,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.holds.append(hold)
         after = self.step(wallet, 0, amount)
         self.expect_entries(result, [(wallet, "HOLD", amount, 0, amount, after)])
+        assert result.account_entries == ()  # held money stays the wallet's
         assert result.entries[0].reservation_id == hold.id
         self.expect_wallet(result.wallet, wallet)
         self.expect_hold(result.reservation, hold)
@@ -418,7 +438,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if released:
             expected.append((wallet, "RELEASE", released, 0, -released, self.step(wallet, 0, -released)))
         self.expect_entries(result, expected)
-        assert all(entry.reservation_id == hold.id for entry in result.entries)
+        self.expect_account_entries(result, wallet, [("@revenue", "CAPTURE_IN", captured)] if captured else [])
+        assert all(entry.reservation_id == hold.id for entry in (*result.entries, *result.account_entries))
         self.expect_wallet(result.wallet, wallet)
         self.expect_hold(result.reservation, hold)
 
@@ -551,6 +572,12 @@ class LedgerMachine(RuleBasedStateMachine):
         for hold in self.holds:
             self.expect_hold(self.service.get_reservation(hold.id), hold)
         assert total_money(self.database) == sum(wallet.balance for wallet in self.wallets.values())
+        # Money is conserved: per currency, the wallets and the platform accounts sum to zero.
+        assert platform_balances(self.database) == {key: total for key, total in self.platform.items() if total}
+        for currency in {currency for _, currency in self.wallets}:
+            in_wallets = sum(wallet.balance for (_, held_in), wallet in self.wallets.items() if held_in == currency)
+            on_accounts = sum(total for (_, held_in), total in self.platform.items() if held_in == currency)
+            assert in_wallets + on_accounts == 0, currency
         # Each call that moved money left exactly one operation record: nothing was applied twice.
         # One record per call that moved money (expiry batches keep records of their own).
         money_records = {"kind": OPERATION, "operation": {"$ne": "expire_reservations"}}

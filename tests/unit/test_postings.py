@@ -7,7 +7,8 @@ import pytest
 from bson import ObjectId
 
 from wallet_service import EntryType, InsufficientFunds
-from wallet_service.postings import EFFECTS, Posting, WalletState, change, post, rewind
+from wallet_service.documents import account_entries, assert_balanced, journal_entries
+from wallet_service.postings import EFFECTS, FUNDING, REVENUE, Posting, WalletState, balance_total, change, post, rewind
 
 # The table, restated here from docs/posting-rules.md so that a change to the rules is a change to this test.
 EXPECTED = {
@@ -19,6 +20,9 @@ EXPECTED = {
     "CAPTURE": (-1, -1),
     "RELEASE": (0, -1),
     "EXPIRE": (0, -1),
+    "FUNDING": (-1, 0),
+    "PAYOUT": (1, 0),
+    "CAPTURE_IN": (1, 0),
 }
 RICH = WalletState(balance=1_000, held=300, sequence=7)
 
@@ -88,3 +92,29 @@ def test_no_postings_change_nothing():
     assert post(RICH, []) == []
     assert change([]) == {"balance": 0, "held": 0, "sequence": 0}
     assert rewind(RICH, []) == RICH
+
+
+def test_a_deposit_and_its_funding_sum_to_zero_and_their_entries_are_balanced():
+    deposit = Posting(EntryType.DEPOSIT, 250)
+    funding = Posting(EntryType.FUNDING, 250, account=FUNDING)
+    assert balance_total([deposit, funding]) == 0
+    wallet = ObjectId()
+    entries = [
+        *journal_entries(wallet, "USD", post(RICH, [deposit]), "op", None),
+        *account_entries("USD", [funding], "op", None),
+    ]
+    assert_balanced(entries)  # no error
+    assert [entry.get("account") for entry in entries] == [None, FUNDING]
+    assert {entry["currency"] for entry in entries} == {"USD"}
+
+
+def test_an_unbalanced_movement_is_never_written():
+    wallet = ObjectId()
+    capture = post(RICH, [Posting(EntryType.CAPTURE, 100)])
+    short = account_entries("USD", [Posting(EntryType.CAPTURE_IN, 99, account=REVENUE)], "op", None)
+    with pytest.raises(AssertionError, match="unbalanced movement"):
+        assert_balanced([*journal_entries(wallet, "USD", capture, "op", None), *short])
+    # Balanced per currency, not across currencies.
+    euros = account_entries("EUR", [Posting(EntryType.CAPTURE_IN, 100, account=REVENUE)], "op", None)
+    with pytest.raises(AssertionError, match="unbalanced movement"):
+        assert_balanced([*journal_entries(wallet, "USD", capture, "op", None), *euros])

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aws_lambda_powertools.event_handler import Response
 
 from wallet_service import (
+    BalanceOverflow,
     Conflict,
     DatabaseUnavailable,
     IdempotencyKeyMismatch,
@@ -87,6 +88,8 @@ def from_wallet_error(error: WalletError) -> Problem:
         case InsufficientFunds():
             extra = (("available", error.available), ("requested", error.requested))
             return Problem(409, "insufficient_funds", "Insufficient funds", error.message, extra)
+        case BalanceOverflow():
+            return Problem(409, "balance_overflow", "Balance overflow", error.message)
         case InvalidState():
             return Problem(409, "invalid_state", "Invalid state", error.message)
         case WalletFrozen():

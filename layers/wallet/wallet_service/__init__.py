@@ -1,6 +1,7 @@
 """The wallet ledger: a transactional pymongo service shared by every Lambda function."""
 
 from .errors import (
+    BalanceOverflow,
     Conflict,
     DatabaseUnavailable,
     FieldError,
@@ -15,6 +16,7 @@ from .errors import (
     WalletFrozen,
 )
 from .models import (
+    AccountEntry,
     EntryPage,
     EntryType,
     ExpiryReport,
@@ -29,6 +31,8 @@ from .models import (
 from .service import WalletService
 
 __all__ = [
+    "AccountEntry",
+    "BalanceOverflow",
     "Conflict",
     "DatabaseUnavailable",
     "EntryPage",

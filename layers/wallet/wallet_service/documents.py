@@ -6,7 +6,8 @@ Two collections:
 - `wallets`: one document per wallet; the single point every money movement updates, so
   concurrent movements on one wallet collide there and one of them retries.
 - `ledger`: everything a movement inserts, told apart by `kind`:
-  `entry` (append-only journal entries), `reservation` (holds), `operation` (the record of
+  `entry` (append-only journal entries: a wallet's, with `walletId` and its `sequence`, or a
+  platform account's, with `account`; every entry has its `currency`), `reservation` (holds), `operation` (the record of
   one money-moving call: its idempotency key, request fingerprint and full result) and
   `wallet_claim` (one per owner and currency: its _id is the pair, so a second wallet is refused).
   Keeping them in one collection lets a movement write all of them with one insert command,
@@ -25,8 +26,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from .limits import IDEMPOTENCY_RETENTION
-from .models import LedgerEntry, Movement, Reservation, ReservationStatus, Wallet, WalletStatus
-from .postings import Details, Posted, WalletState
+from .models import AccountEntry, LedgerEntry, Movement, Reservation, ReservationStatus, Wallet, WalletStatus
+from .postings import Details, Posted, Posting, WalletState
 
 WALLETS = "wallets"
 LEDGER = "ledger"
@@ -49,6 +50,8 @@ LEDGER_INDEXES = [
         [("walletId", ASCENDING), ("kind", ASCENDING), ("type", ASCENDING), ("sequence", DESCENDING)],
         name="wallet_entries_by_type",
     ),
+    # A platform account's postings, newest first, and its balance (their sum) per currency.
+    IndexModel([("account", ASCENDING), ("currency", ASCENDING), ("_id", DESCENDING)], name="account_entries"),
     IndexModel([("walletId", ASCENDING), ("kind", ASCENDING), ("_id", DESCENDING)], name="wallet_reservations"),
     IndexModel(
         [("walletId", ASCENDING), ("kind", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
@@ -125,7 +128,9 @@ def details_fields(details: Details) -> dict:
     return fields
 
 
-def journal_entries(wallet_id: ObjectId, posted: Sequence[Posted], operation_id: str, now: datetime) -> list[dict]:
+def journal_entries(
+    wallet_id: ObjectId, currency: str, posted: Sequence[Posted], operation_id: str, now: datetime
+) -> list[dict]:
     """The entry documents of postings placed in one wallet's journal. An entry's _id is the wallet
     id and its sequence number: one entry per wallet position, enforced by the _id index."""
     entries = []
@@ -135,6 +140,7 @@ def journal_entries(wallet_id: ObjectId, posted: Sequence[Posted], operation_id:
             "_id": f"{wallet_id}:{item.sequence}",
             "kind": ENTRY,
             "walletId": wallet_id,
+            "currency": currency,
             "type": posting.type.value,
             "amount": Int64(posting.amount),
             "balanceDelta": Int64(posting.balance_delta),
@@ -152,6 +158,43 @@ def journal_entries(wallet_id: ObjectId, posted: Sequence[Posted], operation_id:
             entry["counterpartyWalletId"] = posting.counterparty_wallet_id
         entries.append(entry)
     return entries
+
+
+def account_entries(currency: str, postings: Sequence[Posting], operation_id: str, now: datetime) -> list[dict]:
+    """The entry documents of postings on platform accounts: `account` names the account; no
+    sequence, no after-values (nothing is updated). `walletId` is absent, `counterpartyWalletId`
+    names the wallet on the other side."""
+    entries = []
+    for posting in postings:
+        entry = {
+            "_id": ObjectId(),
+            "kind": ENTRY,
+            "account": posting.account,
+            "currency": currency,
+            "type": posting.type.value,
+            "amount": Int64(posting.amount),
+            "balanceDelta": Int64(posting.balance_delta),
+            "heldDelta": Int64(posting.held_delta),
+            **details_fields(posting.details),
+            "operationId": operation_id,
+            "createdAt": now,
+        }
+        if posting.reservation_id is not None:
+            entry["reservationId"] = posting.reservation_id
+        if posting.counterparty_wallet_id is not None:
+            entry["counterpartyWalletId"] = posting.counterparty_wallet_id
+        entries.append(entry)
+    return entries
+
+
+def assert_balanced(entries: Sequence[dict]) -> None:
+    """A movement's entries sum to zero per currency; anything else is a bug, never written."""
+    totals: dict[str, int] = {}
+    for entry in entries:
+        totals[entry["currency"]] = totals.get(entry["currency"], 0) + entry["balanceDelta"]
+    unbalanced = {currency: total for currency, total in totals.items() if total}
+    if unbalanced:
+        raise AssertionError(f"unbalanced movement: {unbalanced}")
 
 
 def new_reservation(
@@ -196,9 +239,11 @@ def movement(
     reservation: dict | None = None,
     counterparty_wallet: dict | None = None,
 ) -> Movement:
+    """The answer to a movement from its entry documents, wallets' and platform accounts' alike."""
     return Movement(
         operation_id=operation_id,
-        entries=tuple(entry_from_document(entry) for entry in entries),
+        entries=tuple(entry_from_document(entry) for entry in entries if "account" not in entry),
+        account_entries=tuple(account_entry_from_document(entry) for entry in entries if "account" in entry),
         wallet=wallet_from_document(wallet),
         counterparty_wallet=None if counterparty_wallet is None else wallet_from_document(counterparty_wallet),
         reservation=None if reservation is None else reservation_from_document(reservation),
@@ -239,6 +284,24 @@ def entry_from_document(document: dict) -> LedgerEntry:
         sequence=document["sequence"],
         reservation_id=_optional_id(document.get("reservationId")),
         counterparty_wallet_id=_optional_id(document.get("counterpartyWalletId")),
+        reference_type=document.get("referenceType"),
+        reference_id=document.get("referenceId"),
+        metadata=document.get("metadata", {}),
+        operation_id=document["operationId"],
+        created_at=document["createdAt"],
+    )
+
+
+def account_entry_from_document(document: dict) -> AccountEntry:
+    return AccountEntry(
+        id=str(document["_id"]),
+        account=document["account"],
+        currency=document["currency"],
+        type=document["type"],
+        amount=document["amount"],
+        balance_delta=document["balanceDelta"],
+        wallet_id=_optional_id(document.get("counterpartyWalletId")),
+        reservation_id=_optional_id(document.get("reservationId")),
         reference_type=document.get("referenceType"),
         reference_id=document.get("referenceId"),
         metadata=document.get("metadata", {}),

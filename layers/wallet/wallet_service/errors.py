@@ -52,6 +52,12 @@ class InsufficientFunds(WalletError):
         self.requested = requested
 
 
+class BalanceOverflow(WalletError):
+    """The movement would take a balance past what a 64-bit integer holds; nothing was written."""
+
+    code = "balance_overflow"
+
+
 class InvalidState(WalletError):
     """The resource is in a state that does not allow the operation (e.g. a hold already captured)."""
 

@@ -118,7 +118,7 @@ def expire_batch(db: Database, session: ClientSession, batch: Batch) -> tuple[in
         entry
         for wallet, postings in releases
         for entry in documents.journal_entries(
-            wallet["_id"], post(documents.wallet_state(wallet), postings), batch.operation_id, now
+            wallet["_id"], wallet["currency"], post(documents.wallet_state(wallet), postings), batch.operation_id, now
         )
     ]
     record = documents.operation_record(

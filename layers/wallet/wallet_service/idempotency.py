@@ -64,6 +64,7 @@ def record(
 ) -> Movement:
     """The movement's answer, inserted with its operation record and everything it creates."""
     operation_id = call.operation_id(wallet["ownerId"])
+    documents.assert_balanced(entries)
     movement = documents.movement(
         operation_id, wallet, entries, reservation=reservation, counterparty_wallet=counterparty_wallet
     )

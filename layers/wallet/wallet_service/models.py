@@ -27,6 +27,10 @@ class EntryType(StrEnum):
     CAPTURE = "CAPTURE"
     RELEASE = "RELEASE"
     EXPIRE = "EXPIRE"
+    # The other side of a movement, on a platform account or on the wallet a capture pays.
+    FUNDING = "FUNDING"
+    PAYOUT = "PAYOUT"
+    CAPTURE_IN = "CAPTURE_IN"
 
 
 class ReservationStatus(StrEnum):
@@ -78,6 +82,25 @@ class LedgerEntry(WalletModel):
     created_at: datetime
 
 
+class AccountEntry(WalletModel):
+    """A posting on a platform account (`@funding`, `@revenue`, ...): its balance is the sum of its
+    balance deltas; it has no document of its own to update, so no sequence and no after-values."""
+
+    id: str
+    account: str
+    currency: str
+    type: EntryType
+    amount: int
+    balance_delta: int
+    wallet_id: str | None = None  # the wallet on the other side of the movement
+    reservation_id: str | None = None
+    reference_type: str | None = None
+    reference_id: str | None = None
+    metadata: dict[str, str | int | bool | None] = {}
+    operation_id: str
+    created_at: datetime
+
+
 class Reservation(WalletModel):
     id: str
     wallet_id: str
@@ -104,6 +127,8 @@ class Movement(WalletModel):
 
     operation_id: str
     entries: tuple[LedgerEntry, ...]
+    # The movement's postings on platform accounts: with `entries`, they sum to zero.
+    account_entries: tuple[AccountEntry, ...] = ()
     wallet: Wallet
     counterparty_wallet: Wallet | None = None
     reservation: Reservation | None = None

@@ -11,10 +11,11 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from . import commands, documents
-from .errors import FieldError, InsufficientFunds, NotFound, ValidationFailed, WalletFrozen
+from .errors import BalanceOverflow, FieldError, InsufficientFunds, NotFound, ValidationFailed, WalletFrozen
 from .idempotency import Call, move, raise_if_recorded, record
+from .limits import MAX_INT64
 from .models import EntryType, Movement, WalletStatus
-from .postings import Details, Posting, post, rewind
+from .postings import FUNDING, PAYOUTS, Details, Posting, post, rewind
 from .queries import Database, credit, debit
 
 
@@ -26,7 +27,38 @@ def placed(wallet_after: dict, postings: Sequence[Posting], operation_id: str, n
     """The entry documents of postings just applied to a wallet, from its state after them."""
     after = documents.wallet_state(wallet_after)
     posted = post(rewind(after, postings), postings)
-    return documents.journal_entries(wallet_after["_id"], posted, operation_id, now)
+    return documents.journal_entries(wallet_after["_id"], wallet_after["currency"], posted, operation_id, now)
+
+
+def paired(wallet: dict, postings: Sequence[Posting], operation_id: str, now) -> list[dict]:
+    """The entry documents of a movement on one wallet and platform accounts: the wallet's postings
+    (those without an account) placed in its journal, the others on their accounts."""
+    own = [posting for posting in postings if posting.account is None]
+    others = [posting for posting in postings if posting.account is not None]
+    return [
+        *placed(wallet, own, operation_id, now),
+        *documents.account_entries(wallet["currency"], others, operation_id, now),
+    ]
+
+
+def credit_or_refuse(
+    db: Database, session: ClientSession, match: dict, wallet_id: str, postings: Sequence[Posting], now
+) -> dict:
+    """Apply incoming postings to the wallet `match` finds, or say why not: it is not there (or
+    not in the currency `match` names), or its balance would pass what Int64 holds."""
+    wallet = credit(db, session, match, postings, now)
+    if wallet is not None:
+        return wallet
+    found = db.wallets.find_one({"_id": match["_id"], **match_owner(match)}, session=session)
+    if found is None:
+        raise NotFound(f"wallet {wallet_id} not found")
+    if "currency" in match and found["currency"] != match["currency"]:
+        raise ValidationFailed([FieldError("walletId", f"wallet {wallet_id} must hold {match['currency']}")])
+    raise BalanceOverflow(f"wallet {wallet_id} would hold more than {MAX_INT64} minor units")
+
+
+def match_owner(match: dict) -> dict:
+    return {"ownerId": match["ownerId"]} if "ownerId" in match else {}
 
 
 def debit_or_refuse(
@@ -71,12 +103,10 @@ def refuse_debit(
 
 def deposit(db: Database, command: commands.WalletAmount) -> Movement:
     def apply(session: ClientSession, call: Call, postings: list[Posting], now) -> dict:
-        wallet = credit(db, session, {"_id": command.wallet_oid, **command.common.owner_filter}, postings, now)
-        if wallet is None:
-            raise NotFound(f"wallet {command.wallet_id} not found")
-        return wallet
+        match = {"_id": command.wallet_oid, **command.common.owner_filter}
+        return credit_or_refuse(db, session, match, command.wallet_id, postings, now)
 
-    return _on_one_wallet(db, "deposit", EntryType.DEPOSIT, command, apply)
+    return _on_one_wallet(db, "deposit", (EntryType.DEPOSIT, EntryType.FUNDING, FUNDING), command, apply)
 
 
 def withdraw(db: Database, command: commands.WalletAmount) -> Movement:
@@ -86,22 +116,31 @@ def withdraw(db: Database, command: commands.WalletAmount) -> Movement:
             db, session, call, command.wallet_id, command.wallet_oid, common.owner_filter, command.amount, postings, now
         )
 
-    return _on_one_wallet(db, "withdraw", EntryType.WITHDRAWAL, command, apply)
+    return _on_one_wallet(db, "withdraw", (EntryType.WITHDRAWAL, EntryType.PAYOUT, PAYOUTS), command, apply)
 
 
 def _on_one_wallet(
-    db: Database, name: str, entry_type: EntryType, command: commands.WalletAmount, apply: Callable[..., dict]
+    db: Database,
+    name: str,
+    sides: tuple[EntryType, EntryType, str],
+    command: commands.WalletAmount,
+    apply: Callable[..., dict],
 ) -> Movement:
-    """A movement of one posting on one wallet; `apply` updates the wallet (or says why not)."""
+    """A movement between one wallet and one platform account: `sides` is the wallet's entry type,
+    the account's and the account; `apply` updates the wallet (or says why not)."""
     common = command.common
     parameters = {"walletId": command.wallet_id, "amount": command.amount, **details_parameters(common.details)}
     call = Call.start(name, common.key, parameters)
-    postings = [Posting(entry_type, command.amount, common.details)]
+    wallet_type, account_type, account = sides
+    own = [Posting(wallet_type, command.amount, common.details)]
+    other = Posting(
+        account_type, command.amount, common.details, counterparty_wallet_id=command.wallet_oid, account=account
+    )
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
-        wallet = apply(session, call, postings, now)
-        entries = placed(wallet, postings, call.operation_id(wallet["ownerId"]), now)
+        wallet = apply(session, call, own, now)
+        entries = paired(wallet, [*own, other], call.operation_id(wallet["ownerId"]), now)
         return record(db, session, call, now, wallet, entries)
 
     return move(db, call, work)
@@ -129,11 +168,12 @@ def transfer(db: Database, command: commands.Transfer) -> Movement:
         source = debit_or_refuse(
             db, session, call, command.from_wallet_id, command.from_oid, common.owner_filter, command.amount, paid, now
         )
-        destination = credit(db, session, {"_id": command.to_oid, "currency": source["currency"]}, received, now)
-        if destination is None:
-            if db.wallets.find_one({"_id": command.to_oid}, {"_id": 1}, session=session) is None:
-                raise NotFound(f"wallet {command.to_wallet_id} not found")
-            raise ValidationFailed([FieldError("toWalletId", f"must hold {source['currency']} like the source")])
+        match = {"_id": command.to_oid, "currency": source["currency"]}
+        try:
+            destination = credit_or_refuse(db, session, match, command.to_wallet_id, received, now)
+        except ValidationFailed:
+            currency = source["currency"]
+            raise ValidationFailed([FieldError("toWalletId", f"must hold {currency} like the source")]) from None
         operation_id = call.operation_id(source["ownerId"])
         entries = [*placed(source, paid, operation_id, now), *placed(destination, received, operation_id, now)]
         return record(db, session, call, now, source, entries, counterparty_wallet=destination)

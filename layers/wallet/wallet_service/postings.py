@@ -1,9 +1,14 @@
-"""The posting rules: what each kind of journal entry does to a wallet, as data, and the one
+"""The posting rules: what each kind of journal entry does to an account, as data, and the one
 function that turns a wallet's state and a movement's postings into journal entries.
 
-A movement is a list of postings; each posting is one entry on one wallet. Its type says what it
-does to the wallet's two counters, `balance` (the money the wallet has) and `held` (the part of it
-reserved by open holds); `available = balance - held` may never go below zero, nor `held`:
+A movement is a list of postings, and its postings sum to zero: money never appears or vanishes,
+it moves between accounts. An account is a wallet, or a platform account named with a leading `@`
+(`@funding`, where deposits come from; `@payouts`, where withdrawals go; `@revenue`, where a
+capture goes when it names no destination). Each posting is one entry on one account. Its type
+says what it does to the account's two counters, `balance` and `held` (the part of a wallet's
+balance reserved by open holds); on a wallet, `available = balance - held` may never go below
+zero, nor `held`. A platform account's balance is only the sum of its entries (no document is
+updated, so no movement waits on another there), and it may go negative: `@funding` is.
 
 | entry type   | balance | held | made by                                        |
 |--------------|--------:|-----:|------------------------------------------------|
@@ -15,6 +20,9 @@ reserved by open holds); `available = balance - held` may never go below zero, n
 | CAPTURE      |      -a |   -a | a hold captured (the captured part)            |
 | RELEASE      |       0 |   -a | a hold released, or the rest of a capture      |
 | EXPIRE       |       0 |   -a | a hold that expired (the expiry job)           |
+| FUNDING      |      -a |    0 | a deposit or opening balance, on `@funding`    |
+| PAYOUT       |      +a |    0 | a withdrawal, on `@payouts`                    |
+| CAPTURE_IN   |      +a |    0 | a capture, on its destination (`@revenue`)     |
 
 Entries of one wallet are numbered by its `sequence`, 1..n without gaps, and each carries the
 wallet's balance and held right after it. Nothing here reads or writes the database.
@@ -48,7 +56,15 @@ EFFECTS: dict[EntryType, Effect] = {
     EntryType.CAPTURE: Effect(-1, -1),
     EntryType.RELEASE: Effect(0, -1),
     EntryType.EXPIRE: Effect(0, -1),
+    EntryType.FUNDING: Effect(-1, 0),
+    EntryType.PAYOUT: Effect(+1, 0),
+    EntryType.CAPTURE_IN: Effect(+1, 0),
 }
+
+FUNDING = "@funding"  # where deposits and opening balances come from
+PAYOUTS = "@payouts"  # where withdrawals go
+REVENUE = "@revenue"  # where a capture goes when it names no destination
+BUILT_IN_ACCOUNTS = (FUNDING, PAYOUTS, REVENUE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +85,7 @@ class Posting:
     details: Details = Details()
     reservation_id: ObjectId | None = None
     counterparty_wallet_id: ObjectId | None = None
+    account: str | None = None  # a platform account; None: the wallet the movement updates
 
     @property
     def balance_delta(self) -> int:
@@ -131,6 +148,11 @@ def post(before: WalletState, postings: Sequence[Posting]) -> list[Posted]:
             )
         posted.append(Posted(posting, sequence, balance, held))
     return posted
+
+
+def balance_total(postings: Sequence[Posting]) -> int:
+    """What the postings add to the balances of all their accounts: zero for a balanced movement."""
+    return sum(posting.balance_delta for posting in postings)
 
 
 def rewind(after: WalletState, postings: Sequence[Posting]) -> WalletState:

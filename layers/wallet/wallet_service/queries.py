@@ -20,6 +20,7 @@ from pymongo.errors import BulkWriteError
 from pymongo.read_concern import ReadConcern
 
 from . import documents
+from .limits import MAX_INT64
 from .models import ReservationStatus, WalletStatus
 from .postings import Posting, change
 from .transactions import TransactionRunner, database_errors
@@ -75,9 +76,12 @@ class Database:
 def credit(
     db: Database, session: ClientSession, match: dict, postings: Sequence[Posting], now: datetime
 ) -> dict | None:
-    """Apply postings that cannot overdraw (money coming in) to the wallet `match` finds."""
+    """Apply postings that cannot overdraw (money coming in) to the wallet `match` finds, unless its
+    balance would pass what Int64 holds (None then, as when it is not found)."""
+    added = change(postings)
+    room = {"balance": {"$lte": Int64(MAX_INT64 - added["balance"])}} if added["balance"] > 0 else {}
     return db.wallets.find_one_and_update(
-        match, documents.wallet_update(now, change(postings)), return_document=AFTER, session=session
+        {**match, **room}, documents.wallet_update(now, added), return_document=AFTER, session=session
     )
 
 

@@ -14,8 +14,8 @@ from . import commands, documents
 from .errors import FieldError, InvalidState, NotFound, ValidationFailed
 from .idempotency import Call, move, raise_if_recorded, record
 from .models import EntryType, Movement, Reservation, ReservationPage, ReservationStatus
-from .movements import debit_or_refuse, details_parameters, placed
-from .postings import Details, Posting
+from .movements import debit_or_refuse, details_parameters, paired, placed
+from .postings import REVENUE, Details, Posting
 from .queries import Database, close_reservation, settle
 from .transactions import RetryTransaction
 from .validation import encode_cursor
@@ -121,11 +121,26 @@ def settlement(reservation: dict, details: Details) -> list[Posting]:
 
 
 def _settle(db: Database, session: ClientSession, call: Call, reservation: dict, now, details: Details) -> Movement:
-    postings = settlement(reservation, details)
-    wallet = settle(db, session, reservation, postings, now)
+    own = settlement(reservation, details)
+    captured = reservation["capturedAmount"]
+    paid = (
+        [
+            Posting(
+                EntryType.CAPTURE_IN,
+                captured,
+                details,
+                reservation_id=reservation["_id"],
+                counterparty_wallet_id=reservation["walletId"],
+                account=REVENUE,
+            )
+        ]
+        if captured
+        else []
+    )
+    wallet = settle(db, session, reservation, own, now)
     if wallet is None:
         raise InvalidState(f"wallet {reservation['walletId']} holds less than reservation {reservation['_id']}")
-    entries = placed(wallet, postings, call.operation_id(reservation["ownerId"]), now)
+    entries = paired(wallet, [*own, *paid], call.operation_id(reservation["ownerId"]), now)
     return record(db, session, call, now, wallet, entries, reservation=reservation)
 
 

@@ -3,13 +3,15 @@ read it, freeze and unfreeze it."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pymongo.client_session import ClientSession
 
 from . import commands, documents
 from .errors import NotFound, WalletExists
 from .idempotency import Call, move, record
 from .models import EntryType, Movement, Wallet, WalletStatus
-from .postings import Posting, WalletState, post
+from .postings import FUNDING, Posting, WalletState, post
 from .queries import Database, WalletTaken, set_status
 
 EMPTY = WalletState(balance=0, held=0, sequence=0)
@@ -29,6 +31,9 @@ def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
         },
     )
     postings = [Posting(EntryType.DEPOSIT, command.opening_balance, command.details)] if command.opening_balance else []
+    funded = [
+        Posting(EntryType.FUNDING, posting.amount, posting.details, account=FUNDING) for posting in postings
+    ]  # the wallet's id is known only inside the transaction: set there
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
@@ -36,7 +41,16 @@ def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
         state = WalletState(posted[-1].balance_after, posted[-1].held_after, posted[-1].sequence) if posted else EMPTY
         wallet = documents.new_wallet(command.owner_id, command.currency, state, now)
         db.wallets.insert_one(wallet, session=session)
-        entries = documents.journal_entries(wallet["_id"], posted, call.operation_id(command.owner_id), now)
+        operation_id = call.operation_id(command.owner_id)
+        entries = [
+            *documents.journal_entries(wallet["_id"], command.currency, posted, operation_id, now),
+            *documents.account_entries(
+                command.currency,
+                [replace(posting, counterparty_wallet_id=wallet["_id"]) for posting in funded],
+                operation_id,
+                now,
+            ),
+        ]
         claim = documents.wallet_claim(command.owner_id, command.currency, wallet["_id"], now)
         return record(db, session, call, now, wallet, entries, claim=claim)
 

@@ -30,6 +30,8 @@ help:
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"
 	@echo "make importtime    cold start of every function: import, init (client, connection, indexes), first call; median of 5 fresh processes"
 	@echo "make demo    the wallet's story against the running local API (BASE_URL, default http://127.0.0.1:\$$PORT or 3000)"
+	@echo "make audit   prove the ledger of make run's database: zero-sum per currency, wallets, holds (exit 1 on a discrepancy)"
+	@echo "make migrate bring a single-entry ledger over to double entry (idempotent)"
 	@echo "make token SUB=alice [SCOPES=wallet:admin]  a bearer token for the local API"
 
 $(STAMP): requirements-dev.txt layers/wallet/requirements.txt layers/wallet/pyproject.toml
@@ -144,6 +146,16 @@ invoke: $(STAMP)
 	@$(PY) -m devtools.local_api invoke $(FN) $(EVENT)
 
 .PHONY: run invoke
+
+# The ledger jobs against make run's database (or MONGODB_URI): the audit (exit 1 on any
+# discrepancy) and the one-off, idempotent migration of a single-entry ledger to double entry.
+audit: $(STAMP)
+	@$(PY) -m devtools.ledger audit
+
+migrate: $(STAMP)
+	@$(PY) -m devtools.ledger migrate
+
+.PHONY: audit migrate
 
 # The real SAM CLI path (devtools/sam_local.py): sam build, then the functions in Lambda containers
 # with `sam local`, on a Docker engine (a running one, else Debian's dockerd installed and started

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from .floors import Floors
 from .journal import ENTRIES, LIMIT, SAMPLES, Page
 from .roundtrips import RoundTrips
-from .scenarios import CALLER_RETRIES, OPERATIONS, THROUGHPUT_OPERATIONS
+from .scenarios import CALLER_RETRIES, OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
 from .throughput import Rate
 
 EXPIRY = "expire_reservations"
@@ -21,6 +21,9 @@ BUDGETS: dict[str, float] = {
     "capture_reservation": 4,
     "release_reservation": 4,
     "transfer": 4,
+    # Plus one for each destination (or source) that is a user wallet.
+    "capture_split": 5,
+    "refund_reservation": 6,
     EXPIRY: 0.25,
 }
 # Round trips of the TypeScript implementation this service replaces, for comparison.
@@ -32,9 +35,15 @@ TYPESCRIPT: dict[str, str] = {
     "capture_reservation": "7",
     "release_reservation": "7",
     "transfer": "n/a",
+    "capture_split": "n/a",
+    "refund_reservation": "n/a",
     EXPIRY: "2.5",
 }
-LABELS = {"capture_reservation": "capture_reservation (partial)"}
+LABELS = {
+    "capture_reservation": "capture_reservation (partial)",
+    "capture_split": "capture_reservation (partial, split: a driver's wallet and @revenue)",
+    "refund_reservation": "refund_reservation (back from a driver's wallet and @revenue)",
+}
 
 
 @dataclass
@@ -87,7 +96,7 @@ def _rate(value: float) -> str:
 
 def _round_trips(run: Run) -> str:
     rows = []
-    for operation in (*OPERATIONS, EXPIRY):
+    for operation in (*OPERATIONS, *ROUND_TRIP_ONLY, EXPIRY):
         trips = run.round_trips.get(operation)
         if trips is None:
             continue

@@ -32,6 +32,11 @@ OPERATIONS = (
     "release_reservation",
 )
 THROUGHPUT_OPERATIONS = OPERATIONS[1:]
+# Counted for round trips only: a capture split between a driver's wallet and @revenue (one more
+# wallet to update), and a refund of such a capture (back from both, to the rider).
+ROUND_TRIP_ONLY = ("capture_split", "refund_reservation")
+DRIVER_SHARE = 45  # of a split capture of PARTIAL_CAPTURE; the rest goes to @revenue
+REFUND = 30
 
 # Call number n of an operation with idempotency key `key`; the same n and key replay the same request.
 Action = Callable[[int, str], object]
@@ -65,7 +70,7 @@ def prepare(service: WalletService, operation: str, tag: str, calls: int, *, spa
     spares: list[str] = []
     if operation != "create_wallet":
         wallet_id = service.create_wallet(f"{tag}-owner", CURRENCY, opening_balance=RICH).wallet.id
-    if operation in ("capture_reservation", "release_reservation"):
+    if operation in ("capture_reservation", "release_reservation", "capture_split", "refund_reservation"):
         for hold in make_holds(service, wallet_id, tag, calls + spare_holds):
             mine = len(spares) == spare_holds or (len(holds) < calls and len(holds) <= len(spares))
             (holds if mine else spares).append(hold)
@@ -113,6 +118,19 @@ def _action(service: WalletService, operation: str, tag: str, wallet_id, holds: 
         return lambda n, key: service.capture_reservation(holds[n], PARTIAL_CAPTURE, idempotency_key=key)
     if operation == "release_reservation":
         return lambda n, key: service.release_reservation(holds[n], idempotency_key=key)
+    if operation in ("capture_split", "refund_reservation"):
+        driver_id = service.create_wallet(f"{tag}-driver", CURRENCY).wallet.id
+        splits = [
+            {"walletId": driver_id, "amount": DRIVER_SHARE},
+            {"account": "@revenue", "amount": PARTIAL_CAPTURE - DRIVER_SHARE},
+        ]
+        if operation == "capture_split":
+            return lambda n, key: service.capture_reservation(
+                holds[n], PARTIAL_CAPTURE, splits=splits, idempotency_key=key
+            )
+        for hold in holds:  # each refund's hold, captured beforehand (outside any measurement)
+            service.capture_reservation(hold, PARTIAL_CAPTURE, splits=splits)
+        return lambda n, key: service.refund_reservation(holds[n], REFUND, idempotency_key=key)
     raise ValueError(f"unknown operation {operation!r}")
 
 

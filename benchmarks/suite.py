@@ -26,7 +26,7 @@ from wallet_service import WalletService
 from . import floors, journal, provenance, report, throughput
 from .monitor import CommandRecorder
 from .roundtrips import measure_expiry, measure_operation
-from .scenarios import OPERATIONS, THROUGHPUT_OPERATIONS
+from .scenarios import OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
 from .server import ConflictCounters, describe
 
 EXPIRY_ROUND_TRIP_HOLDS = 100
@@ -79,7 +79,7 @@ def _measure(
     client: MongoClient, recorder: CommandRecorder, counters: ConflictCounters, options, run: report.Run
 ) -> None:
     with _database(client, "round_trips") as (service, _):
-        for operation in OPERATIONS:
+        for operation in (*OPERATIONS, *ROUND_TRIP_ONLY):
             _progress(f"round trips: {operation}")
             run.round_trips[operation] = measure_operation(service, recorder, operation, operation)
     _progress(f"round trips: {report.EXPIRY} ({EXPIRY_ROUND_TRIP_HOLDS} due holds)")

@@ -114,6 +114,15 @@ class ContainerRunner:
             stdout.write_str(json.dumps(response))
 
 
+# The variables that shorten a scheduled function's interval locally (the template's otherwise).
+INTERVAL_VARIABLES = {"ExpireReservations": "EXPIRY_INTERVAL_SECONDS", "AuditLedger": "AUDIT_INTERVAL_SECONDS"}
+
+
+def interval_seconds(function) -> float:
+    override = os.environ.get(INTERVAL_VARIABLES.get(function.name, ""))
+    return float(override) if override else schedule_seconds(function.schedule)
+
+
 def schedule_seconds(expression: str) -> int:
     match = RATE.fullmatch(expression.strip())
     if not match:
@@ -124,13 +133,9 @@ def schedule_seconds(expression: str) -> int:
 class Scheduler(threading.Thread):
     """Runs each scheduled function every interval, as EventBridge would."""
 
-    def __init__(self, functions: dict[str, LocalFunction], override_seconds: float | None) -> None:
+    def __init__(self, functions: dict[str, LocalFunction]) -> None:
         super().__init__(name="local-schedule", daemon=True)
-        self._jobs = [
-            (function, override_seconds or schedule_seconds(function.schedule))
-            for function in functions.values()
-            if function.schedule
-        ]
+        self._jobs = [(function, interval_seconds(function)) for function in functions.values() if function.schedule]
         self._stop = threading.Event()
 
     def describe(self) -> str:
@@ -145,7 +150,7 @@ class Scheduler(threading.Thread):
                 next_run[function.name] = time.monotonic() + interval
                 try:
                     result = function.invoke(scheduled_event(function.name))
-                    if any(result.get(count) for count in ("expired", "skipped", "failed")):
+                    if any(result.get(count) for count in ("expired", "skipped", "failed", "discrepancies")):
                         _log(f"schedule {function.name}: {json.dumps(result)}")
                 except Exception as error:  # a failed run is retried at the next tick, as Lambda would retry it
                     _log(f"schedule {function.name} failed: {error!r}")
@@ -222,8 +227,7 @@ def serve(port: int) -> None:
         service.create()
         _as_http_api(service)
         _add_docs(service._app, port)
-        interval = os.environ.get("EXPIRY_INTERVAL_SECONDS")
-        scheduler = Scheduler(functions, float(interval) if interval else None)
+        scheduler = Scheduler(functions)
         scheduler.start()
         cleanup.append(scheduler.stop)
         signing_key()

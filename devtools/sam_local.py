@@ -435,13 +435,12 @@ def _install_hooks() -> None:
     class AuthorizingApigwService(original):
         def __init__(self, *arguments, lambda_runner, **options) -> None:
             super().__init__(*arguments, lambda_runner=AuthorizingRunner(lambda_runner, public), **options)
-            interval = os.environ.get("EXPIRY_INTERVAL_SECONDS")
             scheduled = {
                 name: ContainerFunction(name, function.schedule, lambda_runner)
                 for name, function in functions.items()
                 if function.schedule
             }
-            self._scheduler = Scheduler(scheduled, float(interval) if interval else None)  # type: ignore[arg-type]
+            self._scheduler = Scheduler(scheduled)  # type: ignore[arg-type]
 
         def run(self) -> None:
             self._scheduler.start()

@@ -54,7 +54,13 @@ def assert_ledger_consistent(database: Database) -> None:
                 closing = [entry for entry in moved if entry["type"] != "HOLD"]
                 assert sum(-entry["heldDelta"] for entry in closing) == hold["amount"], hold
                 assert sum(entry["amount"] for entry in closing if entry["type"] == "CAPTURE") == hold["capturedAmount"]
-                expected = {"CAPTURED": {"CAPTURE", "RELEASE"}, "RELEASED": {"RELEASE"}, "EXPIRED": {"EXPIRE"}}
+                expected = {
+                    "CAPTURED": {"CAPTURE", "RELEASE", "REFUND_IN"},
+                    "RELEASED": {"RELEASE"},
+                    "EXPIRED": {"EXPIRE"},
+                }
+                refunded = sum(entry["amount"] for entry in closing if entry["type"] == "REFUND_IN")
+                assert refunded == hold.get("refundedAmount", 0) <= hold["capturedAmount"], hold
                 assert set(types) - {"HOLD"} <= expected[hold["status"]], hold
                 assert types.count("HOLD") == 1, hold
     assert_postings_balanced(ledger, {wallet["_id"]: wallet["currency"] for wallet in wallets})

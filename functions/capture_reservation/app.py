@@ -23,6 +23,7 @@ def capture_reservation(
         body.amount,
         idempotency_key=http.idempotency_key(router),
         owner_id=http.caller(router).owner_filter,
+        splits=body.split_list(),
         **body.details(),
     )
     return http.movement_response(OPERATION, movement)

@@ -116,3 +116,72 @@ def test_scheduled_expiry_event(wallets):
         "skippedReservationIds": [],
         "failedReservationIds": [],
     }
+
+
+def test_the_platform_account_events(wallets):
+    """An administrator opens @tips, reads @revenue's balance after a capture and pages @funding's postings."""
+    opened = invoke("open_account", load_event("open_account"))
+    assert (opened.status, opened.body) == (201, {"name": "@tips", "currency": "USD", "balance": 0, "builtIn": False})
+    assert invoke("open_account", load_event("open_account")).problem_code == "account_exists"
+    service = runtime.wallet_service()
+    service.deposit(wallets["rider"], 300)
+    hold = service.create_reservation(wallets["rider"], 300).reservation.id
+    service.capture_reservation(
+        hold, splits=[{"account": "@revenue", "amount": 250}, {"account": "@tips", "amount": 50}]
+    )
+    revenue = invoke("get_account", load_event("get_account"))
+    assert (revenue.status, revenue.body["balance"], revenue.body["builtIn"]) == (200, 250, True)
+    funding = invoke("list_account_transactions", load_event("list_account_transactions"))
+    assert funding.status == 200
+    assert {item["walletId"] for item in funding.body["items"]} <= {wallets["rider"], wallets["driver"]}
+    assert all(item["type"] == "FUNDING" for item in funding.body["items"])
+    assert_ledger_consistent(wallets["database"])
+
+
+def test_the_refund_event(wallets):
+    """An administrator refunds 200 of a captured ride: back from @revenue to the rider."""
+    service = runtime.wallet_service()
+    service.deposit(wallets["rider"], 1_000)
+    hold = service.create_reservation(wallets["rider"], 1_000).reservation.id
+    service.capture_reservation(hold)
+    refunded = invoke("refund_reservation", load_event("refund_reservation", reservation=hold))
+    assert refunded.status == 201, refunded
+    assert refunded.headers["Location"] == f"/v1/reservations/{hold}"
+    assert refunded.body["reservation"]["refundedAmount"] == 200
+    assert refunded.body["reservation"]["refunds"][0]["reason"] == "driver took a longer route"
+    assert [entry["type"] for entry in refunded.body["accountEntries"]] == ["REFUND_OUT"]
+    assert service.get_wallet(wallets["rider"]).balance == 200
+    assert_ledger_consistent(wallets["database"])
+
+
+def test_the_balance_event(wallets):
+    """The sample asks for 2026-11-25T12:00:00Z, before the wallet had any entry: all zero then."""
+    answer = invoke("get_balance", load_event("get_balance", rider=wallets["rider"]))
+    assert answer.status == 200, answer
+    assert answer.body["walletId"] == wallets["rider"]
+    assert answer.body["at"].startswith("2026-11-25T12:00:00")
+    assert (answer.body["balance"], answer.body["held"], answer.body["available"], answer.body["sequence"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
+
+
+def test_the_audit_and_migration_events(wallets, capsys):
+    """The hourly audit reports what it checked and emits its two metrics; the migration finds
+    nothing to add to a ledger written with double entry."""
+    service = runtime.wallet_service()
+    service.deposit(wallets["rider"], 400)
+    report = function_module("audit_ledger").lambda_handler(load_event("audit_ledger"), LambdaContext())
+    assert (report["wallets"], report["discrepancies"], report["ledgerImbalances"], report["walletMismatches"]) == (
+        2,
+        0,
+        0,
+        0,
+    )
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    emitted = {metric["Name"] for line in metrics for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert {"LedgerImbalance", "WalletMismatches"} <= emitted
+    migrated = function_module("migrate_ledger").lambda_handler(load_event("migrate_ledger"), LambdaContext())
+    assert migrated == {"entriesDated": 0, "postingsAdded": 0, "holdsUpdated": 0}

@@ -304,6 +304,106 @@ def test_another_owners_resources_are_404(wallet_id, database):
     assert snapshot(database) == before
 
 
+def test_a_split_capture_over_http(wallet_id, database):
+    """The rider's hold pays the driver's wallet and @revenue; bad splits are 422 and move nothing."""
+    driver = invoke("create_wallet", http_event("POST", "/v1/wallets", body={"currency": "USD"}, sub="driver-7"))
+    driver_id = driver.body["wallet"]["id"]
+    held = hold(wallet_id, 1_000, "split-h").body["reservation"]["id"]
+    route = "/v1/reservations/{reservationId}/capture"
+
+    def capture(body: dict, key: str):
+        return invoke(
+            "capture_reservation", http_event("POST", route, {"reservationId": held}, body=body, idempotency_key=key)
+        )
+
+    before = snapshot(database)
+    for splits in (
+        [{"walletId": driver_id, "amount": 600}],  # adds up to 600, not 800
+        [{"walletId": driver_id, "account": "@revenue", "amount": 800}],
+        [{"account": "@nowhere", "amount": 800}],
+        [{"walletId": "0123456789abcdef01234567", "amount": 800}],
+    ):
+        refused = capture({"amount": 800, "splits": splits}, "split-bad")
+        assert (refused.status, refused.problem_code) == (422, "validation_error"), splits
+    assert snapshot(database) == before
+    splits = [{"walletId": driver_id, "amount": 700}, {"account": "@revenue", "amount": 100}]
+    captured = capture({"amount": 800, "splits": splits}, "split-ok")
+    assert captured.status == 200
+    assert [entry["walletId"] for entry in captured.body["entries"]] == [
+        wallet_id,
+        wallet_id,
+    ]  # the driver's is not shown
+    assert captured.body["accountEntries"][0]["account"] == "@revenue"
+    assert captured.body["reservation"]["captures"][0]["splits"] == [
+        {"walletId": driver_id, "account": None, "amount": 700},
+        {"walletId": None, "account": "@revenue", "amount": 100},
+    ]
+    read = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": driver_id}, sub="driver-7"))
+    assert read.body["balance"] == 700
+    assert_ledger_consistent(database)
+
+
+def test_refunds_are_for_admins_and_come_back_from_the_capture(wallet_id, database):
+    held = hold(wallet_id, 1_000, "refund-h").body["reservation"]["id"]
+    route = "/v1/reservations/{reservationId}/capture"
+    invoke("capture_reservation", http_event("POST", route, {"reservationId": held}, body={}, idempotency_key="rc"))
+    refunds = "/v1/reservations/{reservationId}/refunds"
+    body = {"amount": 250, "reason": "detour"}
+    before = snapshot(database)
+    mine = invoke(
+        "refund_reservation", http_event("POST", refunds, {"reservationId": held}, body=body, idempotency_key="r1")
+    )
+    assert (mine.status, mine.problem_code) == (403, "forbidden")  # a payer never pulls money back by itself
+    assert snapshot(database) == before
+
+    def refund(body: dict, key: str):
+        event = http_event(
+            "POST", refunds, {"reservationId": held}, body=body, idempotency_key=key, sub="ops", scopes=ADMIN
+        )
+        return invoke("refund_reservation", event)
+
+    done = refund(body, "r1")
+    assert (done.status, done.headers["Idempotent-Replayed"]) == (201, "false")
+    assert (done.body["wallet"]["balance"], done.body["reservation"]["refundedAmount"]) == (9_250, 250)
+    replayed = refund(body, "r1")
+    assert (replayed.status, replayed.headers["Idempotent-Replayed"], replayed.body) == (201, "true", done.body)
+    too_much = refund({"amount": 751}, "r2")
+    assert (too_much.status, too_much.problem_code) == (409, "invalid_state")
+    unknown_source = refund({"amount": 5, "from": [{"account": "@tips", "amount": 5}]}, "r3")
+    assert (unknown_source.status, unknown_source.problem_code) == (422, "validation_error")
+    assert_ledger_consistent(database)
+
+
+def test_platform_accounts_are_for_admins(wallet_id, database):
+    for function, event in (
+        ("open_account", http_event("POST", "/v1/accounts", body={"name": "@tips", "currency": "USD"})),
+        ("get_account", http_event("GET", "/v1/accounts/{name}", {"name": "@revenue"}, query={"currency": "USD"})),
+        (
+            "list_account_transactions",
+            http_event("GET", "/v1/accounts/{name}/transactions", {"name": "@funding"}, query={"currency": "USD"}),
+        ),
+    ):
+        assert invoke(function, event).status == 403, function
+    admin = {"sub": "ops", "scopes": ADMIN}
+    read = http_event("GET", "/v1/accounts/{name}", {"name": "@funding"}, query={"currency": "USD"}, **admin)
+    assert invoke("get_account", read).body == {
+        "name": "@funding",
+        "currency": "USD",
+        "balance": -10_000,
+        "builtIn": True,
+    }
+    for name, currency in (("funding", "USD"), ("@funding", "usd"), ("@Funding", "USD")):
+        bad = http_event("GET", "/v1/accounts/{name}", {"name": name}, query={"currency": currency}, **admin)
+        assert invoke("get_account", bad).status == 422, (name, currency)
+    unknown = http_event("GET", "/v1/accounts/{name}", {"name": "@tips"}, query={"currency": "USD"}, **admin)
+    assert invoke("get_account", unknown).status == 404
+    opened = invoke(
+        "open_account", http_event("POST", "/v1/accounts", body={"name": "@tips", "currency": "USD"}, **admin)
+    )
+    assert (opened.status, opened.headers["Location"]) == (201, "/v1/accounts/@tips")
+    assert invoke("get_account", unknown).body["balance"] == 0
+
+
 def test_admin_may_act_on_any_wallet(wallet_id):
     answer = deposit(wallet_id, 5, "admin-1", sub="ops", scopes=ADMIN)
     assert (answer.status, answer.body["wallet"]["ownerId"]) == (201, "rider-42")
@@ -514,3 +614,26 @@ def test_logs_carry_the_request_id_and_no_token_and_metrics_count_outcomes(walle
     emf = [document for document in documents if "_aws" in document]
     assert any(document.get("Succeeded") == [1.0] or document.get("Succeeded") == 1.0 for document in emf), emf
     assert any(document.get("operation") == "Withdraw" and "Rejected" in document for document in emf), emf
+
+
+def test_the_balance_at_a_time_over_http(wallet_id):
+    route = "/v1/wallets/{walletId}/balance"
+    now = invoke("get_balance", http_event("GET", route, {"walletId": wallet_id}, query={"at": "2099-01-01T00:00:00Z"}))
+    assert (now.status, now.body["balance"], now.body["sequence"]) == (200, 10_000, 1)  # to come: the balance now
+    for bad in (
+        "yesterday",
+        "2026-11-30T12:00:00",
+        "",
+        "0.5",
+        "2026-02-30T12:00:00Z",
+    ):  # no time, no offset, no such day
+        answer = invoke("get_balance", http_event("GET", route, {"walletId": wallet_id}, query={"at": bad}))
+        assert answer.status == 422, bad
+    missing = invoke("get_balance", http_event("GET", route, {"walletId": wallet_id}))
+    assert missing.status == 422
+    past = invoke(
+        "get_balance", http_event("GET", route, {"walletId": wallet_id}, query={"at": "2000-01-01T00:00:00+02:00"})
+    )
+    assert (past.status, past.body["balance"], past.body["sequence"]) == (200, 0, 0)
+    other = http_event("GET", route, {"walletId": wallet_id}, query={"at": "2000-01-01T00:00:00Z"}, sub="mallory")
+    assert invoke("get_balance", other).status == 404

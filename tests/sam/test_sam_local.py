@@ -182,7 +182,8 @@ def test_the_env_vars_file_sets_only_what_the_template_declares(tmp_path):
 
 
 def test_the_events_here_are_every_event_file():
-    assert sorted([*MONEY_EVENTS, "health", "expire_reservations"]) == sorted(p.stem for p in EVENTS.glob("*.json"))
+    everything = [*MONEY_EVENTS, *ACCOUNT_EVENTS, "health", "expire_reservations", "audit_ledger", "migrate_ledger"]
+    assert sorted(everything) == sorted(p.stem for p in EVENTS.glob("*.json"))
 
 
 def test_the_money_events_in_containers(sam, ledger):
@@ -251,6 +252,37 @@ def test_the_money_events_in_containers(sam, ledger):
     assert journal.status == 200, journal
     assert journal.body["items"][0]["type"] == "RELEASE"
     assert_ledger_consistent(database)
+
+
+ACCOUNT_EVENTS = ("open_account", "get_account", "list_account_transactions", "refund_reservation", "get_balance")
+
+
+def test_the_platform_account_and_refund_events_in_containers(sam, ledger):
+    name, database, service = ledger
+    wallet = service.create_wallet("rider-42", "USD", opening_balance=900).wallet.id
+    opened = sam_invoke(sam, "open_account", load_event("open_account"), name)
+    assert (opened.status, opened.body["name"]) == (201, "@tips"), opened
+    revenue = sam_invoke(sam, "get_account", load_event("get_account"), name)
+    assert (revenue.status, revenue.body["balance"]) == (200, 0), revenue
+    funding = sam_invoke(sam, "list_account_transactions", load_event("list_account_transactions"), name)
+    assert funding.status == 200, funding
+    assert [(item["walletId"], item["amount"]) for item in funding.body["items"]] == [(wallet, 900)]
+    hold = service.create_reservation(wallet, 500).reservation.id
+    service.capture_reservation(hold)
+    refunded = sam_invoke(sam, "refund_reservation", load_event("refund_reservation", reservation=hold), name)
+    assert (refunded.status, refunded.body["reservation"]["refundedAmount"]) == (201, 200), refunded
+    balance = sam_invoke(sam, "get_balance", load_event("get_balance", rider=wallet), name)
+    assert (balance.status, balance.body["sequence"]) == (200, 0), balance  # the event asks for a time before it
+    assert_ledger_consistent(database)
+
+
+def test_the_audit_and_migration_events_in_containers(sam, ledger):
+    name, _, service = ledger
+    service.create_wallet("rider-42", "USD", opening_balance=100)
+    audited = sam_invoke(sam, "audit_ledger", load_event("audit_ledger"), name).body
+    assert (audited["discrepancies"], audited["wallets"]) == (0, 1), audited
+    migrated = sam_invoke(sam, "migrate_ledger", load_event("migrate_ledger"), name).body
+    assert migrated == {"entriesDated": 0, "postingsAdded": 0, "holdsUpdated": 0}
 
 
 def test_the_health_event_in_a_container(sam, ledger):

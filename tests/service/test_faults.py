@@ -30,6 +30,7 @@ from wallet_service import (
     ReservationStatus,
     WalletService,
 )
+from wallet_service.answers import reservation_from_document
 from wallet_service.documents import (
     CODEC_OPTIONS,
     ENTRY,
@@ -37,7 +38,6 @@ from wallet_service.documents import (
     OPERATION,
     RESERVATION,
     WALLETS,
-    reservation_from_document,
     utc_now_ms,
 )
 

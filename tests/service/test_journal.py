@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.conftest import CommandLog
 from wallet_service import EntryType, InvalidCursor, NotFound, ValidationFailed, WalletService
-from wallet_service.documents import LEDGER
+from wallet_service.documents import LEDGER, utc_now_ms
 from wallet_service.validation import encode_cursor
 
 
@@ -152,3 +154,29 @@ def test_unknown_type_and_wallet(service, wallet_id):
 def test_a_forged_cursor_position_is_invalid_cursor(service, wallet_id, position):
     with pytest.raises(InvalidCursor):
         service.list_transactions(wallet_id, cursor=encode_cursor(f"transactions:{wallet_id}:", position))
+
+
+def test_the_balance_at_any_time_is_the_last_entry_then(database):
+    """Entries carry the wallet's counters after them: the balance at a time is the last one by then."""
+    clock = {"now": utc_now_ms()}
+    timed = WalletService(database, time_budget=20.0, clock=lambda: clock["now"])
+    start = clock["now"]
+    wallet = timed.create_wallet("alice", "USD", opening_balance=1_000).wallet.id
+    clock["now"] = start + timedelta(seconds=10)
+    timed.create_reservation(wallet, 300)
+    clock["now"] = start + timedelta(seconds=20)
+    timed.withdraw(wallet, 200)
+    cases = [
+        (start - timedelta(seconds=1), (0, 0, 0)),
+        (start, (1_000, 0, 1)),
+        (start + timedelta(seconds=15), (1_000, 300, 2)),
+        (start + timedelta(seconds=20), (800, 300, 3)),
+    ]
+    for at, (balance, held, sequence) in cases:
+        then = timed.balance_at(wallet, at)
+        assert (then.balance, then.held, then.available, then.sequence) == (balance, held, balance - held, sequence)
+    with pytest.raises(NotFound):
+        timed.balance_at(wallet, start, owner_id="mallory")
+    with pytest.raises(ValidationFailed):
+        timed.balance_at(wallet, start.replace(tzinfo=None))
+    assert timed.balance_at(wallet, clock["now"] + timedelta(days=1)).sequence == 3  # to come: the balance now

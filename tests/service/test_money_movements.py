@@ -283,3 +283,31 @@ def test_calls_without_a_key_are_distinct_operations(service, wallet_id):
     second = service.deposit(wallet_id, 100)
     assert first.operation_id != second.operation_id
     assert service.get_wallet(wallet_id).balance == 10_200
+
+
+def test_a_keyed_refusal_keeps_its_answer_under_its_key(service, database, wallet_id):
+    """As Stripe and TigerBeetle: a declined charge retried with its key is declined again, even
+    once the wallet could pay; the same key with other parameters is still a mismatch."""
+    with pytest.raises(InsufficientFunds) as first:
+        service.withdraw(wallet_id, 50_000, idempotency_key="big-withdrawal")
+    service.deposit(wallet_id, 100_000)
+    before = snapshot(database)
+    with pytest.raises(InsufficientFunds) as again:
+        service.withdraw(wallet_id, 50_000, idempotency_key="big-withdrawal")
+    assert (again.value.message, again.value.available, again.value.requested) == (
+        first.value.message,
+        first.value.available,
+        first.value.requested,
+    )
+    assert snapshot(database) == before
+    with pytest.raises(IdempotencyKeyMismatch):
+        service.withdraw(wallet_id, 40_000, idempotency_key="big-withdrawal")
+    service.withdraw(wallet_id, 50_000, idempotency_key="another-key")  # a new key is a new request
+    service.freeze_wallet(wallet_id)
+    with pytest.raises(WalletFrozen):
+        service.withdraw(wallet_id, 1, idempotency_key="while-frozen")
+    service.unfreeze_wallet(wallet_id)
+    with pytest.raises(WalletFrozen):
+        service.withdraw(wallet_id, 1, idempotency_key="while-frozen")
+    service.withdraw(wallet_id, 1)  # without a key, nothing is kept: the call is simply made again
+    assert_ledger_consistent(database)

@@ -580,8 +580,12 @@ class LedgerMachine(RuleBasedStateMachine):
             assert in_wallets + on_accounts == 0, currency
         # Each call that moved money left exactly one operation record: nothing was applied twice.
         # One record per call that moved money (expiry batches keep records of their own).
-        money_records = {"kind": OPERATION, "operation": {"$ne": "expire_reservations"}}
+        money_records = {"kind": OPERATION, "operation": {"$ne": "expire_reservations"}, "result": {"$exists": True}}
         assert self.database[LEDGER].count_documents(money_records) == self.operations
+        # The rest are keyed calls' business refusals, kept under their keys (and moving nothing).
+        for kept in self.database[LEDGER].find({"kind": OPERATION, "refusal": {"$exists": True}}):
+            assert kept["idempotencyKey"] is not None, kept
+            assert kept["refusal"]["code"] in {"insufficient_funds", "invalid_state", "wallet_frozen"}, kept
         assert_ledger_consistent(self.database)
 
 

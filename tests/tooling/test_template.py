@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from devtools.paths import EVENTS, FUNCTIONS, ROOT, TEMPLATE
+from wallet_service.limits import ACCOUNT_NAME_PATTERN
 
 TEMPLATE = TEMPLATE
 FUNCTIONS = FUNCTIONS
@@ -22,6 +23,7 @@ EVENTS = EVENTS
 ROUTES = {
     "CreateWallet": ("POST", "/v1/wallets"),
     "GetWallet": ("GET", "/v1/wallets/{walletId}"),
+    "GetBalance": ("GET", "/v1/wallets/{walletId}/balance"),
     "FreezeWallet": ("POST", "/v1/wallets/{walletId}/freeze"),
     "UnfreezeWallet": ("POST", "/v1/wallets/{walletId}/unfreeze"),
     "Deposit": ("POST", "/v1/wallets/{walletId}/deposits"),
@@ -32,13 +34,33 @@ ROUTES = {
     "GetReservation": ("GET", "/v1/reservations/{reservationId}"),
     "CaptureReservation": ("POST", "/v1/reservations/{reservationId}/capture"),
     "ReleaseReservation": ("POST", "/v1/reservations/{reservationId}/release"),
+    "RefundReservation": ("POST", "/v1/reservations/{reservationId}/refunds"),
     "ListTransactions": ("GET", "/v1/wallets/{walletId}/transactions"),
+    "OpenAccount": ("POST", "/v1/accounts"),
+    "GetAccount": ("GET", "/v1/accounts/{name}"),
+    "ListAccountTransactions": ("GET", "/v1/accounts/{name}/transactions"),
     "Health": ("GET", "/health"),
 }
-SCHEDULED = {"ExpireReservations"}
+SCHEDULED = {"ExpireReservations", "AuditLedger"}
+INVOKED = {"MigrateLedger"}  # no trigger: an operator invokes it (the one-off migration)
 PUBLIC = {"Health"}
-ADMIN_ONLY = {"FreezeWallet", "UnfreezeWallet"}
-MONEY_MOVING = {"Deposit", "Withdraw", "Transfer", "CreateReservation", "CaptureReservation", "ReleaseReservation"}
+ADMIN_ONLY = {
+    "FreezeWallet",
+    "UnfreezeWallet",
+    "RefundReservation",
+    "OpenAccount",
+    "GetAccount",
+    "ListAccountTransactions",
+}
+MONEY_MOVING = {
+    "Deposit",
+    "Withdraw",
+    "Transfer",
+    "CreateReservation",
+    "CaptureReservation",
+    "ReleaseReservation",
+    "RefundReservation",
+}
 API = "WalletApi"
 AUTHORIZER = "JwtAuthorizer"
 
@@ -99,10 +121,10 @@ def load_event(name: str) -> dict:
 
 
 def test_the_template_declares_exactly_the_expected_functions():
-    assert set(functions()) == set(ROUTES) | SCHEDULED
+    assert set(functions()) == set(ROUTES) | SCHEDULED | INVOKED
 
 
-@pytest.mark.parametrize("name", sorted(set(ROUTES) | SCHEDULED))
+@pytest.mark.parametrize("name", sorted(set(ROUTES) | SCHEDULED | INVOKED))
 def test_function_handler_code_folder_and_event_file(name):
     assert function_property(name, "Handler") == "app.lambda_handler"
     code_uri = (ROOT / function_property(name, "CodeUri")).resolve()
@@ -163,7 +185,7 @@ def test_the_expiry_job_is_scheduled_with_retries_and_a_dead_letter_queue():
     }
 
 
-@pytest.mark.parametrize("name", sorted(set(ROUTES) | SCHEDULED))
+@pytest.mark.parametrize("name", sorted(set(ROUTES) | SCHEDULED | INVOKED))
 def test_every_function_may_read_only_the_configured_database_uri(name):
     policies = function_property(name, "Policies")
     assert policies == [
@@ -195,7 +217,8 @@ def test_http_event_matches_the_route(name):
     assert sorted(parameters) == sorted(placeholders)
     expected_path = route
     for key, value in parameters.items():
-        assert re.fullmatch(r"[0-9a-f]{24}", value), f"{key}={value!r} is not a 24-hex id"
+        pattern = ACCOUNT_NAME_PATTERN if key == "name" else r"[0-9a-f]{24}"  # an account's name, or an id
+        assert re.fullmatch(pattern, value), f"{key}={value!r} is not what the route takes"
         expected_path = expected_path.replace("{" + key + "}", value)
     assert event["rawPath"] == expected_path
     query = event.get("queryStringParameters") or {}
@@ -224,8 +247,9 @@ def test_http_event_identity_and_idempotency_key(name):
     assert ("idempotency-key" in headers) == (name in MONEY_MOVING)
 
 
-def test_scheduled_event_is_an_eventbridge_scheduled_event():
-    event = load_event("ExpireReservations")
+@pytest.mark.parametrize("name", sorted(SCHEDULED))
+def test_scheduled_event_is_an_eventbridge_scheduled_event(name):
+    event = load_event(name)
     assert event["detail-type"] == "Scheduled Event"
     assert event["source"] == "aws.events"
     assert len(event["resources"]) == 1

@@ -8,7 +8,18 @@ from bson import ObjectId
 
 from wallet_service import EntryType, InsufficientFunds
 from wallet_service.documents import account_entries, assert_balanced, journal_entries
-from wallet_service.postings import EFFECTS, FUNDING, REVENUE, Posting, WalletState, balance_total, change, post, rewind
+from wallet_service.postings import (
+    EFFECTS,
+    FUNDING,
+    REVENUE,
+    Posting,
+    WalletState,
+    balance_total,
+    change,
+    largest_remainder,
+    post,
+    rewind,
+)
 
 # The table, restated here from docs/posting-rules.md so that a change to the rules is a change to this test.
 EXPECTED = {
@@ -23,6 +34,8 @@ EXPECTED = {
     "FUNDING": (-1, 0),
     "PAYOUT": (1, 0),
     "CAPTURE_IN": (1, 0),
+    "REFUND_OUT": (-1, 0),
+    "REFUND_IN": (1, 0),
 }
 RICH = WalletState(balance=1_000, held=300, sequence=7)
 
@@ -118,3 +131,20 @@ def test_an_unbalanced_movement_is_never_written():
     euros = account_entries("EUR", [Posting(EntryType.CAPTURE_IN, 100, account=REVENUE)], "op", None)
     with pytest.raises(AssertionError, match="unbalanced movement"):
         assert_balanced([*journal_entries(wallet, "USD", capture, "op", None), *euros])
+
+
+@pytest.mark.parametrize(
+    ("amount", "weights", "shares"),
+    [
+        (333, [700, 300], [233, 100]),
+        (1, [1, 1], [1, 0]),  # a tie goes to the first
+        (3, [1, 1, 1], [1, 1, 1]),
+        (10, [3, 3, 4], [3, 3, 4]),
+        (7, [5, 5], [4, 3]),
+        (1_000, [1_000], [1_000]),
+    ],
+)
+def test_largest_remainder_adds_up_and_never_passes_a_weight(amount, weights, shares):
+    assert largest_remainder(amount, weights) == shares
+    assert sum(shares) == amount
+    assert all(share <= weight for share, weight in zip(shares, weights, strict=True))

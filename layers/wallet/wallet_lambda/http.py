@@ -15,6 +15,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -26,8 +27,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet_service import Movement, WalletError
+from wallet_service import FieldError, Movement, ValidationFailed, WalletError
 from wallet_service.limits import (
+    ACCOUNT_NAME_PATTERN,
     DEFAULT_PAGE_SIZE,
     IDEMPOTENCY_KEY_PATTERN,
     MAX_CURSOR_LENGTH,
@@ -39,7 +41,7 @@ from . import problems, runtime
 from .observability import logger, metrics, tracer
 from .operations import Operation
 from .problems import Problem
-from .schemas import OBJECT_ID
+from .schemas import OBJECT_ID, CurrencyCode
 
 ADMIN_SCOPE = "wallet:admin"
 MAX_BODY_BYTES = 16 * 1024
@@ -50,6 +52,25 @@ SECURITY = [{"jwt": []}]
 # Path ids, checked (422) and documented as what they are, so no schema-valid id is refused.
 WalletId = Annotated[str, Path(pattern=OBJECT_ID, description="the wallet's id: 24 lower-case hex digits")]
 ReservationId = Annotated[str, Path(pattern=OBJECT_ID, description="the reservation's id: 24 lower-case hex digits")]
+AccountName = Annotated[
+    str, Path(pattern=f"^{ACCOUNT_NAME_PATTERN}$", description="a platform account: @ and a name, e.g. @revenue")
+]
+AccountCurrency = Annotated[CurrencyCode, Query(description="the account's currency, an active ISO 4217 code")]
+# A moment as RFC 3339 writes it, with its offset (a bare number or a time without a zone is refused).
+RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+Moment = Annotated[
+    str, Query(pattern=RFC3339, description="an RFC 3339 time with its offset, e.g. 2026-11-30T12:00:00Z")
+]
+
+
+def moment(field: str, text: str) -> datetime:
+    """An RFC 3339 time the pattern let through, as a datetime; a date that does not exist is a 422."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationFailed([FieldError(field, "must be an RFC 3339 time that exists")]) from None
+
+
 # A listing's query: `limit` (default DEFAULT_PAGE_SIZE) and the `cursor` its previous page gave.
 PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)]
 Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR_LENGTH)]

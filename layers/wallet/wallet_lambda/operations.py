@@ -11,7 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wallet_service import EntryPage, Movement, Reservation, ReservationPage, Wallet
+from wallet_service import (
+    AccountEntryPage,
+    EntryPage,
+    Movement,
+    PlatformAccount,
+    Reservation,
+    ReservationPage,
+    Wallet,
+    WalletBalance,
+)
 
 from .schemas import Health
 
@@ -21,6 +30,7 @@ READ_PROBLEMS = (401, 404, 422, 500, 503)  # 400 also for a cursor this listing 
 ADMIN_PROBLEMS = (401, 403, 404, 409, 422, 500, 503)
 MONEY_PROBLEMS = (401, 404, 409, 422, 500, 503)
 HEALTH_PROBLEMS = (500, 503)
+ADMIN_READ_PROBLEMS = (401, 403, 404, 422, 500, 503)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +66,10 @@ TAGS = {
         "a hold left open expires on the schedule. Money-moving calls need an `Idempotency-Key`."
     ),
     "Journal": "Every entry of a wallet, newest first, keyset-paged.",
+    "Platform accounts": (
+        "The platform's side of every movement (admin): `@funding`, `@payouts`, `@revenue` in every "
+        "currency, and any account an administrator opens. A balance is the sum of the account's postings."
+    ),
     "Service": "Health of the service and its database.",
 }
 
@@ -67,6 +81,9 @@ OPERATIONS: tuple[Operation, ...] = (
               (*MONEY_PROBLEMS, 403)),
     Operation("GetWallet",          "get_wallet",          "GET",  "/v1/wallets/{walletId}",                    200,
               "Read a wallet", "Wallets", Wallet, "the wallet", READ_PROBLEMS),
+    Operation("GetBalance",         "get_balance",         "GET",  "/v1/wallets/{walletId}/balance",            200,
+              "A wallet's balance at a time", "Wallets", WalletBalance,
+              "balance, held and available as they were at `at`", READ_PROBLEMS),
     Operation("FreezeWallet",       "freeze_wallet",       "POST", "/v1/wallets/{walletId}/freeze",             200,
               "Freeze a wallet", "Wallets", Wallet, "the wallet after the change", ADMIN_PROBLEMS,
               admin_only=True),
@@ -95,12 +112,29 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("ReleaseReservation", "release_reservation", "POST", "/v1/reservations/{reservationId}/release",  200,
               "Give a hold back", "Holds", Movement, "the reservation, its entries and the wallet", MONEY_PROBLEMS,
               needs_idempotency_key=True),
+    Operation("RefundReservation",  "refund_reservation",  "POST", "/v1/reservations/{reservationId}/refunds",  201,
+              "Refund part or all of a captured hold (admin)", "Holds", Movement,
+              "the refund's entries, the hold's wallet and the reservation with its refunds",
+              (*MONEY_PROBLEMS, 403), needs_idempotency_key=True, admin_only=True),
     Operation("ListTransactions",   "list_transactions",   "GET",  "/v1/wallets/{walletId}/transactions",       200,
               "List a wallet's journal entries", "Journal", EntryPage, PAGE, READ_PROBLEMS),
+    Operation("OpenAccount",        "open_account",        "POST", "/v1/accounts",                              201,
+              "Open a platform account", "Platform accounts", PlatformAccount, "the account, with nothing on it",
+              (401, 403, 409, 422, 500, 503), admin_only=True),
+    Operation("GetAccount",         "get_account",         "GET",  "/v1/accounts/{name}",                       200,
+              "Read a platform account's balance", "Platform accounts", PlatformAccount,
+              "the account and its balance in the currency", ADMIN_READ_PROBLEMS, admin_only=True),
+    Operation("ListAccountTransactions", "list_account_transactions", "GET", "/v1/accounts/{name}/transactions", 200,
+              "List a platform account's postings", "Platform accounts", AccountEntryPage, PAGE,
+              ADMIN_READ_PROBLEMS, admin_only=True),
     Operation("Health",             "health",              "GET",  "/health",                                   200,
               "Health", "Service", Health, "the database answered", HEALTH_PROBLEMS, public=True),
     Operation("ExpireReservations", "expire_reservations", "",     "",                                          0,
               "Expire due holds (EventBridge schedule)", "Service", None, "", ()),
+    Operation("AuditLedger",        "audit_ledger",        "",     "",                                          0,
+              "Prove the ledger (EventBridge schedule, hourly)", "Service", None, "", ()),
+    Operation("MigrateLedger",      "migrate_ledger",      "",     "",                                          0,
+              "Bring a single-entry ledger to double entry (invoked once)", "Service", None, "", ()),
 )
 # fmt: on
 

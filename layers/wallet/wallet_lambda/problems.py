@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aws_lambda_powertools.event_handler import Response
 
 from wallet_service import (
+    AccountExists,
     BalanceOverflow,
     Conflict,
     DatabaseUnavailable,
@@ -97,6 +98,8 @@ def from_wallet_error(error: WalletError) -> Problem:
         case WalletExists():
             extra = (("existingWalletId", error.existing_wallet_id),)
             return Problem(409, "wallet_exists", "Wallet exists", error.message, extra)
+        case AccountExists():
+            return Problem(409, "account_exists", "Account exists", error.message)
         case Conflict():
             return Problem(409, "conflict", "Conflict", error.message, retry_after=True)
         case IdempotencyKeyMismatch():

@@ -7,6 +7,7 @@ keeps MongoDB operators such as {"$gt": ""} out of every field).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
@@ -15,14 +16,17 @@ from pydantic_core import PydanticCustomError
 
 from wallet_service.currencies import ISO_4217_CURRENCIES
 from wallet_service.limits import (
+    ACCOUNT_NAME_PATTERN,
     DEFAULT_TTL_SECONDS,
     MAX_AMOUNT,
     MAX_INT64,
     MAX_METADATA_KEYS,
     MAX_METADATA_STRING,
     MAX_OWNER_ID_LENGTH,
+    MAX_REASON_LENGTH,
     MAX_REFERENCE_ID_LENGTH,
     MAX_REFERENCE_TYPE_LENGTH,
+    MAX_SPLITS,
     MAX_TTL_SECONDS,
     METADATA_KEY_PATTERN,
     MIN_TTL_SECONDS,
@@ -69,6 +73,9 @@ def _active_currency(code: str) -> str:
 
 # Checked like the service checks it, and listed in the document (a pattern alone would let
 # "AAA" through the schema and have the service refuse it).
+# The currency of a query parameter (a platform account's), as an enumeration the document lists.
+CurrencyCode = StrEnum("CurrencyCode", {code: code for code in sorted(ISO_4217_CURRENCIES)})
+
 Currency = Annotated[
     StrictStr,
     Field(
@@ -146,12 +153,92 @@ class ReservationRequest(Details):
     ttl_seconds: Annotated[StrictInt, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
 
 
+AccountName = Annotated[
+    StrictStr, Field(pattern=f"^{ACCOUNT_NAME_PATTERN}$", description="a platform account: @ and a name")
+]
+
+
+class WalletSplit(RequestBody):
+    """Part of a capture (or a refund's source): a wallet in the hold's currency (it may be frozen)."""
+
+    wallet_id: ObjectIdText
+    amount: Amount
+
+    def as_split(self) -> dict:
+        return {"walletId": self.wallet_id, "amount": self.amount}
+
+
+class AccountSplit(RequestBody):
+    """Part of a capture (or a refund's source): a platform account open in the hold's currency."""
+
+    account: AccountName
+    amount: Amount
+
+    def as_split(self) -> dict:
+        return {"account": self.account, "amount": self.amount}
+
+
+Split = WalletSplit | AccountSplit
+
+
 class CaptureRequest(Details):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"amount": 1200, "referenceType": "fare", "referenceId": "ride_42"}]}
+        json_schema_extra={
+            "examples": [
+                {"amount": 1200, "referenceType": "fare", "referenceId": "ride_42"},
+                {
+                    "amount": 1200,
+                    "splits": [
+                        {"walletId": "65f0c0ffee0000000000a002", "amount": 1000},
+                        {"account": "@revenue", "amount": 200},
+                    ],
+                },
+            ]
+        }
     )
 
     amount: Amount | None = Field(None, description="default: the whole hold; the remainder is released")
+    splits: list[Split] | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_SPLITS,
+        description="where the captured money goes, adding up to it; default: all to @revenue",
+    )
+
+    def split_list(self) -> list[dict] | None:
+        return None if self.splits is None else [split.as_split() for split in self.splits]
+
+
+class RefundRequest(Details):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"amount": 300, "reason": "driver took a longer route"},
+                {"amount": 200, "from": [{"account": "@revenue", "amount": 200}]},
+            ]
+        }
+    )
+
+    amount: Amount
+    reason: Annotated[StrictStr, Field(min_length=1, max_length=MAX_REASON_LENGTH)] | None = None
+    sources: list[Split] | None = Field(
+        None,
+        alias="from",
+        min_length=1,
+        max_length=MAX_SPLITS,
+        description="where the money comes back from, adding up to the amount; default: the capture's "
+        "destinations, in proportion to what each still holds of it",
+    )
+
+    def source_list(self) -> list[dict] | None:
+        return None if self.sources is None else [source.as_split() for source in self.sources]
+
+
+class OpenAccountRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "@tips", "currency": "USD"}]})
+
+    name: AccountName
+    currency: Currency
 
 
 class ReleaseRequest(Details):

@@ -1,6 +1,7 @@
 """The wallet ledger: a transactional pymongo service shared by every Lambda function."""
 
 from .errors import (
+    AccountExists,
     BalanceOverflow,
     Conflict,
     DatabaseUnavailable,
@@ -17,24 +18,37 @@ from .errors import (
 )
 from .models import (
     AccountEntry,
+    AccountEntryPage,
+    AuditReport,
+    Capture,
+    Discrepancy,
     EntryPage,
     EntryType,
     ExpiryReport,
     LedgerEntry,
+    MigrationReport,
     Movement,
+    PlatformAccount,
     Reservation,
     ReservationPage,
     ReservationStatus,
+    Split,
     Wallet,
+    WalletBalance,
     WalletStatus,
 )
 from .service import WalletService
 
 __all__ = [
     "AccountEntry",
+    "AccountEntryPage",
+    "AccountExists",
+    "AuditReport",
     "BalanceOverflow",
+    "Capture",
     "Conflict",
     "DatabaseUnavailable",
+    "Discrepancy",
     "EntryPage",
     "EntryType",
     "ExpiryReport",
@@ -44,13 +58,17 @@ __all__ = [
     "InvalidCursor",
     "InvalidState",
     "LedgerEntry",
+    "MigrationReport",
     "Movement",
     "NotFound",
+    "PlatformAccount",
     "Reservation",
     "ReservationPage",
     "ReservationStatus",
+    "Split",
     "ValidationFailed",
     "Wallet",
+    "WalletBalance",
     "WalletError",
     "WalletExists",
     "WalletFrozen",

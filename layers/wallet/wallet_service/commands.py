@@ -17,14 +17,16 @@ from .limits import (
     MAX_INT64,
     MAX_OWNER_ID_LENGTH,
     MAX_PAGE_SIZE,
+    MAX_REASON_LENGTH,
     MAX_REFERENCE_ID_LENGTH,
     MAX_REFERENCE_TYPE_LENGTH,
+    MAX_SPLITS,
     MAX_TTL_SECONDS,
     MIN_TTL_SECONDS,
 )
 from .models import EntryType, ReservationStatus
 from .postings import Details
-from .validation import Checks, decode_cursor
+from .validation import Checks, decode_cursor, is_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,22 +125,130 @@ def transfer(from_wallet_id, to_wallet_id, amount, key, reference_type, referenc
 
 
 @dataclass(frozen=True, slots=True)
+class Destination:
+    """Where part of a capture goes: a wallet (`wallet_oid`) or a platform account (`account`)."""
+
+    wallet_id: str | None
+    wallet_oid: ObjectId | None
+    account: str | None
+    amount: int
+
+    def as_document(self) -> dict:
+        where = {"walletId": self.wallet_oid} if self.wallet_oid is not None else {"account": self.account}
+        return {**where, "amount": self.amount}
+
+    def as_parameter(self) -> dict:
+        return {"walletId": self.wallet_id, "account": self.account, "amount": self.amount}
+
+
+@dataclass(frozen=True, slots=True)
 class CloseHold:
-    """A capture (of `amount`, or all) or a release of one hold."""
+    """A capture (of `amount`, or all, to `splits` or to @revenue) or a release of one hold."""
 
     reservation_id: str
     reservation_oid: ObjectId
     amount: int | None
     common: Common
+    splits: tuple[Destination, ...] = ()
 
 
-def close_hold(reservation_id, amount, key, reference_type, reference_id, metadata, owner_id) -> CloseHold:
+def close_hold(reservation_id, amount, key, reference_type, reference_id, metadata, owner_id, splits=None) -> CloseHold:
     checks = Checks()
     reservation_oid = checks.object_id("reservationId", reservation_id)
     checks.optional_amount("amount", amount)
+    destinations = _destinations(checks, "splits", splits)
+    if destinations and is_int(amount) and sum(split.amount for split in destinations) != amount:
+        checks.fail("splits", f"must add up to the captured amount {amount}")
     common = _common(checks, key, reference_type, reference_id, metadata, owner_id)
     checks.done()
-    return CloseHold(reservation_id, reservation_oid, amount, common)
+    return CloseHold(reservation_id, reservation_oid, amount, common, destinations)
+
+
+def _destinations(checks: Checks, field: str, splits: object) -> tuple[Destination, ...]:
+    """`[{"walletId" or "account", "amount"}, ...]`: each names one place, no place twice."""
+    if splits is None:
+        return ()
+    if not isinstance(splits, list | tuple) or not 1 <= len(splits) <= MAX_SPLITS:
+        checks.fail(field, f"must be a list of 1 to {MAX_SPLITS} destinations")
+        return ()
+    destinations = []
+    for number, split in enumerate(splits):
+        where = f"{field}[{number}]"
+        if not isinstance(split, dict) or set(split) - {"walletId", "account", "amount"}:
+            checks.fail(where, "must be an object with walletId or account, and amount")
+            continue
+        if ("walletId" in split) == ("account" in split):
+            checks.fail(where, "must name exactly one of walletId and account")
+            continue
+        amount = checks.amount(f"{where}.amount", split.get("amount"))
+        if "walletId" in split:
+            oid = checks.object_id(f"{where}.walletId", split["walletId"])
+            destinations.append(Destination(split["walletId"], oid, None, amount))
+        else:
+            account = checks.account_name(f"{where}.account", split["account"])
+            destinations.append(Destination(None, None, account, amount))
+    places = [(split.wallet_id, split.account) for split in destinations]
+    if len(set(places)) != len(places):
+        checks.fail(field, "must name each destination once")
+    return tuple(destinations)
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """Give back `amount` of what a hold captured, from `sources` (default: in proportion to the capture)."""
+
+    reservation_id: str
+    reservation_oid: ObjectId
+    amount: int
+    reason: str | None
+    sources: tuple[Destination, ...]
+    common: Common
+
+
+def refund(reservation_id, amount, reason, sources, key, reference_type, reference_id, metadata) -> Refund:
+    checks = Checks()
+    reservation_oid = checks.object_id("reservationId", reservation_id)
+    checks.amount("amount", amount)
+    reason = checks.optional_text("reason", reason, max_length=MAX_REASON_LENGTH)
+    named = _destinations(checks, "from", sources)
+    if named and is_int(amount) and sum(source.amount for source in named) != amount:
+        checks.fail("from", f"must add up to the refunded amount {amount}")
+    common = _common(checks, key, reference_type, reference_id, metadata, None)
+    checks.done()
+    return Refund(reservation_id, reservation_oid, amount, reason, named, common)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountName:
+    name: str
+    currency: str
+
+
+def account_name(name, currency) -> AccountName:
+    checks = Checks()
+    command = AccountName(checks.account_name("name", name), checks.currency("currency", currency))
+    checks.done()
+    return command
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPage:
+    account: AccountName
+    limit: int
+    cursor_scope: str
+    position: ObjectId | None
+
+
+def account_page(name, currency, limit, cursor) -> AccountPage:
+    checks = Checks()
+    account = AccountName(checks.account_name("name", name), checks.currency("currency", currency))
+    checks.integer("limit", limit, low=1, high=MAX_PAGE_SIZE)
+    cursor_scope = f"account:{name}:{currency}"
+    position = decode_cursor(checks, cursor, cursor_scope)
+    if position is not None and not ObjectId.is_valid(position):
+        checks.fail("cursor", "is not a cursor returned by this listing")
+    checks.done()
+    return AccountPage(account, limit, cursor_scope, None if position is None else ObjectId(position))
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +266,16 @@ def one(field: str, value, owner_id) -> One:
     scope = owner_filter(checks, owner_id)
     checks.done()
     return One(value, oid, scope)
+
+
+def one_at(wallet_id, at, owner_id) -> tuple[One, datetime]:
+    """A wallet and a moment (timezone-aware; a moment still to come answers the balance now)."""
+    checks = Checks()
+    oid = checks.object_id("walletId", wallet_id)
+    scope = owner_filter(checks, owner_id)
+    moment = checks.aware_datetime("at", at)
+    checks.done()
+    return One(wallet_id, oid, scope), moment
 
 
 @dataclass(frozen=True, slots=True)

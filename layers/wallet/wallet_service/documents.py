@@ -9,7 +9,8 @@ Two collections:
   `entry` (append-only journal entries: a wallet's, with `walletId` and its `sequence`, or a
   platform account's, with `account`; every entry has its `currency`), `reservation` (holds), `operation` (the record of
   one money-moving call: its idempotency key, request fingerprint and full result) and
-  `wallet_claim` (one per owner and currency: its _id is the pair, so a second wallet is refused).
+  `wallet_claim` (one per owner and currency: its _id is the pair, so a second wallet is refused)
+  and `platform_account` (an account an administrator opened: its _id is its name and currency).
   Keeping them in one collection lets a movement write all of them with one insert command,
   so a deposit costs three round trips (wallet update, insert, commit) instead of five.
   The only TTL index covers operation records alone (it is partial on `kind`), on a field
@@ -26,7 +27,10 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from .limits import IDEMPOTENCY_RETENTION
-from .models import AccountEntry, LedgerEntry, Movement, Reservation, ReservationStatus, Wallet, WalletStatus
+from .models import (
+    ReservationStatus,
+    WalletStatus,
+)
 from .postings import Details, Posted, Posting, WalletState
 
 WALLETS = "wallets"
@@ -36,6 +40,7 @@ ENTRY = "entry"
 RESERVATION = "reservation"
 OPERATION = "operation"
 WALLET_CLAIM = "wallet_claim"
+PLATFORM_ACCOUNT = "platform_account"
 
 CODEC_OPTIONS = CodecOptions(tz_aware=True, tzinfo=UTC)
 
@@ -46,6 +51,11 @@ LEDGER_INDEXES = [
     # The journal of a wallet, newest first, read as an exact range of its dense sequence numbers.
     # One entry per (wallet, sequence) is enforced by the entries' _id ("<walletId>:<sequence>").
     IndexModel([("walletId", ASCENDING), ("kind", ASCENDING), ("sequence", DESCENDING)], name="wallet_entries"),
+    # A wallet's balance at a time: its last entry written by then.
+    IndexModel(
+        [("walletId", ASCENDING), ("kind", ASCENDING), ("createdAt", DESCENDING), ("sequence", DESCENDING)],
+        name="wallet_entries_by_time",
+    ),
     IndexModel(
         [("walletId", ASCENDING), ("kind", ASCENDING), ("type", ASCENDING), ("sequence", DESCENDING)],
         name="wallet_entries_by_type",
@@ -90,6 +100,15 @@ def wallet_claim_id(owner_id: str, currency: str) -> dict:
 
 def wallet_claim(owner_id: str, currency: str, wallet_id: ObjectId, now: datetime) -> dict:
     return {"_id": wallet_claim_id(owner_id, currency), "kind": WALLET_CLAIM, "walletId": wallet_id, "createdAt": now}
+
+
+def platform_account_id(name: str, currency: str) -> dict:
+    return {"account": name, "currency": currency}
+
+
+def platform_account(name: str, currency: str, now: datetime) -> dict:
+    """An account an administrator opened; the built-in ones have no document."""
+    return {"_id": platform_account_id(name, currency), "kind": PLATFORM_ACCOUNT, "createdAt": now}
 
 
 # ---------------------------------------------------------------- building documents
@@ -209,6 +228,7 @@ def new_reservation(
         "amount": Int64(amount),
         "capturedAmount": Int64(0),
         "releasedAmount": Int64(0),
+        "refundedAmount": Int64(0),
         "status": ReservationStatus.HELD.value,
         "expiresAt": expires_at,
         **details_fields(details),
@@ -229,104 +249,6 @@ def operation_record(operation: str, operation_id: str, now: datetime, **fields)
         "createdAt": now,
         "purgeAfter": now + IDEMPOTENCY_RETENTION,
     }
-
-
-def movement(
-    operation_id: str,
-    wallet: dict,
-    entries: Sequence[dict],
-    *,
-    reservation: dict | None = None,
-    counterparty_wallet: dict | None = None,
-) -> Movement:
-    """The answer to a movement from its entry documents, wallets' and platform accounts' alike."""
-    return Movement(
-        operation_id=operation_id,
-        entries=tuple(entry_from_document(entry) for entry in entries if "account" not in entry),
-        account_entries=tuple(account_entry_from_document(entry) for entry in entries if "account" in entry),
-        wallet=wallet_from_document(wallet),
-        counterparty_wallet=None if counterparty_wallet is None else wallet_from_document(counterparty_wallet),
-        reservation=None if reservation is None else reservation_from_document(reservation),
-    )
-
-
-# ---------------------------------------------------------------- documents to models
-
-
-def _optional_id(value: ObjectId | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def wallet_from_document(document: dict) -> Wallet:
-    return Wallet(
-        id=str(document["_id"]),
-        owner_id=document["ownerId"],
-        currency=document["currency"],
-        balance=document["balance"],
-        held=document["held"],
-        status=document["status"],
-        sequence=document["sequence"],
-        created_at=document["createdAt"],
-        updated_at=document["updatedAt"],
-    )
-
-
-def entry_from_document(document: dict) -> LedgerEntry:
-    return LedgerEntry(
-        id=str(document["_id"]),
-        wallet_id=str(document["walletId"]),
-        type=document["type"],
-        amount=document["amount"],
-        balance_delta=document["balanceDelta"],
-        held_delta=document["heldDelta"],
-        balance_after=document["balanceAfter"],
-        held_after=document["heldAfter"],
-        sequence=document["sequence"],
-        reservation_id=_optional_id(document.get("reservationId")),
-        counterparty_wallet_id=_optional_id(document.get("counterpartyWalletId")),
-        reference_type=document.get("referenceType"),
-        reference_id=document.get("referenceId"),
-        metadata=document.get("metadata", {}),
-        operation_id=document["operationId"],
-        created_at=document["createdAt"],
-    )
-
-
-def account_entry_from_document(document: dict) -> AccountEntry:
-    return AccountEntry(
-        id=str(document["_id"]),
-        account=document["account"],
-        currency=document["currency"],
-        type=document["type"],
-        amount=document["amount"],
-        balance_delta=document["balanceDelta"],
-        wallet_id=_optional_id(document.get("counterpartyWalletId")),
-        reservation_id=_optional_id(document.get("reservationId")),
-        reference_type=document.get("referenceType"),
-        reference_id=document.get("referenceId"),
-        metadata=document.get("metadata", {}),
-        operation_id=document["operationId"],
-        created_at=document["createdAt"],
-    )
-
-
-def reservation_from_document(document: dict) -> Reservation:
-    return Reservation(
-        id=str(document["_id"]),
-        wallet_id=str(document["walletId"]),
-        owner_id=document["ownerId"],
-        currency=document["currency"],
-        amount=document["amount"],
-        captured_amount=document["capturedAmount"],
-        released_amount=document["releasedAmount"],
-        status=document["status"],
-        expires_at=document["expiresAt"],
-        reference_type=document.get("referenceType"),
-        reference_id=document.get("referenceId"),
-        metadata=document.get("metadata", {}),
-        created_at=document["createdAt"],
-        updated_at=document["updatedAt"],
-    )
 
 
 def utc_now_ms() -> datetime:

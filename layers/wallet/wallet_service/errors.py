@@ -68,6 +68,12 @@ class WalletFrozen(WalletError):
     code = "wallet_frozen"
 
 
+class AccountExists(WalletError):
+    """A platform account of that name is already open in that currency (or is built in)."""
+
+    code = "account_exists"
+
+
 class Conflict(WalletError):
     """Concurrent updates kept colliding until the retry budget ran out; retrying later is safe."""
 

@@ -8,6 +8,11 @@ outcome was unknown, either commits once or meets the existing record and is ans
 the same ids and figures, never a second movement. A call that would now be refused (a capture of
 a hold it already captured, a withdrawal that drained the wallet) looks for its record before it
 is refused, so it replays too.
+
+A keyed call refused for a business reason (not enough money, a hold in the wrong state, a frozen
+wallet, a balance past Int64) keeps that answer under its key, as Stripe and TigerBeetle do: the
+refusal is recorded, and a retry with the same key gets the same refusal even once the wallet
+could pay, so a declined charge never goes through later by surprise.
 """
 
 from __future__ import annotations
@@ -20,22 +25,33 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError
 
-from . import documents
-from .errors import Conflict, IdempotencyKeyMismatch
+from . import answers, documents
+from .errors import (
+    BalanceOverflow,
+    Conflict,
+    IdempotencyKeyMismatch,
+    InsufficientFunds,
+    InvalidState,
+    WalletError,
+    WalletFrozen,
+)
 from .models import Movement
 from .queries import AlreadyRecorded, Database, find_record, insert_movement
 from .transactions import database_errors
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
-    """One invocation of a money-moving operation, shared by all of its transaction attempts."""
+    """One invocation of a money-moving operation, shared by all of its transaction attempts.
+    `owner_id` is the owner its key belongs to, once an attempt has read it."""
 
     name: str
     key: str | None
     fingerprint: str
     call_id: str
+    owner_id: str | None = None
 
     @classmethod
     def start(cls, name: str, key: str | None, parameters: dict) -> Call:
@@ -65,7 +81,7 @@ def record(
     """The movement's answer, inserted with its operation record and everything it creates."""
     operation_id = call.operation_id(wallet["ownerId"])
     documents.assert_balanced(entries)
-    movement = documents.movement(
+    movement = answers.movement(
         operation_id, wallet, entries, reservation=reservation, counterparty_wallet=counterparty_wallet
     )
     operation_record = documents.operation_record(
@@ -85,14 +101,27 @@ def record(
 
 def raise_if_recorded(db: Database, session: ClientSession, call: Call, owner_id: str) -> None:
     """Before refusing a call, check whether it was already applied (a replay or our own retry)."""
+    call.owner_id = owner_id
     operation_id = call.operation_id(owner_id)
     existing = find_record(db, session, operation_id)
     if existing is not None:
         raise AlreadyRecorded(operation_id, existing)
 
 
+# The refusals a key keeps, by code: how to raise one again from its record.
+REFUSALS: dict[str, Callable[[dict], WalletError]] = {
+    InsufficientFunds.code: lambda kept: InsufficientFunds(
+        kept["message"], available=kept["available"], requested=kept["requested"]
+    ),
+    InvalidState.code: lambda kept: InvalidState(kept["message"]),
+    WalletFrozen.code: lambda kept: WalletFrozen(kept["message"]),
+    BalanceOverflow.code: lambda kept: BalanceOverflow(kept["message"]),
+}
+
+
 def move(db: Database, call: Call, work: Callable[[ClientSession], Movement]) -> Movement:
-    """Run a movement in a transaction, once: answered from its record when it already happened."""
+    """Run a movement in a transaction, once: answered from its record when it already happened;
+    a keyed call's business refusal is recorded, and answered again from there."""
     try:
         with database_errors():
             return db.runner.run(work)
@@ -102,6 +131,37 @@ def move(db: Database, call: Call, work: Callable[[ClientSession], Movement]) ->
         if existing is None:
             raise Conflict("the operation record vanished while it was read; retry") from None
         return replay(call, existing)
+    except WalletError as refusal:
+        if refusal.code not in REFUSALS or call.key is None or call.owner_id is None:
+            raise
+        kept = _keep_refusal(db, call, refusal)
+        if kept is None:
+            raise
+        return replay(call, kept)  # another call with the key was recorded first: its answer
+
+
+def _keep_refusal(db: Database, call: Call, refusal: WalletError) -> dict | None:
+    """Record the refusal under the call's operation id (one document, one atomic insert); None
+    when recorded, else the record another call with the same key left first."""
+    operation_id = call.operation_id(call.owner_id)
+    kept = {"code": refusal.code, "message": refusal.message}
+    if isinstance(refusal, InsufficientFunds):
+        kept |= {"available": refusal.available, "requested": refusal.requested}
+    record_ = documents.operation_record(
+        call.name,
+        operation_id,
+        db.clock(),
+        ownerId=call.owner_id,
+        idempotencyKey=call.key,
+        fingerprint=call.fingerprint,
+        callId=call.call_id,
+        refusal=kept,
+    )
+    try:
+        db.read(lambda: db.ledger.insert_one(record_))
+    except DuplicateKeyError:
+        return db.read(lambda: find_record(db, None, operation_id))
+    return None
 
 
 def replay(call: Call, existing: dict) -> Movement:
@@ -111,5 +171,7 @@ def replay(call: Call, existing: dict) -> Movement:
             if existing["operation"] != call.name
             else "idempotency key was used with different parameters"
         )
+    if "refusal" in existing:
+        raise REFUSALS[existing["refusal"]["code"]](existing["refusal"])
     movement = Movement.model_validate_json(existing["result"])
     return movement.model_copy(update={"replayed": existing["callId"] != call.call_id})

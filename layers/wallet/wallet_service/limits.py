@@ -27,6 +27,12 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 IDEMPOTENCY_KEY_PATTERN = rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}"
 MAX_REFERENCE_TYPE_LENGTH = 64
 MAX_REFERENCE_ID_LENGTH = 128
+MAX_REASON_LENGTH = 256  # a refund's reason: free text, no control characters
+
+# A platform account's name: a leading @, then lower-case letters, digits, - and _.
+ACCOUNT_NAME_PATTERN = r"@[a-z0-9][a-z0-9_-]{0,62}"
+# Destinations of one capture, at most.
+MAX_SPLITS = 16
 
 # Metadata: a flat object of scalars.
 METADATA_KEY_PATTERN = r"[A-Za-z0-9_-]{1,64}"

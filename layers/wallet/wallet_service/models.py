@@ -31,6 +31,8 @@ class EntryType(StrEnum):
     FUNDING = "FUNDING"
     PAYOUT = "PAYOUT"
     CAPTURE_IN = "CAPTURE_IN"
+    REFUND_OUT = "REFUND_OUT"
+    REFUND_IN = "REFUND_IN"
 
 
 class ReservationStatus(StrEnum):
@@ -55,6 +57,21 @@ class Wallet(WalletModel):
     sequence: int
     created_at: datetime
     updated_at: datetime
+
+    @computed_field
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+class WalletBalance(WalletModel):
+    """A wallet's counters as they were at `at`, after its entry number `sequence` (0: none yet)."""
+
+    wallet_id: str
+    at: datetime
+    balance: int
+    held: int
+    sequence: int
 
     @computed_field
     @property
@@ -101,6 +118,47 @@ class AccountEntry(WalletModel):
     created_at: datetime
 
 
+class Split(WalletModel):
+    """One destination of a capture: a wallet or a platform account, and what it received."""
+
+    wallet_id: str | None = None
+    account: str | None = None
+    amount: int
+
+
+class Capture(WalletModel):
+    """One capture of a hold, and where its money went."""
+
+    id: str
+    amount: int
+    splits: tuple[Split, ...]
+    created_at: datetime
+
+
+class Refund(WalletModel):
+    """Money a hold's captures gave back to its payer, and where it came back from."""
+
+    id: str
+    amount: int
+    reason: str | None = None
+    sources: tuple[Split, ...]
+    created_at: datetime
+
+
+class PlatformAccount(WalletModel):
+    """A platform account in one currency: its balance is the sum of its postings (negative for a source)."""
+
+    name: str
+    currency: str
+    balance: int
+    built_in: bool
+
+
+class AccountEntryPage(WalletModel):
+    items: tuple[AccountEntry, ...]
+    next_cursor: str | None
+
+
 class Reservation(WalletModel):
     id: str
     wallet_id: str
@@ -109,6 +167,9 @@ class Reservation(WalletModel):
     amount: int
     captured_amount: int
     released_amount: int
+    captures: tuple[Capture, ...] = ()
+    refunded_amount: int = 0
+    refunds: tuple[Refund, ...] = ()
     status: ReservationStatus
     expires_at: datetime
     reference_type: str | None = None
@@ -151,3 +212,36 @@ class ExpiryReport(WalletModel):
     failed: int
     skipped_reservation_ids: tuple[str, ...] = ()
     failed_reservation_ids: tuple[str, ...] = ()
+
+
+class Discrepancy(WalletModel):
+    """Something the audit found wrong: its kind, what it is about (a currency, a wallet or a hold id), how."""
+
+    kind: str  # ledger_imbalance, wallet_mismatch, broken_chain, negative_available, hold_mismatch
+    subject: str
+    detail: str
+
+
+class AuditReport(WalletModel):
+    currencies: tuple[str, ...]
+    wallets: int
+    entries: int
+    holds: int
+    discrepancies: tuple[Discrepancy, ...]
+
+    @computed_field
+    @property
+    def ledger_imbalances(self) -> int:
+        return sum(found.kind == "ledger_imbalance" for found in self.discrepancies)
+
+    @computed_field
+    @property
+    def wallet_mismatches(self) -> int:
+        """Wallets and holds whose figures their entries do not explain."""
+        return len({found.subject for found in self.discrepancies if found.kind != "ledger_imbalance"})
+
+
+class MigrationReport(WalletModel):
+    entries_dated: int  # wallet entries given their wallet's currency
+    postings_added: int  # platform postings added to balance single-entry movements
+    holds_updated: int  # holds given their refunded amount (and a captured one its capture)

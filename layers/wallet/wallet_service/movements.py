@@ -182,13 +182,14 @@ def transfer(db: Database, command: commands.Transfer) -> Movement:
 
 
 def visible_to(movement: Movement, owner_id: str | None) -> Movement:
-    """Hide the other side of a transfer from a caller who does not own it."""
-    counterparty = movement.counterparty_wallet
-    if owner_id is None or counterparty is None or counterparty.owner_id == owner_id:
+    """Hide the other wallets of a movement (a transfer's destination, a capture's payees) from a
+    caller who does not own them: their entries carry their balances."""
+    if owner_id is None:
         return movement
-    return movement.model_copy(
-        update={
-            "counterparty_wallet": None,
-            "entries": tuple(entry for entry in movement.entries if entry.wallet_id == movement.wallet.id),
-        }
-    )
+    counterparty = movement.counterparty_wallet
+    shown = counterparty if counterparty is not None and counterparty.owner_id == owner_id else None
+    visible = {movement.wallet.id, *([shown.id] if shown is not None else [])}
+    entries = tuple(entry for entry in movement.entries if entry.wallet_id in visible)
+    if shown is counterparty and entries == movement.entries:
+        return movement
+    return movement.model_copy(update={"counterparty_wallet": shown, "entries": entries})

@@ -23,6 +23,8 @@ updated, so no movement waits on another there), and it may go negative: `@fundi
 | FUNDING      |      -a |    0 | a deposit or opening balance, on `@funding`    |
 | PAYOUT       |      +a |    0 | a withdrawal, on `@payouts`                    |
 | CAPTURE_IN   |      +a |    0 | a capture, on its destination (`@revenue`)     |
+| REFUND_OUT   |      -a |    0 | a refund, on a destination of the capture      |
+| REFUND_IN    |      +a |    0 | a refund, on the hold's (payer's) wallet       |
 
 Entries of one wallet are numbered by its `sequence`, 1..n without gaps, and each carries the
 wallet's balance and held right after it. Nothing here reads or writes the database.
@@ -59,6 +61,8 @@ EFFECTS: dict[EntryType, Effect] = {
     EntryType.FUNDING: Effect(-1, 0),
     EntryType.PAYOUT: Effect(+1, 0),
     EntryType.CAPTURE_IN: Effect(+1, 0),
+    EntryType.REFUND_OUT: Effect(-1, 0),
+    EntryType.REFUND_IN: Effect(+1, 0),
 }
 
 FUNDING = "@funding"  # where deposits and opening balances come from
@@ -148,6 +152,18 @@ def post(before: WalletState, postings: Sequence[Posting]) -> list[Posted]:
             )
         posted.append(Posted(posting, sequence, balance, held))
     return posted
+
+
+def largest_remainder(amount: int, weights: Sequence[int]) -> list[int]:
+    """`amount` shared in proportion to `weights` (their sum at least `amount`), in whole units:
+    each share rounded down, then the units left over to the largest remainders (the first on a
+    tie). The shares add up to `amount`, and none passes its weight."""
+    total = sum(weights)
+    shares = [amount * weight // total for weight in weights]
+    remainders = sorted(range(len(weights)), key=lambda index: (-(amount * weights[index] % total), index))
+    for index in remainders[: amount - sum(shares)]:
+        shares[index] += 1
+    return shares
 
 
 def balance_total(postings: Sequence[Posting]) -> int:

@@ -109,6 +109,19 @@ def debit(
     )
 
 
+def reclaim(
+    db: Database, session: ClientSession, wallet_oid: ObjectId, amount: int, postings: Sequence[Posting], now: datetime
+) -> dict | None:
+    """Take `amount` back out of a wallet a capture paid (a refund), whatever its status; None when
+    it has less available."""
+    return db.wallets.find_one_and_update(
+        {"_id": wallet_oid, "$expr": {"$gte": [{"$subtract": ["$balance", "$held"]}, Int64(amount)]}},
+        documents.wallet_update(now, change(postings)),
+        return_document=AFTER,
+        session=session,
+    )
+
+
 def settle(
     db: Database, session: ClientSession, reservation: dict, postings: Sequence[Posting], now: datetime
 ) -> dict | None:

@@ -10,11 +10,12 @@ from typing import NoReturn
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
-from . import commands, documents
+from . import answers, commands, documents
+from .accounts import require_open
 from .errors import FieldError, InvalidState, NotFound, ValidationFailed
 from .idempotency import Call, move, raise_if_recorded, record
 from .models import EntryType, Movement, Reservation, ReservationPage, ReservationStatus
-from .movements import debit_or_refuse, details_parameters, paired, placed
+from .movements import credit_or_refuse, debit_or_refuse, details_parameters, placed, visible_to
 from .postings import REVENUE, Details, Posting
 from .queries import Database, close_reservation, settle
 from .transactions import RetryTransaction
@@ -58,28 +59,35 @@ def get_reservation(db: Database, reservation: commands.One) -> Reservation:
     document = db.read(lambda: db.ledger.find_one(query))
     if document is None:
         raise NotFound(f"reservation {reservation.id} not found")
-    return documents.reservation_from_document(document)
+    return answers.reservation_from_document(document)
 
 
 def capture_reservation(db: Database, command: commands.CloseHold) -> Movement:
-    """Take `amount` (default: all) of a hold. Final: any remainder is released in the same transaction."""
+    """Take `amount` (default: all) of a hold, to its `splits` (default: all to @revenue). Final:
+    any remainder is released in the same transaction."""
     amount = command.amount
     captured: Int64 | str = "$amount" if amount is None else Int64(amount)
+    splits = [split.as_document() for split in command.splits] or [{"account": REVENUE, "amount": captured}]
 
     def close(session: ClientSession, now: datetime) -> dict | None:
         condition: dict = {"expiresAt": {"$gt": now}}
         if amount is not None:
             condition["amount"] = {"$gte": Int64(amount)}
+        elif command.splits:  # all of the hold, which the splits must add up to
+            condition["amount"] = Int64(sum(split.amount for split in command.splits))
         changes = {
             "status": ReservationStatus.CAPTURED.value,
             "capturedAmount": captured,
             "releasedAmount": {"$toLong": {"$subtract": ["$amount", captured]}},
+            "captures": [{"id": ObjectId(), "amount": captured, "splits": splits, "createdAt": now}],
         }
         return close_reservation(
             db, session, command.reservation_oid, command.common.owner_filter, condition, changes, now
         )
 
-    return _close("capture_reservation", db, command, {"amount": amount}, close)
+    parameters = {"amount": amount, "splits": [split.as_parameter() for split in command.splits]}
+    movement = _close("capture_reservation", db, command, parameters, close)
+    return visible_to(movement, command.common.owner_filter.get("ownerId"))
 
 
 def release_reservation(db: Database, command: commands.CloseHold) -> Movement:
@@ -122,26 +130,51 @@ def settlement(reservation: dict, details: Details) -> list[Posting]:
 
 def _settle(db: Database, session: ClientSession, call: Call, reservation: dict, now, details: Details) -> Movement:
     own = settlement(reservation, details)
-    captured = reservation["capturedAmount"]
-    paid = (
-        [
-            Posting(
-                EntryType.CAPTURE_IN,
-                captured,
-                details,
-                reservation_id=reservation["_id"],
-                counterparty_wallet_id=reservation["walletId"],
-                account=REVENUE,
-            )
-        ]
-        if captured
-        else []
-    )
     wallet = settle(db, session, reservation, own, now)
     if wallet is None:
+        raise_if_recorded(db, session, call, reservation["ownerId"])
         raise InvalidState(f"wallet {reservation['walletId']} holds less than reservation {reservation['_id']}")
-    entries = paired(wallet, [*own, *paid], call.operation_id(reservation["ownerId"]), now)
+    operation_id = call.operation_id(reservation["ownerId"])
+    entries = [*placed(wallet, own, operation_id, now), *_pay(db, session, reservation, details, operation_id, now)]
     return record(db, session, call, now, wallet, entries, reservation=reservation)
+
+
+def _pay(db: Database, session: ClientSession, hold: dict, details: Details, operation_id: str, now) -> list[dict]:
+    """The captured money arriving at the capture's destinations: a CAPTURE_IN on each. A wallet
+    is credited (one round trip each; a frozen one still receives, as with a deposit); a platform
+    account only gets its entry."""
+    if not hold["capturedAmount"]:
+        return []
+    currency = hold["currency"]
+    splits = hold["captures"][-1]["splits"]
+
+    def arriving(split: dict) -> Posting:
+        return Posting(
+            EntryType.CAPTURE_IN,
+            split["amount"],
+            details,
+            reservation_id=hold["_id"],
+            counterparty_wallet_id=hold["walletId"],
+            account=split.get("account"),
+        )
+
+    accounts = [split for split in splits if "account" in split]
+    require_open(db, session, "splits", [split["account"] for split in accounts], currency)
+    entries = documents.account_entries(currency, [arriving(split) for split in accounts], operation_id, now)
+    for split in splits:
+        if "walletId" not in split:
+            continue
+        wallet_id = str(split["walletId"])
+        if split["walletId"] == hold["walletId"]:
+            raise ValidationFailed([FieldError("splits", f"wallet {wallet_id} is the hold's own wallet")])
+        posting = arriving(split)
+        match = {"_id": split["walletId"], "currency": currency}
+        try:
+            paid = credit_or_refuse(db, session, match, wallet_id, [posting], now)
+        except (NotFound, ValidationFailed):
+            raise ValidationFailed([FieldError("splits", f"no {currency} wallet {wallet_id}")]) from None
+        entries.extend(placed(paid, [posting], operation_id, now))
+    return entries
 
 
 def _refuse(db: Database, session: ClientSession, call: Call, command: commands.CloseHold, now) -> NoReturn:
@@ -156,6 +189,12 @@ def _refuse(db: Database, session: ClientSession, call: Call, command: commands.
         raise InvalidState(f"reservation {command.reservation_id} expired at {reservation['expiresAt'].isoformat()}")
     if command.amount is not None and command.amount > reservation["amount"]:
         raise ValidationFailed([FieldError("amount", f"must be at most the held amount {reservation['amount']}")])
+    if (
+        command.amount is None
+        and command.splits
+        and sum(split.amount for split in command.splits) != reservation["amount"]
+    ):
+        raise ValidationFailed([FieldError("splits", f"must add up to the captured amount {reservation['amount']}")])
     raise RetryTransaction("reservation changed while it was read")
 
 
@@ -168,6 +207,6 @@ def list_reservations(db: Database, page: commands.Page) -> ReservationPage:
     if page.position is not None:
         query["_id"] = {"$lt": ObjectId(page.position)}
     found = db.read(lambda: list(db.ledger.find(query).sort("_id", -1).limit(page.limit + 1)))
-    items = tuple(documents.reservation_from_document(document) for document in found[: page.limit])
+    items = tuple(answers.reservation_from_document(document) for document in found[: page.limit])
     next_cursor = encode_cursor(page.cursor_scope, items[-1].id) if len(found) > page.limit else None
     return ReservationPage(items=items, next_cursor=next_cursor)

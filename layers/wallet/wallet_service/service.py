@@ -16,17 +16,34 @@ from datetime import datetime
 
 from pymongo.database import Database as MongoDatabase
 
-from . import commands, documents, expiry, journal, movements, reservations, wallets
+from . import (
+    accounts,
+    audit,
+    commands,
+    documents,
+    expiry,
+    journal,
+    migration,
+    movements,
+    refunds,
+    reservations,
+    wallets,
+)
 from .limits import DEFAULT_PAGE_SIZE, DEFAULT_TTL_SECONDS
 from .models import (
+    AccountEntryPage,
+    AuditReport,
     EntryPage,
     EntryType,
     ExpiryReport,
+    MigrationReport,
     Movement,
+    PlatformAccount,
     Reservation,
     ReservationPage,
     ReservationStatus,
     Wallet,
+    WalletBalance,
     WalletStatus,
 )
 from .queries import Database
@@ -161,12 +178,35 @@ class WalletService:
         reference_id: str | None = None,
         metadata: dict | None = None,
         owner_id: str | None = None,
+        splits: list[dict] | None = None,
     ) -> Movement:
-        """Take `amount` (default: all) of a hold. Final: any remainder is released in the same transaction."""
+        """Take `amount` (default: all) of a hold, to `splits` (`[{"walletId" or "account", "amount"}]`,
+        adding up to the amount; default: all to @revenue). Final: any remainder is released in the
+        same transaction."""
         command = commands.close_hold(
-            reservation_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id
+            reservation_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id, splits
         )
         return reservations.capture_reservation(self._db, command)
+
+    def refund_reservation(
+        self,
+        reservation_id: str,
+        amount: int,
+        *,
+        reason: str | None = None,
+        sources: list[dict] | None = None,
+        idempotency_key: str | None = None,
+        reference_type: str | None = None,
+        reference_id: str | None = None,
+        metadata: dict | None = None,
+    ) -> Movement:
+        """Give back `amount` of what a hold captured to its wallet, from `sources`
+        (`[{"walletId" or "account", "amount"}]`; default: from the capture's destinations in
+        proportion to what each still holds of it). For the platform, never for the payer."""
+        command = commands.refund(
+            reservation_id, amount, reason, sources, idempotency_key, reference_type, reference_id, metadata
+        )
+        return refunds.refund_reservation(self._db, command)
 
     def release_reservation(
         self,
@@ -197,6 +237,22 @@ class WalletService:
         page = commands.page("reservations", wallet_id, limit, cursor, owner_id, "status", status, ReservationStatus)
         return reservations.list_reservations(self._db, page)
 
+    # ---------------------------------------------------------------- platform accounts
+
+    def open_account(self, name: str, currency: str) -> PlatformAccount:
+        """Open a platform account (`@tips`) in a currency; the built-in ones are always open."""
+        return accounts.open_account(self._db, commands.account_name(name, currency))
+
+    def get_account(self, name: str, currency: str) -> PlatformAccount:
+        """A platform account's balance in a currency: the sum of its postings."""
+        return accounts.get_account(self._db, commands.account_name(name, currency))
+
+    def list_account_entries(
+        self, name: str, currency: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> AccountEntryPage:
+        """A platform account's postings in a currency, newest first."""
+        return accounts.list_account_entries(self._db, commands.account_page(name, currency, limit, cursor))
+
     # ---------------------------------------------------------------- journal and expiry
 
     def list_transactions(
@@ -211,6 +267,20 @@ class WalletService:
         """A wallet's journal, newest first. The cursor is a position in the wallet's sequence."""
         page = commands.page("transactions", wallet_id, limit, cursor, owner_id, "type", entry_type, EntryType)
         return journal.list_transactions(self._db, page)
+
+    def balance_at(self, wallet_id: str, at: datetime, *, owner_id: str | None = None) -> WalletBalance:
+        """A wallet's balance, held and available as they were at `at` (timezone-aware)."""
+        wallet, moment = commands.one_at(wallet_id, at, owner_id)
+        return journal.balance_at(self._db, wallet, moment)
+
+    def audit_ledger(self, batch_size: int = 200) -> AuditReport:
+        """Prove the ledger: zero-sum per currency, every wallet's counters and chain, every hold's
+        figures. Reads only, in snapshot transactions, a batch of wallets at a time."""
+        return audit.audit_ledger(self._db, batch_size)
+
+    def migrate_ledger(self) -> MigrationReport:
+        """Bring a ledger written before double entry over to it: idempotent, one wallet per transaction."""
+        return migration.migrate_ledger(self._db)
 
     def expire_reservations(
         self, now: datetime | None = None, batch_size: int = 100, *, time_limit: float = 50.0

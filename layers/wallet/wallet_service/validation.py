@@ -19,6 +19,7 @@ from bson import ObjectId
 from .currencies import ISO_4217_CURRENCIES
 from .errors import FieldError, InvalidCursor, ValidationFailed
 from .limits import (
+    ACCOUNT_NAME_PATTERN,
     MAX_AMOUNT,
     MAX_CURSOR_LENGTH,
     MAX_INT64,
@@ -30,11 +31,12 @@ from .limits import (
 )
 
 _OBJECT_ID = re.compile(OBJECT_ID_PATTERN)
+_ACCOUNT_NAME = re.compile(ACCOUNT_NAME_PATTERN)
 _VISIBLE_ASCII = re.compile(VISIBLE_ASCII_PATTERN)
 _METADATA_KEY = re.compile(METADATA_KEY_PATTERN)
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -51,7 +53,7 @@ class Checks:
             raise (InvalidCursor if only_cursor else ValidationFailed)(self._errors)
 
     def amount(self, field: str, value: object) -> int:
-        if not _is_int(value):
+        if not is_int(value):
             self.fail(field, "must be an integer number of minor units")
         elif not 0 < value <= MAX_AMOUNT:
             self.fail(field, f"must be greater than 0 and at most {MAX_AMOUNT}")
@@ -61,7 +63,7 @@ class Checks:
         return None if value is None else self.amount(field, value)
 
     def opening_balance(self, field: str, value: object) -> int:
-        if not _is_int(value):
+        if not is_int(value):
             self.fail(field, "must be an integer number of minor units")
         elif not 0 <= value <= MAX_AMOUNT:
             self.fail(field, f"must be between 0 and {MAX_AMOUNT}")
@@ -70,6 +72,11 @@ class Checks:
     def currency(self, field: str, value: object) -> str:
         if not isinstance(value, str) or value not in ISO_4217_CURRENCIES:
             self.fail(field, "must be an active ISO 4217 currency code such as USD")
+        return value  # type: ignore[return-value]
+
+    def account_name(self, field: str, value: object) -> str:
+        if not isinstance(value, str) or not _ACCOUNT_NAME.fullmatch(value):
+            self.fail(field, "must be a platform account name: @ then 1 to 63 of a-z, 0-9, - and _")
         return value  # type: ignore[return-value]
 
     def object_id(self, field: str, value: object) -> ObjectId:
@@ -88,8 +95,16 @@ class Checks:
         return None if value is None else self.token(field, value, max_length=max_length)
 
     def integer(self, field: str, value: object, *, low: int, high: int) -> int:
-        if not _is_int(value) or not low <= value <= high:
+        if not is_int(value) or not low <= value <= high:
             self.fail(field, f"must be an integer from {low} to {high}")
+        return value  # type: ignore[return-value]
+
+    def optional_text(self, field: str, value: object, *, max_length: int) -> str | None:
+        """Free text for people: 1..max_length characters, none of them a control character."""
+        if value is None:
+            return None
+        if not isinstance(value, str) or not 1 <= len(value) <= max_length or not value.isprintable():
+            self.fail(field, f"must be 1 to {max_length} printable characters")
         return value  # type: ignore[return-value]
 
     def choice[E: StrEnum](self, field: str, value: object, kind: type[E]) -> E | None:
@@ -114,7 +129,7 @@ class Checks:
             elif isinstance(item, str):
                 if len(item) > MAX_METADATA_STRING:
                     self.fail(f"{field}.{key}", f"must be at most {MAX_METADATA_STRING} characters")
-            elif _is_int(item):
+            elif is_int(item):
                 if not -MAX_INT64 <= item <= MAX_INT64:
                     self.fail(f"{field}.{key}", "must fit in 64 bits")
             elif not (item is None or isinstance(item, bool)):

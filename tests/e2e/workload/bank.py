@@ -131,6 +131,7 @@ class Workload:
         self.answers: list[Answer] = []
         self.holds: dict[str, Hold] = {}
         self.open_holds: list[Hold] = []
+        self.captured_holds: list[Hold] = []  # captured: the platform may refund them
         self._lock = threading.Lock()
         self._keys = itertools.count()
         self._failures: list[BaseException] = []
@@ -199,6 +200,7 @@ class Workload:
             (self._hold, 20),
             (self._capture, 12),
             (self._release, 8),
+            (self._refund, 4),
             (self._read, 12),
         )
         actions, weights = zip(*operations, strict=True)
@@ -263,9 +265,39 @@ class Workload:
         hold = self._pick_hold(rng)
         if hold is None:
             return self._hold(rng)
-        body = {"amount": rng.randint(1, hold.amount)} if rng.random() < 0.5 else {}
+        amount = rng.randint(1, hold.amount) if rng.random() < 0.5 else None
+        body: dict = {} if amount is None else {"amount": amount}
+        if rng.random() < 0.5:
+            # A ride's fare: most to a driver (another owner's wallet in the currency), the rest to @revenue.
+            drivers = [wallet for wallet in self.wallets if wallet.currency == hold.wallet.currency]
+            driver = rng.choice([wallet for wallet in drivers if wallet != hold.wallet])
+            fare = hold.amount if amount is None else amount
+            share = rng.randint(0, fare)
+            body["splits"] = [
+                split
+                for split in (
+                    {"walletId": driver.id, "amount": share},
+                    {"account": "@revenue", "amount": fare - share},
+                )
+                if split["amount"]
+            ]
         answer = self._money("capture", "POST", f"/v1/reservations/{hold.id}/capture", body, hold.wallet, rng)
         self._closed(hold, answer)
+        if answer.status == 200 and answer.body["reservation"]["capturedAmount"]:
+            with self._lock:
+                self.captured_holds.append(hold)
+
+    def _refund(self, rng: random.Random) -> None:
+        """The platform refunds part of a captured ride (a driver who spent the money meanwhile is a 409)."""
+        with self._lock:
+            hold = rng.choice(self.captured_holds) if self.captured_holds else None
+        if hold is None:
+            return self._capture(rng)
+        body = {"amount": rng.randint(1, hold.amount), "reason": "workload"}
+        answer = self.request(
+            "refund", "POST", f"/v1/reservations/{hold.id}/refunds", body, token=self.admin_token, key=self._key()
+        )
+        assert answer.status == 201 or answer.body.get("code") in ("invalid_state", "insufficient_funds"), answer
 
     def _release(self, rng: random.Random) -> None:
         hold = self._pick_hold(rng)
@@ -389,16 +421,25 @@ class Workload:
         api_totals: Counter = Counter()
         for wallet in self.wallets:
             api_totals[wallet.currency] += self._check_wallet_from_api(wallet)
-        expected = self._acknowledged_totals()
+        platform = self._acknowledged_platform_totals()
         for currency in CURRENCIES:
-            # Money is conserved: what is in the wallets is what came in minus what went out.
-            net = expected[("in", currency)] - expected[("out", currency)]
+            # Money is conserved: the wallets hold exactly what the platform's accounts gave out,
+            # as the clients were told it, as the API shows it and as the database has it.
+            net = -platform[currency]
             assert api_totals[currency] == net, (currency, api_totals[currency], net)
             stored = sum(
                 wallet["balance"]
                 for wallet in self.database[WALLETS].find({"_id": {"$in": self._ids(currency)}}, {"balance": 1})
             )
             assert stored == net, (currency, stored, net)
+            accounts = [
+                self.request("check", "GET", f"/v1/accounts/{name}?currency={currency}", None, token=self.admin_token)
+                for name in ("@funding", "@payouts", "@revenue")
+            ]
+            assert all(answer.status == 200 for answer in accounts), accounts
+            assert sum(answer.body["balance"] for answer in accounts) == platform[currency], (currency, accounts)
+            # Double entry, per currency: the wallets and the platform's accounts sum to zero.
+            assert api_totals[currency] + sum(answer.body["balance"] for answer in accounts) == 0, currency
         self._check_each_key_moved_money_at_most_once()
 
     def _ids(self, currency: str) -> list:
@@ -434,17 +475,13 @@ class Workload:
             if not cursor:
                 return items
 
-    def _acknowledged_totals(self) -> Counter:
-        """Money in and out of the system by currency, from the answers the clients got."""
-        currency_of = {wallet.id: wallet.currency for wallet in self.wallets}
+    def _acknowledged_platform_totals(self) -> Counter:
+        """The platform accounts' postings by currency (deposits funded, withdrawals paid out,
+        captures and refunds to and from @revenue), from the answers the clients got."""
         totals: Counter = Counter()
         for answer in self._first_success_per_key():
-            for entry in answer.body.get("entries", ()):
-                currency = currency_of[entry["walletId"]]
-                if entry["type"] == "DEPOSIT":
-                    totals[("in", currency)] += entry["amount"]
-                elif entry["type"] in ("WITHDRAWAL", "CAPTURE"):
-                    totals[("out", currency)] += entry["amount"]
+            for entry in answer.body.get("accountEntries", ()):
+                totals[entry["currency"]] += entry["balanceDelta"]
         return totals
 
     def _first_success_per_key(self) -> list[Answer]:
@@ -477,7 +514,14 @@ class Workload:
             for entry_id, entry in shown.items():
                 assert (stored[entry_id]["type"], stored[entry_id]["amount"]) == (entry["type"], entry["amount"])
             unseen = [entry for entry_id, entry in stored.items() if entry_id not in shown]
-            if unseen:  # a transfer to another owner's wallet: its TRANSFER_IN is not shown to the sender
+            if unseen and answer.body.get("reservation"):
+                # A capture paying another owner's wallet: its CAPTURE_IN is not shown to the payer,
+                # and is the split the capture names.
+                splits = answer.body["reservation"]["captures"][-1]["splits"]
+                paid = {(split["walletId"], split["amount"]) for split in splits if split["walletId"]}
+                assert {(str(entry["walletId"]), entry["amount"]) for entry in unseen} == paid, (unseen, splits)
+                assert all(entry["type"] == "CAPTURE_IN" for entry in unseen), unseen
+            elif unseen:  # a transfer to another owner's wallet: its TRANSFER_IN is not shown to the sender
                 (sent,) = shown.values()
                 (received,) = unseen
                 assert (sent["type"], received["type"]) == ("TRANSFER_OUT", "TRANSFER_IN"), (sent, received)

@@ -1,0 +1,28 @@
+"""POST /v1/reservations/{reservationId}/refunds: give back what a hold captured (admin only, idempotent)."""
+
+from typing import Annotated
+
+from aws_lambda_powertools.event_handler.openapi.params import Body
+
+from wallet_lambda import http, operations
+from wallet_lambda.runtime import wallet_service
+from wallet_lambda.schemas import RefundRequest
+
+OPERATION = operations.BY_NAME["RefundReservation"]
+router = http.router()
+
+
+@http.route(router, OPERATION)
+def refund_reservation(reservationId: http.ReservationId, body: Annotated[RefundRequest, Body()]):
+    movement = wallet_service().refund_reservation(
+        reservationId,
+        body.amount,
+        reason=body.reason,
+        sources=body.source_list(),
+        idempotency_key=http.idempotency_key(router),
+        **body.details(),
+    )
+    return http.movement_response(OPERATION, movement, location=f"/v1/reservations/{reservationId}")
+
+
+lambda_handler = http.lambda_handler_for(router, OPERATION)

@@ -1,0 +1,78 @@
+"""Platform accounts: `@funding`, `@payouts` and `@revenue` in every currency, and any other an
+administrator opens (`@tips`, `@tax`, `@driver-payables`, ...), one per name and currency.
+
+An account is not a document that movements update, or every deposit would wait on every other
+there: its postings are journal entries (`account`, `currency`), its balance their sum, read with
+one aggregation on the `account_entries` index. An opened account is a `platform_account`
+document in the ledger whose _id is its name and currency, and it is never closed, so a process
+may remember the accounts it has seen."""
+
+from __future__ import annotations
+
+from pymongo.client_session import ClientSession
+from pymongo.errors import DuplicateKeyError
+
+from . import answers, commands, documents
+from .errors import AccountExists, FieldError, NotFound, ValidationFailed
+from .models import AccountEntryPage, PlatformAccount
+from .postings import BUILT_IN_ACCOUNTS
+from .queries import Database
+from .validation import encode_cursor
+
+# Accounts seen opened, per ledger: they never close, so remembering them is never wrong.
+_opened: set[tuple[str, str, str]] = set()
+
+
+def open_account(db: Database, account: commands.AccountName) -> PlatformAccount:
+    if account.name in BUILT_IN_ACCOUNTS:
+        raise AccountExists(f"{account.name} is built in, in every currency")
+    document = documents.platform_account(account.name, account.currency, db.clock())
+    try:
+        db.read(lambda: db.ledger.insert_one(document))
+    except DuplicateKeyError:
+        raise AccountExists(f"{account.name} is already open in {account.currency}") from None
+    return PlatformAccount(name=account.name, currency=account.currency, balance=0, built_in=False)
+
+
+def get_account(db: Database, account: commands.AccountName) -> PlatformAccount:
+    if not is_open(db, None, account.name, account.currency):
+        raise NotFound(f"no platform account {account.name} in {account.currency}")
+    match = {"account": account.name, "currency": account.currency}
+    pipeline = [{"$match": match}, {"$group": {"_id": None, "balance": {"$sum": "$balanceDelta"}}}]
+    found = db.read(lambda: list(db.ledger.aggregate(pipeline)))
+    balance = found[0]["balance"] if found else 0
+    built_in = account.name in BUILT_IN_ACCOUNTS
+    return PlatformAccount(name=account.name, currency=account.currency, balance=balance, built_in=built_in)
+
+
+def list_account_entries(db: Database, page: commands.AccountPage) -> AccountEntryPage:
+    """A platform account's postings in one currency, newest first."""
+    account = page.account
+    if not is_open(db, None, account.name, account.currency):
+        raise NotFound(f"no platform account {account.name} in {account.currency}")
+    query: dict = {"account": account.name, "currency": account.currency}
+    if page.position is not None:
+        query["_id"] = {"$lt": page.position}
+    found = db.read(lambda: list(db.ledger.find(query).sort("_id", -1).limit(page.limit + 1)))
+    items = tuple(answers.account_entry_from_document(document) for document in found[: page.limit])
+    next_cursor = encode_cursor(page.cursor_scope, items[-1].id) if len(found) > page.limit else None
+    return AccountEntryPage(items=items, next_cursor=next_cursor)
+
+
+def is_open(db: Database, session: ClientSession | None, name: str, currency: str) -> bool:
+    seen = (db.ledger.full_name, name, currency)
+    if name in BUILT_IN_ACCOUNTS or seen in _opened:
+        return True
+    query = {"_id": documents.platform_account_id(name, currency), "kind": documents.PLATFORM_ACCOUNT}
+    collection = db.ledger if session is not None else db.records
+    if collection.find_one(query, {"_id": 1}, session=session) is None:
+        return False
+    _opened.add(seen)
+    return True
+
+
+def require_open(db: Database, session: ClientSession, field: str, names: list[str], currency: str) -> None:
+    """Refuse (422) a movement that names a platform account not open in its currency."""
+    missing = [name for name in names if not is_open(db, session, name, currency)]
+    if missing:
+        raise ValidationFailed([FieldError(field, f"no platform account {name} in {currency}") for name in missing])

@@ -1,0 +1,59 @@
+"""The migration of a single-entry ledger to double entry: the audit fails before it, passes after
+it, and a second run adds nothing."""
+
+from __future__ import annotations
+
+from wallet_service import WalletService
+from wallet_service.documents import ENTRY, LEDGER, RESERVATION
+
+
+def single_entry(service: WalletService, database) -> dict[str, str]:
+    """A ledger as the service wrote it before double entry: no platform postings, no currency on
+    entries, holds without captures or a refunded amount."""
+    rider = service.create_wallet("rider", "USD", opening_balance=5_000).wallet.id
+    driver = service.create_wallet("driver", "EUR", opening_balance=300).wallet.id
+    service.deposit(rider, 700)
+    service.withdraw(rider, 200)
+    service.transfer(rider, service.create_wallet("friend", "USD").wallet.id, 100)
+    captured = service.create_reservation(rider, 1_000).reservation.id
+    service.capture_reservation(captured, 800)
+    service.release_reservation(service.create_reservation(rider, 50).reservation.id)
+    service.create_reservation(rider, 10)
+    ledger = database[LEDGER]
+    ledger.delete_many({"kind": ENTRY, "account": {"$exists": True}})
+    ledger.update_many({"kind": ENTRY}, {"$unset": {"currency": ""}})
+    ledger.update_many({"kind": RESERVATION}, {"$unset": {"captures": "", "refundedAmount": ""}})
+    return {"rider": rider, "driver": driver, "captured": captured}
+
+
+def test_the_migration_makes_the_ledger_balance_and_runs_once(service, database):
+    ids = single_entry(service, database)
+    before = service.audit_ledger()
+    assert [(found.kind, found.subject) for found in before.discrepancies] == [("ledger_imbalance", "no currency")]
+    first = service.migrate_ledger()
+    assert first.postings_added == 5  # 2 openings + a deposit (FUNDING), a withdrawal (PAYOUT), a capture
+    assert first.entries_dated > 0
+    assert first.holds_updated == 3
+    assert service.audit_ledger().discrepancies == ()
+    assert service.get_account("@funding", "USD").balance == -5_700
+    assert service.get_account("@funding", "EUR").balance == -300
+    assert service.get_account("@payouts", "USD").balance == 200
+    assert service.get_account("@revenue", "USD").balance == 800
+    hold = service.get_reservation(ids["captured"])
+    assert [(split.account, split.amount) for split in hold.captures[0].splits] == [("@revenue", 800)]
+    assert hold.refunded_amount == 0
+    again = service.migrate_ledger()
+    assert (again.postings_added, again.entries_dated, again.holds_updated) == (0, 0, 0)
+    # A migrated hold is refunded like any other: back from @revenue.
+    refunded = service.refund_reservation(ids["captured"], 300)
+    assert [(entry.account, entry.amount) for entry in refunded.account_entries] == [("@revenue", 300)]
+    assert service.audit_ledger().discrepancies == ()
+
+
+def test_a_ledger_written_with_double_entry_is_left_alone(service, database):
+    wallet = service.create_wallet("alice", "USD", opening_balance=100).wallet.id
+    service.deposit(wallet, 50)
+    before = list(database[LEDGER].find().sort("_id", 1))
+    report = service.migrate_ledger()
+    assert (report.postings_added, report.entries_dated, report.holds_updated) == (0, 0, 0)
+    assert list(database[LEDGER].find().sort("_id", 1)) == before

@@ -302,6 +302,8 @@ def seed(database, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
         rider = service.create_wallet(RIDER, currency, opening_balance=100_000).wallet.id
         driver = service.create_wallet("driver-7", currency).wallet.id
         hold = service.create_reservation(rider, 2_000, ttl_seconds=900).reservation.id
+        if name == "refund_reservation":  # a refund gives back what a capture took
+            service.capture_reservation(hold)
         sets.append({RIDER_WALLET: rider, DRIVER_WALLET: driver, RESERVATION: hold})
     return sets[0], sets[1]
 

@@ -26,6 +26,7 @@ from tests.ledger_checks import assert_ledger_consistent, total_money
 from wallet_service import (
     Conflict,
     DatabaseUnavailable,
+    InsufficientFunds,
     Movement,
     ReservationStatus,
     WalletService,
@@ -588,3 +589,17 @@ def test_a_lost_connection_on_any_call_is_database_unavailable(
         READS[name](WalletService(service_database, time_budget=0.5), context)
     failpoints.off()
     assert snapshot(database) == before
+
+
+def test_keeping_a_refusal_rides_out_write_conflicts(service, database, failpoints):
+    """A keyed refusal is kept under its key in a transaction of its own, retried like any other:
+    three write conflicts on its insert, and it is still kept, and answered again from there."""
+    wallet = service.create_wallet("alice", "USD", opening_balance=100).wallet.id
+    failpoints.arm(write_conflict("insert"), times=3)
+    with pytest.raises(InsufficientFunds):
+        service.withdraw(wallet, 500, idempotency_key="declined")
+    failpoints.off()
+    assert database[LEDGER].count_documents({"kind": OPERATION, "refusal": {"$exists": True}}) == 1
+    service.deposit(wallet, 1_000)
+    with pytest.raises(InsufficientFunds, match="has 100 available"):  # the refusal as first given
+        service.withdraw(wallet, 500, idempotency_key="declined")

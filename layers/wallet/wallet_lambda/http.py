@@ -56,19 +56,25 @@ AccountName = Annotated[
     str, Path(pattern=f"^{ACCOUNT_NAME_PATTERN}$", description="a platform account: @ and a name, e.g. @revenue")
 ]
 AccountCurrency = Annotated[CurrencyCode, Query(description="the account's currency, an active ISO 4217 code")]
-# A moment as RFC 3339 writes it, with its offset (a bare number or a time without a zone is refused).
-RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$"
+# A moment as RFC 3339 writes it (a date-time with its offset); a bare number is not one.
 Moment = Annotated[
-    str, Query(pattern=RFC3339, description="an RFC 3339 time with its offset, e.g. 2026-11-30T12:00:00Z")
+    str,
+    Query(
+        description="an RFC 3339 time with its offset, e.g. 2026-11-30T12:00:00Z",
+        json_schema_extra={"format": "date-time"},
+    ),
 ]
 
 
 def moment(field: str, text: str) -> datetime:
-    """An RFC 3339 time the pattern let through, as a datetime; a date that does not exist is a 422."""
+    """An RFC 3339 date-time, as a timezone-aware datetime; anything else is a 422."""
     try:
-        return datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text.upper()) if "T" in text.upper() else None
     except ValueError:
-        raise ValidationFailed([FieldError(field, "must be an RFC 3339 time that exists")]) from None
+        parsed = None
+    if parsed is None or parsed.utcoffset() is None:
+        raise ValidationFailed([FieldError(field, "must be an RFC 3339 time with its offset")])
+    return parsed
 
 
 # A listing's query: `limit` (default DEFAULT_PAGE_SIZE) and the `cursor` its previous page gave.

@@ -31,6 +31,7 @@ from wallet_service.limits import (
     METADATA_KEY_PATTERN,
     MIN_TTL_SECONDS,
     OBJECT_ID_PATTERN,
+    TEXT_PATTERN,
     VISIBLE_ASCII_PATTERN,
 )
 
@@ -220,7 +221,9 @@ class RefundRequest(Details):
     )
 
     amount: Amount
-    reason: Annotated[StrictStr, Field(min_length=1, max_length=MAX_REASON_LENGTH)] | None = None
+    reason: (
+        Annotated[StrictStr, Field(min_length=1, max_length=MAX_REASON_LENGTH, pattern=f"^{TEXT_PATTERN}$")] | None
+    ) = None
     sources: list[Split] | None = Field(
         None,
         alias="from",

@@ -141,8 +141,10 @@ def move(db: Database, call: Call, work: Callable[[ClientSession], Movement]) ->
 
 
 def _keep_refusal(db: Database, call: Call, refusal: WalletError) -> dict | None:
-    """Record the refusal under the call's operation id (one document, one atomic insert); None
-    when recorded, else the record another call with the same key left first."""
+    """Record the refusal under the call's operation id; None when recorded, else the record another
+    call with the same key left first. Written as any movement is (a transaction, its retries, the
+    one error boundary): a refusal that cannot be kept is answered as the database's error, which
+    the caller retries with the same key, never as a refusal a retry might not repeat."""
     operation_id = call.operation_id(call.owner_id)
     kept = {"code": refusal.code, "message": refusal.message}
     if isinstance(refusal, InsufficientFunds):
@@ -158,7 +160,8 @@ def _keep_refusal(db: Database, call: Call, refusal: WalletError) -> dict | None
         refusal=kept,
     )
     try:
-        db.read(lambda: db.ledger.insert_one(record_))
+        with database_errors():
+            db.runner.run(lambda session: db.ledger.insert_one(record_, session=session))
     except DuplicateKeyError:
         return db.read(lambda: find_record(db, None, operation_id))
     return None

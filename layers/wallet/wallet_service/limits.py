@@ -27,7 +27,8 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 IDEMPOTENCY_KEY_PATTERN = rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}"
 MAX_REFERENCE_TYPE_LENGTH = 64
 MAX_REFERENCE_ID_LENGTH = 128
-MAX_REASON_LENGTH = 256  # a refund's reason: free text, no control characters
+MAX_REASON_LENGTH = 256  # a refund's reason: free text for people
+TEXT_PATTERN = r"[^\x00-\x1f\x7f-\x9f]+"  # free text: any characters but control characters
 
 # A platform account's name: a leading @, then lower-case letters, digits, - and _.
 ACCOUNT_NAME_PATTERN = r"@[a-z0-9][a-z0-9_-]{0,62}"

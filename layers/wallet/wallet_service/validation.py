@@ -27,11 +27,13 @@ from .limits import (
     MAX_METADATA_STRING,
     METADATA_KEY_PATTERN,
     OBJECT_ID_PATTERN,
+    TEXT_PATTERN,
     VISIBLE_ASCII_PATTERN,
 )
 
 _OBJECT_ID = re.compile(OBJECT_ID_PATTERN)
 _ACCOUNT_NAME = re.compile(ACCOUNT_NAME_PATTERN)
+_TEXT = re.compile(TEXT_PATTERN)
 _VISIBLE_ASCII = re.compile(VISIBLE_ASCII_PATTERN)
 _METADATA_KEY = re.compile(METADATA_KEY_PATTERN)
 
@@ -103,8 +105,8 @@ class Checks:
         """Free text for people: 1..max_length characters, none of them a control character."""
         if value is None:
             return None
-        if not isinstance(value, str) or not 1 <= len(value) <= max_length or not value.isprintable():
-            self.fail(field, f"must be 1 to {max_length} printable characters")
+        if not isinstance(value, str) or not 1 <= len(value) <= max_length or not _TEXT.fullmatch(value):
+            self.fail(field, f"must be 1 to {max_length} characters, none of them a control character")
         return value  # type: ignore[return-value]
 
     def choice[E: StrEnum](self, field: str, value: object, kind: type[E]) -> E | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from . import answers, commands, documents
+from . import answers, documents, reads
 from .errors import AccountExists, FieldError, NotFound, ValidationFailed
 from .models import AccountEntryPage, PlatformAccount
 from .postings import BUILT_IN_ACCOUNTS
@@ -23,7 +23,7 @@ from .validation import encode_cursor
 _opened: set[tuple[str, str, str]] = set()
 
 
-def open_account(db: Database, account: commands.AccountName) -> PlatformAccount:
+def open_account(db: Database, account: reads.AccountName) -> PlatformAccount:
     if account.name in BUILT_IN_ACCOUNTS:
         raise AccountExists(f"{account.name} is built in, in every currency")
     document = documents.platform_account(account.name, account.currency, db.clock())
@@ -34,7 +34,7 @@ def open_account(db: Database, account: commands.AccountName) -> PlatformAccount
     return PlatformAccount(name=account.name, currency=account.currency, balance=0, built_in=False)
 
 
-def get_account(db: Database, account: commands.AccountName) -> PlatformAccount:
+def get_account(db: Database, account: reads.AccountName) -> PlatformAccount:
     if not is_open(db, None, account.name, account.currency):
         raise NotFound(f"no platform account {account.name} in {account.currency}")
     match = {"account": account.name, "currency": account.currency}
@@ -45,7 +45,7 @@ def get_account(db: Database, account: commands.AccountName) -> PlatformAccount:
     return PlatformAccount(name=account.name, currency=account.currency, balance=balance, built_in=built_in)
 
 
-def list_account_entries(db: Database, page: commands.AccountPage) -> AccountEntryPage:
+def list_account_entries(db: Database, page: reads.AccountPage) -> AccountEntryPage:
     """A platform account's postings in one currency, newest first."""
     account = page.account
     if not is_open(db, None, account.name, account.currency):

@@ -1,6 +1,6 @@
-"""Validated commands: the arguments of each public operation, checked all at once before any
-database call (every bad field is reported, not only the first) and turned into what the use
-cases work with. `owner_filter` confines a call to one owner's wallets and holds: another owner's
+"""Validated commands: the arguments of each operation that moves money (reads.py has the reads),
+checked all at once before any database call (every bad field is reported, not only the first)
+and turned into what the use cases work with. `owner_filter` confines a call to one owner's wallets and holds: another owner's
 is reported as not found; it is empty for an administrator.
 """
 
@@ -14,9 +14,7 @@ from bson import ObjectId
 from .limits import (
     MAX_EXPIRY_BATCH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
-    MAX_INT64,
     MAX_OWNER_ID_LENGTH,
-    MAX_PAGE_SIZE,
     MAX_REASON_LENGTH,
     MAX_REFERENCE_ID_LENGTH,
     MAX_REFERENCE_TYPE_LENGTH,
@@ -24,9 +22,8 @@ from .limits import (
     MAX_TTL_SECONDS,
     MIN_TTL_SECONDS,
 )
-from .models import EntryType, ReservationStatus
 from .postings import Details
-from .validation import Checks, decode_cursor, is_int
+from .validation import Checks, is_int
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,99 +213,6 @@ def refund(reservation_id, amount, reason, sources, key, reference_type, referen
     common = _common(checks, key, reference_type, reference_id, metadata, None)
     checks.done()
     return Refund(reservation_id, reservation_oid, amount, reason, named, common)
-
-
-@dataclass(frozen=True, slots=True)
-class AccountName:
-    name: str
-    currency: str
-
-
-def account_name(name, currency) -> AccountName:
-    checks = Checks()
-    command = AccountName(checks.account_name("name", name), checks.currency("currency", currency))
-    checks.done()
-    return command
-
-
-@dataclass(frozen=True, slots=True)
-class AccountPage:
-    account: AccountName
-    limit: int
-    cursor_scope: str
-    position: ObjectId | None
-
-
-def account_page(name, currency, limit, cursor) -> AccountPage:
-    checks = Checks()
-    account = AccountName(checks.account_name("name", name), checks.currency("currency", currency))
-    checks.integer("limit", limit, low=1, high=MAX_PAGE_SIZE)
-    cursor_scope = f"account:{name}:{currency}"
-    position = decode_cursor(checks, cursor, cursor_scope)
-    if position is not None and not ObjectId.is_valid(position):
-        checks.fail("cursor", "is not a cursor returned by this listing")
-    checks.done()
-    return AccountPage(account, limit, cursor_scope, None if position is None else ObjectId(position))
-
-
-@dataclass(frozen=True, slots=True)
-class One:
-    """A wallet or a hold, by id, as its owner (or an administrator) may see it."""
-
-    id: str
-    oid: ObjectId
-    owner_filter: dict
-
-
-def one(field: str, value, owner_id) -> One:
-    checks = Checks()
-    oid = checks.object_id(field, value)
-    scope = owner_filter(checks, owner_id)
-    checks.done()
-    return One(value, oid, scope)
-
-
-def one_at(wallet_id, at, owner_id) -> tuple[One, datetime]:
-    """A wallet and a moment (timezone-aware; a moment still to come answers the balance now)."""
-    checks = Checks()
-    oid = checks.object_id("walletId", wallet_id)
-    scope = owner_filter(checks, owner_id)
-    moment = checks.aware_datetime("at", at)
-    checks.done()
-    return One(wallet_id, oid, scope), moment
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """A page of a wallet's listing: the filter, the size and the position the cursor names."""
-
-    wallet: One
-    limit: int
-    cursor_scope: str
-    position: str | None
-    kind: EntryType | ReservationStatus | None
-
-
-def page(listing: str, wallet_id, limit, cursor, owner_id, field: str, kind: object, choices) -> Page:
-    """A page of `listing` ("transactions" or "reservations"), filtered by `field` (type or status)."""
-    checks = Checks()
-    oid = checks.object_id("walletId", wallet_id)
-    wanted = checks.choice(field, kind, choices)
-    checks.integer("limit", limit, low=1, high=MAX_PAGE_SIZE)
-    scope = owner_filter(checks, owner_id)
-    cursor_scope = f"{listing}:{wallet_id}:{kind or ''}"
-    position = decode_cursor(checks, cursor, cursor_scope)
-    if position is not None and not _position_fits(listing, position):
-        checks.fail("cursor", "is not a cursor returned by this listing")
-    checks.done()
-    return Page(One(wallet_id, oid, scope), limit, cursor_scope, position, wanted)
-
-
-def _position_fits(listing: str, position: str) -> bool:
-    if listing == "reservations":
-        return ObjectId.is_valid(position)
-    # ASCII digits only ("²".isdigit() is true) and within Int64, or int() and Int64() fail later.
-    return position.isascii() and position.isdigit() and int(position) <= MAX_INT64
 
 
 @dataclass(frozen=True, slots=True)

@@ -167,14 +167,8 @@ def journal_entries(
             "balanceAfter": Int64(item.balance_after),
             "heldAfter": Int64(item.held_after),
             "sequence": Int64(item.sequence),
-            **details_fields(posting.details),
-            "operationId": operation_id,
-            "createdAt": now,
+            **_posting_fields(posting, operation_id, now),
         }
-        if posting.reservation_id is not None:
-            entry["reservationId"] = posting.reservation_id
-        if posting.counterparty_wallet_id is not None:
-            entry["counterpartyWalletId"] = posting.counterparty_wallet_id
         entries.append(entry)
     return entries
 
@@ -194,16 +188,20 @@ def account_entries(currency: str, postings: Sequence[Posting], operation_id: st
             "amount": Int64(posting.amount),
             "balanceDelta": Int64(posting.balance_delta),
             "heldDelta": Int64(posting.held_delta),
-            **details_fields(posting.details),
-            "operationId": operation_id,
-            "createdAt": now,
+            **_posting_fields(posting, operation_id, now),
         }
-        if posting.reservation_id is not None:
-            entry["reservationId"] = posting.reservation_id
-        if posting.counterparty_wallet_id is not None:
-            entry["counterpartyWalletId"] = posting.counterparty_wallet_id
         entries.append(entry)
     return entries
+
+
+def _posting_fields(posting: Posting, operation_id: str, now: datetime) -> dict:
+    """What every entry carries of its posting and its movement, wallet's and platform account's alike."""
+    fields = {**details_fields(posting.details), "operationId": operation_id, "createdAt": now}
+    if posting.reservation_id is not None:
+        fields["reservationId"] = posting.reservation_id
+    if posting.counterparty_wallet_id is not None:
+        fields["counterpartyWalletId"] = posting.counterparty_wallet_id
+    return fields
 
 
 def assert_balanced(entries: Sequence[dict]) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from bson import Int64
 
-from . import answers, commands, documents
+from . import answers, documents, reads
 from .models import EntryPage, WalletBalance
 from .queries import Database
 from .validation import encode_cursor
 from .wallets import get_wallet
 
 
-def list_transactions(db: Database, page: commands.Page) -> EntryPage:
+def list_transactions(db: Database, page: reads.Page) -> EntryPage:
     """A wallet's sequence numbers are dense (1..n, one per entry, written with the wallet in one
     transaction), so a page of the whole journal is the exact range (top - limit, top] below the
     wallet's sequence as just read, or below the cursor: one bounded index range, the same cost at
@@ -36,7 +36,7 @@ def list_transactions(db: Database, page: commands.Page) -> EntryPage:
     return EntryPage(items=items, next_cursor=next_cursor)
 
 
-def balance_at(db: Database, wallet: commands.One, at) -> WalletBalance:
+def balance_at(db: Database, wallet: reads.One, at) -> WalletBalance:
     """The wallet's balance, held and available as they were at `at`: the after-values of its last
     entry written at or before then (none: all zero), read from one index range of
     `wallet_entries_by_time`."""

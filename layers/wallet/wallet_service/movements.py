@@ -11,6 +11,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from . import commands, documents
+from .accounts import require_open
 from .errors import BalanceOverflow, FieldError, InsufficientFunds, NotFound, ValidationFailed, WalletFrozen
 from .idempotency import Call, move, raise_if_recorded, record
 from .limits import MAX_INT64
@@ -39,6 +40,44 @@ def paired(wallet: dict, postings: Sequence[Posting], operation_id: str, now) ->
         *placed(wallet, own, operation_id, now),
         *documents.account_entries(wallet["currency"], others, operation_id, now),
     ]
+
+
+def hold_entries(
+    db: Database,
+    session: ClientSession,
+    hold: dict,
+    places: list[dict],
+    entry_type: EntryType,
+    field: str,
+    details: Details,
+    operation_id: str,
+    now,
+    update_wallet: Callable[[dict, Posting], dict],
+) -> list[dict]:
+    """The entries of a hold's money arriving at, or leaving, the places its captures paid (each a
+    wallet or a platform account, with an amount): a platform account gets its entry (it must be
+    open in the hold's currency, else a 422 on `field`); a wallet is updated by `update_wallet`
+    (one round trip each) and the posting placed in its journal."""
+    currency = hold["currency"]
+
+    def posting(place: dict) -> Posting:
+        return Posting(
+            entry_type,
+            place["amount"],
+            details,
+            reservation_id=hold["_id"],
+            counterparty_wallet_id=hold["walletId"],
+            account=place.get("account"),
+        )
+
+    accounts = [place for place in places if "account" in place]
+    require_open(db, session, field, [place["account"] for place in accounts], currency)
+    entries = documents.account_entries(currency, [posting(place) for place in accounts], operation_id, now)
+    for place in places:
+        if "walletId" in place:
+            one = posting(place)
+            entries.extend(placed(update_wallet(place, one), [one], operation_id, now))
+    return entries
 
 
 def credit_or_refuse(

@@ -13,11 +13,10 @@ from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
 from . import commands, documents
-from .accounts import require_open
 from .errors import FieldError, InsufficientFunds, InvalidState, NotFound, ValidationFailed
 from .idempotency import Call, move, raise_if_recorded, record
 from .models import EntryType, Movement, ReservationStatus
-from .movements import credit_or_refuse, details_parameters, placed
+from .movements import credit_or_refuse, details_parameters, hold_entries, placed
 from .postings import REVENUE, Details, Posting, largest_remainder
 from .queries import Database, reclaim
 from .transactions import RetryTransaction
@@ -121,33 +120,17 @@ def _take_back(
 ) -> list[dict]:
     """A REFUND_OUT on each source: a wallet must have it available (else InsufficientFunds naming
     it, and nothing moves); a platform account only gets its entry."""
-    currency = hold["currency"]
 
-    def leaving(source: dict) -> Posting:
-        return Posting(
-            EntryType.REFUND_OUT,
-            source["amount"],
-            details,
-            reservation_id=hold["_id"],
-            counterparty_wallet_id=hold["walletId"],
-            account=source.get("account"),
+    def reclaimed(source: dict, posting: Posting) -> dict:
+        wallet = reclaim(db, session, source["walletId"], source["amount"], [posting], now)
+        if wallet is not None:
+            return wallet
+        found = db.wallets.find_one({"_id": source["walletId"]}, session=session)
+        available = 0 if found is None else found["balance"] - found["held"]
+        raise InsufficientFunds(
+            f"wallet {source['walletId']} has {available} available, {source['amount']} to refund",
+            available=available,
+            requested=source["amount"],
         )
 
-    accounts = [source for source in sources if "account" in source]
-    require_open(db, session, "from", [source["account"] for source in accounts], currency)
-    entries = documents.account_entries(currency, [leaving(source) for source in accounts], operation_id, now)
-    for source in sources:
-        if "walletId" not in source:
-            continue
-        posting = leaving(source)
-        wallet = reclaim(db, session, source["walletId"], source["amount"], [posting], now)
-        if wallet is None:
-            found = db.wallets.find_one({"_id": source["walletId"]}, session=session)
-            available = 0 if found is None else found["balance"] - found["held"]
-            raise InsufficientFunds(
-                f"wallet {source['walletId']} has {available} available, {source['amount']} to refund",
-                available=available,
-                requested=source["amount"],
-            )
-        entries.extend(placed(wallet, [posting], operation_id, now))
-    return entries
+    return hold_entries(db, session, hold, sources, EntryType.REFUND_OUT, "from", details, operation_id, now, reclaimed)

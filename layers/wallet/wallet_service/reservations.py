@@ -10,12 +10,11 @@ from typing import NoReturn
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
-from . import answers, commands, documents
-from .accounts import require_open
+from . import answers, commands, documents, reads
 from .errors import FieldError, InvalidState, NotFound, ValidationFailed
 from .idempotency import Call, move, raise_if_recorded, record
 from .models import EntryType, Movement, Reservation, ReservationPage, ReservationStatus
-from .movements import credit_or_refuse, debit_or_refuse, details_parameters, placed, visible_to
+from .movements import credit_or_refuse, debit_or_refuse, details_parameters, hold_entries, placed, visible_to
 from .postings import REVENUE, Details, Posting
 from .queries import Database, close_reservation, settle
 from .transactions import RetryTransaction
@@ -54,7 +53,7 @@ def create_reservation(db: Database, command: commands.WalletAmount) -> Movement
     return move(db, call, work)
 
 
-def get_reservation(db: Database, reservation: commands.One) -> Reservation:
+def get_reservation(db: Database, reservation: reads.One) -> Reservation:
     query = {"_id": reservation.oid, "kind": documents.RESERVATION, **reservation.owner_filter}
     document = db.read(lambda: db.ledger.find_one(query))
     if document is None:
@@ -140,41 +139,24 @@ def _settle(db: Database, session: ClientSession, call: Call, reservation: dict,
 
 
 def _pay(db: Database, session: ClientSession, hold: dict, details: Details, operation_id: str, now) -> list[dict]:
-    """The captured money arriving at the capture's destinations: a CAPTURE_IN on each. A wallet
-    is credited (one round trip each; a frozen one still receives, as with a deposit); a platform
-    account only gets its entry."""
+    """The captured money arriving at the capture's destinations, a CAPTURE_IN on each: a wallet is
+    credited (a frozen one still receives, as with a deposit); a platform account gets its entry."""
     if not hold["capturedAmount"]:
         return []
     currency = hold["currency"]
     splits = hold["captures"][-1]["splits"]
+    if any(split.get("walletId") == hold["walletId"] for split in splits):
+        raise ValidationFailed([FieldError("splits", f"wallet {hold['walletId']} is the hold's own wallet")])
 
-    def arriving(split: dict) -> Posting:
-        return Posting(
-            EntryType.CAPTURE_IN,
-            split["amount"],
-            details,
-            reservation_id=hold["_id"],
-            counterparty_wallet_id=hold["walletId"],
-            account=split.get("account"),
-        )
-
-    accounts = [split for split in splits if "account" in split]
-    require_open(db, session, "splits", [split["account"] for split in accounts], currency)
-    entries = documents.account_entries(currency, [arriving(split) for split in accounts], operation_id, now)
-    for split in splits:
-        if "walletId" not in split:
-            continue
+    def credit(split: dict, posting: Posting) -> dict:
         wallet_id = str(split["walletId"])
-        if split["walletId"] == hold["walletId"]:
-            raise ValidationFailed([FieldError("splits", f"wallet {wallet_id} is the hold's own wallet")])
-        posting = arriving(split)
         match = {"_id": split["walletId"], "currency": currency}
         try:
-            paid = credit_or_refuse(db, session, match, wallet_id, [posting], now)
+            return credit_or_refuse(db, session, match, wallet_id, [posting], now)
         except (NotFound, ValidationFailed):
             raise ValidationFailed([FieldError("splits", f"no {currency} wallet {wallet_id}")]) from None
-        entries.extend(placed(paid, [posting], operation_id, now))
-    return entries
+
+    return hold_entries(db, session, hold, splits, EntryType.CAPTURE_IN, "splits", details, operation_id, now, credit)
 
 
 def _refuse(db: Database, session: ClientSession, call: Call, command: commands.CloseHold, now) -> NoReturn:
@@ -198,7 +180,7 @@ def _refuse(db: Database, session: ClientSession, call: Call, command: commands.
     raise RetryTransaction("reservation changed while it was read")
 
 
-def list_reservations(db: Database, page: commands.Page) -> ReservationPage:
+def list_reservations(db: Database, page: reads.Page) -> ReservationPage:
     """A wallet's reservations, newest first, optionally of one status."""
     get_wallet(db, page.wallet)
     query: dict = {"walletId": page.wallet.oid, "kind": documents.RESERVATION}

@@ -25,6 +25,7 @@ from . import (
     journal,
     migration,
     movements,
+    reads,
     refunds,
     reservations,
     wallets,
@@ -82,14 +83,14 @@ class WalletService:
         return wallets.create_wallet(self._db, command)
 
     def get_wallet(self, wallet_id: str, *, owner_id: str | None = None) -> Wallet:
-        return wallets.get_wallet(self._db, commands.one("walletId", wallet_id, owner_id))
+        return wallets.get_wallet(self._db, reads.one("walletId", wallet_id, owner_id))
 
     def freeze_wallet(self, wallet_id: str, *, owner_id: str | None = None) -> Wallet:
         """Stop money leaving the wallet (withdrawals, transfers out, new holds); deposits still arrive."""
-        return wallets.change_status(self._db, commands.one("walletId", wallet_id, owner_id), WalletStatus.FROZEN)
+        return wallets.change_status(self._db, reads.one("walletId", wallet_id, owner_id), WalletStatus.FROZEN)
 
     def unfreeze_wallet(self, wallet_id: str, *, owner_id: str | None = None) -> Wallet:
-        return wallets.change_status(self._db, commands.one("walletId", wallet_id, owner_id), WalletStatus.ACTIVE)
+        return wallets.change_status(self._db, reads.one("walletId", wallet_id, owner_id), WalletStatus.ACTIVE)
 
     # ---------------------------------------------------------------- deposits, withdrawals, transfers
 
@@ -166,7 +167,7 @@ class WalletService:
         return reservations.create_reservation(self._db, command)
 
     def get_reservation(self, reservation_id: str, *, owner_id: str | None = None) -> Reservation:
-        return reservations.get_reservation(self._db, commands.one("reservationId", reservation_id, owner_id))
+        return reservations.get_reservation(self._db, reads.one("reservationId", reservation_id, owner_id))
 
     def capture_reservation(
         self,
@@ -234,24 +235,24 @@ class WalletService:
         owner_id: str | None = None,
     ) -> ReservationPage:
         """A wallet's reservations, newest first, optionally of one status."""
-        page = commands.page("reservations", wallet_id, limit, cursor, owner_id, "status", status, ReservationStatus)
+        page = reads.page("reservations", wallet_id, limit, cursor, owner_id, "status", status, ReservationStatus)
         return reservations.list_reservations(self._db, page)
 
     # ---------------------------------------------------------------- platform accounts
 
     def open_account(self, name: str, currency: str) -> PlatformAccount:
         """Open a platform account (`@tips`) in a currency; the built-in ones are always open."""
-        return accounts.open_account(self._db, commands.account_name(name, currency))
+        return accounts.open_account(self._db, reads.account_name(name, currency))
 
     def get_account(self, name: str, currency: str) -> PlatformAccount:
         """A platform account's balance in a currency: the sum of its postings."""
-        return accounts.get_account(self._db, commands.account_name(name, currency))
+        return accounts.get_account(self._db, reads.account_name(name, currency))
 
     def list_account_entries(
         self, name: str, currency: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
     ) -> AccountEntryPage:
         """A platform account's postings in a currency, newest first."""
-        return accounts.list_account_entries(self._db, commands.account_page(name, currency, limit, cursor))
+        return accounts.list_account_entries(self._db, reads.account_page(name, currency, limit, cursor))
 
     # ---------------------------------------------------------------- journal and expiry
 
@@ -265,12 +266,12 @@ class WalletService:
         owner_id: str | None = None,
     ) -> EntryPage:
         """A wallet's journal, newest first. The cursor is a position in the wallet's sequence."""
-        page = commands.page("transactions", wallet_id, limit, cursor, owner_id, "type", entry_type, EntryType)
+        page = reads.page("transactions", wallet_id, limit, cursor, owner_id, "type", entry_type, EntryType)
         return journal.list_transactions(self._db, page)
 
     def balance_at(self, wallet_id: str, at: datetime, *, owner_id: str | None = None) -> WalletBalance:
         """A wallet's balance, held and available as they were at `at` (timezone-aware)."""
-        wallet, moment = commands.one_at(wallet_id, at, owner_id)
+        wallet, moment = reads.one_at(wallet_id, at, owner_id)
         return journal.balance_at(self._db, wallet, moment)
 
     def audit_ledger(self, batch_size: int = 200) -> AuditReport:

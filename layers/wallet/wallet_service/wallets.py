@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from pymongo.client_session import ClientSession
 
-from . import answers, commands, documents
+from . import answers, commands, documents, reads
 from .errors import NotFound, WalletExists
 from .idempotency import Call, move, record
 from .models import EntryType, Movement, Wallet, WalletStatus
@@ -65,14 +65,14 @@ def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
         ) from None
 
 
-def get_wallet(db: Database, wallet: commands.One) -> Wallet:
+def get_wallet(db: Database, wallet: reads.One) -> Wallet:
     document = db.read(lambda: db.wallets.find_one({"_id": wallet.oid, **wallet.owner_filter}))
     if document is None:
         raise NotFound(f"wallet {wallet.id} not found")
     return answers.wallet_from_document(document)
 
 
-def change_status(db: Database, wallet: commands.One, status: WalletStatus) -> Wallet:
+def change_status(db: Database, wallet: reads.One, status: WalletStatus) -> Wallet:
     document = set_status(db, wallet.oid, wallet.owner_filter, status, db.clock())
     if document is None:
         raise NotFound(f"wallet {wallet.id} not found")

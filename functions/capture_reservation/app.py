@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_lambda import http, operations
+from wallet_lambda import http, operations, parameters
 from wallet_lambda.runtime import wallet_service
 from wallet_lambda.schemas import CaptureRequest
 
@@ -14,7 +14,7 @@ router = http.router()
 
 @http.route(router, OPERATION)
 def capture_reservation(
-    reservationId: http.ReservationId,
+    reservationId: parameters.ReservationId,
     body: Annotated[CaptureRequest | None, Body()] = None,
 ):
     body = body or CaptureRequest()  # the body is optional

@@ -1,6 +1,6 @@
 """GET /v1/wallets/{walletId}/balance?at=2026-11-25T12:00:00Z: a wallet's balance as it was at a time."""
 
-from wallet_lambda import http, operations
+from wallet_lambda import http, operations, parameters
 from wallet_lambda.runtime import wallet_service
 
 OPERATION = operations.BY_NAME["GetBalance"]
@@ -9,10 +9,10 @@ router = http.router()
 
 @http.route(router, OPERATION)
 def get_balance(
-    walletId: http.WalletId,
-    at: http.Moment,
+    walletId: parameters.WalletId,
+    at: parameters.Moment,
 ):
-    moment = http.moment("at", at)
+    moment = parameters.moment("at", at)
     balance = wallet_service().balance_at(walletId, moment, owner_id=http.caller(router).owner_filter)
     return http.json_response(OPERATION.status, balance)
 

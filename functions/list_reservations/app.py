@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from wallet_lambda import http, operations
+from wallet_lambda import http, operations, parameters
 from wallet_lambda.runtime import wallet_service
 from wallet_service import ReservationStatus
 
@@ -14,10 +14,10 @@ router = http.router()
 
 @http.route(router, OPERATION)
 def list_reservations(
-    walletId: http.WalletId,
+    walletId: parameters.WalletId,
     status: Annotated[ReservationStatus | None, Query()] = None,
-    limit: http.PageSize = http.DEFAULT_LIMIT,
-    cursor: http.Cursor = None,
+    limit: parameters.PageSize = parameters.DEFAULT_LIMIT,
+    cursor: parameters.Cursor = None,
 ):
     page = wallet_service().list_reservations(
         walletId, status=status, limit=limit, cursor=cursor, owner_id=http.caller(router).owner_filter

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Query
 
-from wallet_lambda import http, operations
+from wallet_lambda import http, operations, parameters
 from wallet_lambda.runtime import wallet_service
 from wallet_service import EntryType
 
@@ -14,9 +14,9 @@ router = http.router()
 
 @http.route(router, OPERATION)
 def list_transactions(
-    walletId: http.WalletId,
-    limit: http.PageSize = http.DEFAULT_LIMIT,
-    cursor: http.Cursor = None,
+    walletId: parameters.WalletId,
+    limit: parameters.PageSize = parameters.DEFAULT_LIMIT,
+    cursor: parameters.Cursor = None,
     type: Annotated[EntryType | None, Query()] = None,
 ):
     page = wallet_service().list_transactions(

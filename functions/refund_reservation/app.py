@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_lambda import http, operations
+from wallet_lambda import http, operations, parameters
 from wallet_lambda.runtime import wallet_service
 from wallet_lambda.schemas import RefundRequest
 
@@ -13,7 +13,7 @@ router = http.router()
 
 
 @http.route(router, OPERATION)
-def refund_reservation(reservationId: http.ReservationId, body: Annotated[RefundRequest, Body()]):
+def refund_reservation(reservationId: parameters.ReservationId, body: Annotated[RefundRequest, Body()]):
     movement = wallet_service().refund_reservation(
         reservationId,
         body.amount,

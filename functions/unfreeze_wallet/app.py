@@ -1,6 +1,6 @@
 """POST /v1/wallets/{walletId}/unfreeze: let money leave a frozen wallet again (admin only)."""
 
-from wallet_lambda import http, operations
+from wallet_lambda import http, operations, parameters
 from wallet_lambda.runtime import wallet_service
 
 OPERATION = operations.BY_NAME["UnfreezeWallet"]
@@ -8,7 +8,7 @@ router = http.router()
 
 
 @http.route(router, OPERATION)
-def unfreeze_wallet(walletId: http.WalletId):
+def unfreeze_wallet(walletId: parameters.WalletId):
     return http.json_response(OPERATION.status, wallet_service().unfreeze_wallet(walletId))
 
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_lambda import http, operations
+from wallet_lambda import http, operations, parameters
 from wallet_lambda.runtime import wallet_service
 from wallet_lambda.schemas import AmountRequest
 
@@ -13,7 +13,7 @@ router = http.router()
 
 
 @http.route(router, OPERATION)
-def withdraw(walletId: http.WalletId, body: Annotated[AmountRequest, Body()]):
+def withdraw(walletId: parameters.WalletId, body: Annotated[AmountRequest, Body()]):
     movement = wallet_service().withdraw(
         walletId,
         body.amount,

@@ -1,7 +1,7 @@
 """Validated commands: the arguments of each operation that moves money (reads.py has the reads),
 checked all at once before any database call (every bad field is reported, not only the first)
-and turned into what the use cases work with. `owner_filter` confines a call to one owner's wallets and holds: another owner's
-is reported as not found; it is empty for an administrator.
+and turned into what the use cases work with. `owner_filter` confines a call to one owner's
+wallets and holds: another owner's is reported as not found; it is empty for an administrator.
 """
 
 from __future__ import annotations

@@ -1,14 +1,17 @@
 """The one-off migration of a ledger written before double entry (single-entry: a deposit came
 from nowhere, a withdrawal and a capture went nowhere) to double entry.
 
-For every movement whose entries do not sum to zero, it adds the platform side the movement would
-have had: a FUNDING on @funding for each DEPOSIT, a PAYOUT on @payouts for each WITHDRAWAL, a
-CAPTURE_IN on @revenue for each CAPTURE. It also gives each wallet entry its wallet's currency, and
-each captured hold the record of its capture (all of it to @revenue) and a refunded amount of 0.
+Such a ledger's entries have no `currency` (every entry written since has one), so what needs
+migrating is told apart without a transaction and safely beside live traffic: one aggregation
+finds the movements with such entries whose postings do not sum to zero, and each gets the
+platform side it would have had: a FUNDING on @funding for each DEPOSIT, a PAYOUT on @payouts for
+each WITHDRAWAL, a CAPTURE_IN on @revenue for each CAPTURE. Then each wallet's old entries get its
+currency, and each old hold a refunded amount of 0 and, when captured, the record of its capture
+(all of it to @revenue).
 
-Idempotent and safe to run beside live traffic: each added posting's id is derived from the entry
-it balances (so a second run, or two at once, insert nothing twice), and a movement already
-balanced is never touched. Each wallet is migrated in one transaction.
+Idempotent and restartable: each added posting's id is derived from the entry it balances (a run
+stopped half-way, run again, inserts nothing twice), and entries are dated only after their
+movement is balanced, so a second run finds nothing to do.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ from __future__ import annotations
 import hashlib
 
 from bson import Int64, ObjectId
-from pymongo.client_session import ClientSession
+from pymongo import UpdateOne
+from pymongo.errors import BulkWriteError
 
 from . import documents
 from .models import EntryType, MigrationReport, ReservationStatus
 from .postings import EFFECTS, FUNDING, PAYOUTS, REVENUE
-from .queries import Database
+from .queries import DUPLICATE_KEY, Database
 from .transactions import database_errors
 
 # The platform side of each single-entry posting: its entry type and account.
@@ -30,44 +34,58 @@ OTHER_SIDE = {
     EntryType.WITHDRAWAL: (EntryType.PAYOUT, PAYOUTS),
     EntryType.CAPTURE: (EntryType.CAPTURE_IN, REVENUE),
 }
+BATCH = 1_000
 
 
 def migrate_ledger(db: Database) -> MigrationReport:
-    dated = added = holds = 0
     with database_errors():
-        for wallet in db.read(lambda: list(db.wallets.find({}, {"currency": 1}))):
-            counts = db.runner.run(lambda session, wallet=wallet: _migrate_wallet(db, session, wallet))
-            dated, added, holds = dated + counts[0], added + counts[1], holds + counts[2]
+        currencies = {wallet["_id"]: wallet["currency"] for wallet in db.wallets.find({}, {"currency": 1})}
+        added = _balance_old_movements(db, currencies)
+        dated = sum(
+            db.ledger.update_many(
+                {"walletId": wallet_id, "kind": documents.ENTRY, "currency": {"$exists": False}},
+                {"$set": {"currency": currency}},
+            ).modified_count
+            for wallet_id, currency in currencies.items()
+        )
+        holds = _update_old_holds(db)
     return MigrationReport(entries_dated=dated, postings_added=added, holds_updated=holds)
 
 
-def _migrate_wallet(db: Database, session: ClientSession, wallet: dict) -> tuple[int, int, int]:
-    currency = wallet["currency"]
-    undated = {"walletId": wallet["_id"], "kind": documents.ENTRY, "currency": {"$exists": False}}
-    dated = db.ledger.update_many(undated, {"$set": {"currency": currency}}, session=session).modified_count
-    entries = list(db.ledger.find({"walletId": wallet["_id"], "kind": documents.ENTRY}, session=session))
-    operations = {entry["operationId"] for entry in entries}
-    totals = {
-        row["_id"]: row["total"]
+def _balance_old_movements(db: Database, currencies: dict) -> int:
+    unbalanced = [
+        row["_id"]
         for row in db.ledger.aggregate(
             [
-                {"$match": {"kind": documents.ENTRY, "operationId": {"$in": sorted(operations)}}},
-                {"$group": {"_id": "$operationId", "total": {"$sum": "$balanceDelta"}}},
+                {"$match": {"kind": documents.ENTRY}},
+                {
+                    "$group": {
+                        "_id": "$operationId",
+                        "total": {"$sum": "$balanceDelta"},
+                        "old": {"$max": {"$cond": [{"$eq": [{"$type": "$currency"}, "missing"]}, 1, 0]}},
+                    }
+                },
+                {"$match": {"old": 1, "total": {"$ne": 0}}},
             ],
-            session=session,
+            allowDiskUse=True,
         )
-    }
-    missing = [
-        _other_side(entry, currency)
-        for entry in entries
-        if totals.get(entry["operationId"]) and EntryType(entry["type"]) in OTHER_SIDE
     ]
-    added = _insert_new(db, session, missing)
-    holds = 0
-    for hold in db.ledger.find(
-        {"walletId": wallet["_id"], "kind": documents.RESERVATION, "refundedAmount": {"$exists": False}},
-        session=session,
-    ):
+    added = 0
+    for start in range(0, len(unbalanced), BATCH):
+        query = {
+            "kind": documents.ENTRY,
+            "operationId": {"$in": unbalanced[start : start + BATCH]},
+            "currency": {"$exists": False},
+            "type": {"$in": [entry_type.value for entry_type in OTHER_SIDE]},
+        }
+        postings = [_other_side(entry, currencies[entry["walletId"]]) for entry in db.ledger.find(query)]
+        added += _insert_new(db, postings)
+    return added
+
+
+def _update_old_holds(db: Database) -> int:
+    updates = []
+    for hold in db.ledger.find({"kind": documents.RESERVATION, "refundedAmount": {"$exists": False}}):
         changes: dict = {"refundedAmount": Int64(0)}
         if hold["status"] == ReservationStatus.CAPTURED.value and "captures" not in hold:
             capture = {
@@ -77,9 +95,8 @@ def _migrate_wallet(db: Database, session: ClientSession, wallet: dict) -> tuple
                 "createdAt": hold["updatedAt"],
             }
             changes["captures"] = [capture]
-        db.ledger.update_one({"_id": hold["_id"]}, {"$set": changes}, session=session)
-        holds += 1
-    return dated, added, holds
+        updates.append(UpdateOne({"_id": hold["_id"], "refundedAmount": {"$exists": False}}, {"$set": changes}))
+    return db.ledger.bulk_write(updates, ordered=False).modified_count if updates else 0
 
 
 def _other_side(entry: dict, currency: str) -> dict:
@@ -111,17 +128,13 @@ def _derived_id(seed: str, created_at) -> ObjectId:
     return ObjectId(seconds + hashlib.sha256(seed.encode()).digest()[:8])
 
 
-def _insert_new(db: Database, session: ClientSession, postings: list[dict]) -> int:
-    """Insert the postings no earlier run inserted (a duplicate id means it did)."""
+def _insert_new(db: Database, postings: list[dict]) -> int:
+    """Insert the postings no earlier run inserted (a duplicate id means one did)."""
     if not postings:
         return 0
-    known = {
-        document["_id"]
-        for document in db.ledger.find(
-            {"_id": {"$in": [posting["_id"] for posting in postings]}}, {"_id": 1}, session=session
-        )
-    }
-    new = [posting for posting in postings if posting["_id"] not in known]
-    if new:  # a run inserting the same ids meanwhile is a write conflict: this one is retried, and finds them
-        db.ledger.insert_many(new, ordered=True, session=session)
-    return len(new)
+    try:
+        return len(db.ledger.insert_many(postings, ordered=False).inserted_ids)
+    except BulkWriteError as error:
+        if any(failure["code"] != DUPLICATE_KEY for failure in error.details["writeErrors"]):
+            raise
+        return error.details["nInserted"]

@@ -6,7 +6,19 @@ from collections.abc import Sequence
 
 from bson import ObjectId
 
-from .models import AccountEntry, Capture, LedgerEntry, Movement, Refund, Reservation, Split, Wallet
+from .models import (
+    AccountEntry,
+    Capture,
+    Increment,
+    LedgerEntry,
+    Movement,
+    Place,
+    Refund,
+    RefundSource,
+    Reservation,
+    Split,
+    Wallet,
+)
 
 
 def movement(
@@ -94,16 +106,32 @@ def reservation_from_document(document: dict) -> Reservation:
         amount=document["amount"],
         captured_amount=document["capturedAmount"],
         released_amount=document["releasedAmount"],
+        increments=tuple(_increment(increment) for increment in document.get("increments", ())),
         captures=tuple(_capture(capture) for capture in document.get("captures", ())),
         refunded_amount=document.get("refundedAmount", 0),
         refunds=tuple(_refund(refund) for refund in document.get("refunds", ())),
         status=document["status"],
         expires_at=document["expiresAt"],
+        on_expiry=document.get("onExpiry", "release"),
+        capture_to=None if "captureTo" not in document else _place(document["captureTo"]),
         reference_type=document.get("referenceType"),
         reference_id=document.get("referenceId"),
         metadata=document.get("metadata", {}),
         created_at=document["createdAt"],
         updated_at=document["updatedAt"],
+    )
+
+
+def _place(document: dict) -> Place:
+    return Place(wallet_id=_optional_id(document.get("walletId")), account=document.get("account"))
+
+
+def _increment(document: dict) -> Increment:
+    return Increment(
+        id=str(document["id"]),
+        amount=document["amount"],
+        expires_at=document["expiresAt"],
+        created_at=document["createdAt"],
     )
 
 
@@ -119,6 +147,7 @@ def _capture(document: dict) -> Capture:
         id=str(document["id"]),
         amount=document["amount"],
         splits=_splits(document["splits"]),
+        final=document.get("final", True),
         created_at=document["createdAt"],
     )
 
@@ -128,6 +157,14 @@ def _refund(document: dict) -> Refund:
         id=str(document["id"]),
         amount=document["amount"],
         reason=document.get("reason"),
-        sources=_splits(document["sources"]),
+        sources=tuple(
+            RefundSource(
+                wallet_id=_optional_id(source.get("walletId")),
+                account=source.get("account"),
+                amount=source["amount"],
+                capture_id=_optional_id(source.get("captureId")),
+            )
+            for source in document["sources"]
+        ),
         created_at=document["createdAt"],
     )

@@ -7,8 +7,10 @@ whole or not at all, and live traffic is never blocked: reads take no locks):
 - each wallet's balance and held are the sums of its entries, its entries run 1..n without a
   gap, each entry's after-values are the previous ones plus its deltas, and `available` never
   went below zero;
-- each hold's captured + released + still held = amount, refunded <= captured, and each wallet's
-  held is what its open holds still hold.
+- each hold's captured + released + still held = amount, refunded <= captured; its wallet's
+  entries for it explain its figures (its HOLD entries, one and one per increment, add up to its
+  amount, its CAPTURE entries to what it captured, its RELEASE and EXPIRE entries to what it
+  released); and each wallet's held is what its open holds still hold.
 
 Wallets and holds are read a batch at a time (one transaction per batch); the zero-sum check is
 one aggregation. It reports what it checked and every discrepancy; it never changes anything.
@@ -20,7 +22,7 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 
 from . import documents
-from .models import AuditReport, Discrepancy, ReservationStatus
+from .models import OPEN_HOLD_STATUSES, AuditReport, Discrepancy, EntryType
 from .queries import Database
 from .transactions import database_errors
 
@@ -52,6 +54,28 @@ def audit_ledger(db: Database, batch_size: int = 200) -> AuditReport:
         holds=holds,
         discrepancies=tuple(found),
     )
+
+
+def _hold_entry_discrepancies(hold: dict, journal: dict[tuple, list[int]]) -> list[Discrepancy]:
+    """The hold's figures against its wallet's entries for it."""
+    raised = journal.get((hold["_id"], EntryType.HOLD.value), [])
+    captured = journal.get((hold["_id"], EntryType.CAPTURE.value), [])
+    released = [
+        *journal.get((hold["_id"], EntryType.RELEASE.value), []),
+        *journal.get((hold["_id"], EntryType.EXPIRE.value), []),
+    ]
+    found = []
+    for what, amounts, figure in (
+        ("held", raised, hold["amount"]),
+        ("captured", captured, hold["capturedAmount"]),
+        ("released", released, hold["releasedAmount"]),
+    ):
+        if sum(amounts) != figure:
+            found.append(_found("hold_mismatch", str(hold["_id"]), f"{what} {figure}, its entries say {sum(amounts)}"))
+    if len(raised) != 1 + len(hold.get("increments", ())):
+        detail = f"{len(hold.get('increments', ()))} increments, {len(raised)} HOLD entries"
+        found.append(_found("hold_mismatch", str(hold["_id"]), detail))
+    return found
 
 
 def _found(kind: str, subject: str, detail: str) -> Discrepancy:
@@ -87,7 +111,7 @@ def _wallet_batch(db: Database, session: ClientSession, after: ObjectId | None, 
         batch.entries += len(entries)
         batch.holds += len(holds)
         batch.found.extend(_wallet_discrepancies(wallet, entries))
-        batch.found.extend(_hold_discrepancies(wallet, holds))
+        batch.found.extend(_hold_discrepancies(wallet, holds, entries))
     return batch
 
 
@@ -125,12 +149,16 @@ def _wallet_discrepancies(wallet: dict, entries: list[dict]) -> list[Discrepancy
     return found
 
 
-def _hold_discrepancies(wallet: dict, holds: list[dict]) -> list[Discrepancy]:
+def _hold_discrepancies(wallet: dict, holds: list[dict], entries: list[dict]) -> list[Discrepancy]:
     found = []
     still_held = 0
+    journal: dict[tuple, list[int]] = {}
+    for entry in entries:
+        if "reservationId" in entry:
+            journal.setdefault((entry["reservationId"], entry["type"]), []).append(entry["amount"])
     for hold in holds:
         subject = str(hold["_id"])
-        open_ = hold["status"] == ReservationStatus.HELD.value
+        open_ = hold["status"] in OPEN_HOLD_STATUSES
         holding = hold["amount"] - hold["capturedAmount"] - hold["releasedAmount"] if open_ else 0
         still_held += holding
         if hold["capturedAmount"] + hold["releasedAmount"] + holding != hold["amount"] or holding < 0:
@@ -150,6 +178,7 @@ def _hold_discrepancies(wallet: dict, holds: list[dict]) -> list[Discrepancy]:
                     f"refunded {hold['refundedAmount']} > captured {hold['capturedAmount']}",
                 )
             )
+        found.extend(_hold_entry_discrepancies(hold, journal))
     if still_held != wallet["held"]:
         found.append(
             _found("wallet_mismatch", str(wallet["_id"]), f"held {wallet['held']}, its open holds hold {still_held}")

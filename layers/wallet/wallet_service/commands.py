@@ -22,6 +22,7 @@ from .limits import (
     MAX_TTL_SECONDS,
     MIN_TTL_SECONDS,
 )
+from .models import OnExpiry
 from .postings import Details
 from .validation import Checks, is_int
 
@@ -77,26 +78,21 @@ def open_wallet(owner_id, currency, opening_balance, key, metadata) -> OpenWalle
 
 @dataclass(frozen=True, slots=True)
 class WalletAmount:
-    """A deposit, a withdrawal or a hold: an amount on one wallet."""
+    """A deposit or a withdrawal: an amount on one wallet."""
 
     wallet_id: str
     wallet_oid: ObjectId
     amount: int
     common: Common
-    ttl_seconds: int | None = None  # holds only
 
 
-def wallet_amount(
-    wallet_id, amount, key, reference_type, reference_id, metadata, owner_id, ttl_seconds=None
-) -> WalletAmount:
+def wallet_amount(wallet_id, amount, key, reference_type, reference_id, metadata, owner_id) -> WalletAmount:
     checks = Checks()
     wallet_oid = checks.object_id("walletId", wallet_id)
     checks.amount("amount", amount)
-    if ttl_seconds is not None:
-        checks.integer("ttlSeconds", ttl_seconds, low=MIN_TTL_SECONDS, high=MAX_TTL_SECONDS)
     common = _common(checks, key, reference_type, reference_id, metadata, owner_id)
     checks.done()
-    return WalletAmount(wallet_id, wallet_oid, amount, common, ttl_seconds)
+    return WalletAmount(wallet_id, wallet_oid, amount, common)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,43 +118,126 @@ def transfer(from_wallet_id, to_wallet_id, amount, key, reference_type, referenc
 
 
 @dataclass(frozen=True, slots=True)
-class Destination:
-    """Where part of a capture goes: a wallet (`wallet_oid`) or a platform account (`account`)."""
+class Place:
+    """A wallet (`wallet_oid`) or a platform account (`account`)."""
 
     wallet_id: str | None
     wallet_oid: ObjectId | None
     account: str | None
+
+    def place_document(self) -> dict:
+        return {"walletId": self.wallet_oid} if self.wallet_oid is not None else {"account": self.account}
+
+
+@dataclass(frozen=True, slots=True)
+class Destination(Place):
+    """Where part of a capture goes (or a refund comes back from), and how much."""
+
     amount: int
 
     def as_document(self) -> dict:
-        where = {"walletId": self.wallet_oid} if self.wallet_oid is not None else {"account": self.account}
-        return {**where, "amount": self.amount}
+        return {**self.place_document(), "amount": self.amount}
 
     def as_parameter(self) -> dict:
         return {"walletId": self.wallet_id, "account": self.account, "amount": self.amount}
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """A hold to place: an amount on one wallet for `ttl_seconds`, and what its expiry does."""
+
+    wallet_id: str
+    wallet_oid: ObjectId
+    amount: int
+    ttl_seconds: int
+    on_expiry: OnExpiry
+    capture_to: Place | None  # onExpiry capture only; None: @revenue
+    common: Common
+
+
+def hold(
+    wallet_id, amount, ttl_seconds, on_expiry, capture_to, key, reference_type, reference_id, metadata, owner_id
+) -> Hold:
+    checks = Checks()
+    wallet_oid = checks.object_id("walletId", wallet_id)
+    checks.amount("amount", amount)
+    checks.integer("ttlSeconds", ttl_seconds, low=MIN_TTL_SECONDS, high=MAX_TTL_SECONDS)
+    if on_expiry not in tuple(OnExpiry):
+        checks.fail("onExpiry", f"must be one of {', '.join(OnExpiry)}")
+    place = None
+    if capture_to is not None:
+        if on_expiry != OnExpiry.CAPTURE:
+            checks.fail("captureTo", "is only for a hold with onExpiry capture")
+        place = _place(checks, "captureTo", capture_to, set())
+    common = _common(checks, key, reference_type, reference_id, metadata, owner_id)
+    checks.done()
+    return Hold(wallet_id, wallet_oid, amount, ttl_seconds, OnExpiry(on_expiry), place, common)
+
+
+@dataclass(frozen=True, slots=True)
+class Increment:
+    """More money on an open hold, and perhaps a later expiry (`ttl_seconds` from now)."""
+
+    reservation_id: str
+    reservation_oid: ObjectId
+    amount: int
+    ttl_seconds: int | None
+    common: Common
+
+
+def increment(reservation_id, amount, ttl_seconds, key, reference_type, reference_id, metadata, owner_id) -> Increment:
+    checks = Checks()
+    reservation_oid = checks.object_id("reservationId", reservation_id)
+    checks.amount("amount", amount)
+    if ttl_seconds is not None:
+        checks.integer("ttlSeconds", ttl_seconds, low=MIN_TTL_SECONDS, high=MAX_TTL_SECONDS)
+    common = _common(checks, key, reference_type, reference_id, metadata, owner_id)
+    checks.done()
+    return Increment(reservation_id, reservation_oid, amount, ttl_seconds, common)
+
+
+@dataclass(frozen=True, slots=True)
 class CloseHold:
-    """A capture (of `amount`, or all, to `splits` or to @revenue) or a release of one hold."""
+    """A capture (of `amount`, or all it holds, to `splits` or to @revenue) or a release of one
+    hold. A final capture releases what is left; one that is not leaves it held."""
 
     reservation_id: str
     reservation_oid: ObjectId
     amount: int | None
     common: Common
     splits: tuple[Destination, ...] = ()
+    final: bool = True
 
 
-def close_hold(reservation_id, amount, key, reference_type, reference_id, metadata, owner_id, splits=None) -> CloseHold:
+def close_hold(
+    reservation_id, amount, key, reference_type, reference_id, metadata, owner_id, splits=None, final=True
+) -> CloseHold:
     checks = Checks()
     reservation_oid = checks.object_id("reservationId", reservation_id)
     checks.optional_amount("amount", amount)
+    if not isinstance(final, bool):
+        checks.fail("final", "must be true or false")
+    elif not final and amount is None:
+        checks.fail("amount", "is required when final is false (a capture in parts names each part)")
     destinations = _destinations(checks, "splits", splits)
     if destinations and is_int(amount) and sum(split.amount for split in destinations) != amount:
         checks.fail("splits", f"must add up to the captured amount {amount}")
     common = _common(checks, key, reference_type, reference_id, metadata, owner_id)
     checks.done()
-    return CloseHold(reservation_id, reservation_oid, amount, common, destinations)
+    return CloseHold(reservation_id, reservation_oid, amount, common, destinations, final is not False)
+
+
+def _place(checks: Checks, where: str, value: object, extra: set[str]) -> Place | None:
+    """`{"walletId"}` or `{"account"}` (plus the `extra` fields the caller reads)."""
+    if not isinstance(value, dict) or set(value) - {"walletId", "account", *extra}:
+        checks.fail(where, "must be an object with walletId or account" + "".join(f", and {name}" for name in extra))
+        return None
+    if ("walletId" in value) == ("account" in value):
+        checks.fail(where, "must name exactly one of walletId and account")
+        return None
+    if "walletId" in value:
+        return Place(value["walletId"], checks.object_id(f"{where}.walletId", value["walletId"]), None)
+    return Place(None, None, checks.account_name(f"{where}.account", value["account"]))
 
 
 def _destinations(checks: Checks, field: str, splits: object) -> tuple[Destination, ...]:
@@ -171,19 +250,11 @@ def _destinations(checks: Checks, field: str, splits: object) -> tuple[Destinati
     destinations = []
     for number, split in enumerate(splits):
         where = f"{field}[{number}]"
-        if not isinstance(split, dict) or set(split) - {"walletId", "account", "amount"}:
-            checks.fail(where, "must be an object with walletId or account, and amount")
-            continue
-        if ("walletId" in split) == ("account" in split):
-            checks.fail(where, "must name exactly one of walletId and account")
+        place = _place(checks, where, split, {"amount"})
+        if place is None:
             continue
         amount = checks.amount(f"{where}.amount", split.get("amount"))
-        if "walletId" in split:
-            oid = checks.object_id(f"{where}.walletId", split["walletId"])
-            destinations.append(Destination(split["walletId"], oid, None, amount))
-        else:
-            account = checks.account_name(f"{where}.account", split["account"])
-            destinations.append(Destination(None, None, account, amount))
+        destinations.append(Destination(place.wallet_id, place.wallet_oid, place.account, amount))
     places = [(split.wallet_id, split.account) for split in destinations]
     if len(set(places)) != len(places):
         checks.fail(field, "must name each destination once")

@@ -67,11 +67,18 @@ LEDGER_INDEXES = [
         [("walletId", ASCENDING), ("kind", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
         name="wallet_reservations_by_status",
     ),
-    # Only the open holds, the ones the expiry job looks for: small whatever the ledger's size.
+    # Only the open holds, the ones the expiry job looks for: small whatever the ledger's size. One
+    # index per open status (an equality filter every server plans alike; the job's query has a
+    # clause for each). Their keys differ: two indexes on one key pattern are refused by older servers.
     IndexModel(
         [("expiresAt", ASCENDING)],
         partialFilterExpression={"kind": RESERVATION, "status": "HELD"},
         name="held_reservations_by_expiry",
+    ),
+    IndexModel(
+        [("status", ASCENDING), ("expiresAt", ASCENDING)],
+        partialFilterExpression={"kind": RESERVATION, "status": "PARTIALLY_CAPTURED"},
+        name="partially_captured_reservations_by_expiry",
     ),
     # Operation records (idempotency keys) may be purged once `purgeAfter` (>= 24 h after creation) has passed.
     IndexModel(
@@ -215,8 +222,15 @@ def assert_balanced(entries: Sequence[dict]) -> None:
 
 
 def new_reservation(
-    wallet: dict, amount: int, expires_at: datetime, details: Details, operation_id: str, now: datetime
+    wallet: dict,
+    amount: int,
+    expires_at: datetime,
+    on_expiry: dict,
+    details: Details,
+    operation_id: str,
+    now: datetime,
 ) -> dict:
+    """A hold just placed; `on_expiry` is `{"onExpiry": ...}` and, for a capture, its `captureTo`."""
     return {
         "_id": ObjectId(),
         "kind": RESERVATION,
@@ -227,8 +241,11 @@ def new_reservation(
         "capturedAmount": Int64(0),
         "releasedAmount": Int64(0),
         "refundedAmount": Int64(0),
+        "increments": [],
+        "captures": [],
         "status": ReservationStatus.HELD.value,
         "expiresAt": expires_at,
+        **on_expiry,
         **details_fields(details),
         "operationId": operation_id,
         "createdAt": now,

@@ -1,9 +1,10 @@
-"""The expiry job: every hold whose time has come is expired, its money released, one transaction
-per batch.
+"""The expiry job: every open hold whose time has come is expired, one transaction per batch: what
+it still holds is released, or, for a hold placed with onExpiry capture, captured to its
+`captureTo` (a platform account, or a wallet credited in the same transaction).
 
-Safe to run concurrently with itself and with captures and releases: a hold changes from HELD only
+Safe to run concurrently with itself and with captures and releases: a hold stops being open only
 inside a transaction that also moves its money, so each hold's money moves once. A hold that cannot
-be expired (its wallet is missing or holds less than it should) is left HELD, logged and reported
+be expired (its wallet is missing or holds less than it should) is left open, logged and reported
 as skipped; a batch that keeps failing is reported as failed. Neither is tried again in the run.
 Each batch writes an operation record with its counts, so a batch whose commit's outcome was
 unknown reports, when retried, what it did.
@@ -17,13 +18,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from bson import ObjectId
+from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.errors import PyMongoError
 
 from . import commands, documents, queries
-from .models import EntryType, ExpiryReport
-from .postings import Details, Posting, post
+from .models import EntryType, ExpiryReport, OnExpiry, ReservationStatus
+from .postings import Details, Posting, change, post
 from .queries import Database
 from .transactions import RetryTransaction
 
@@ -58,7 +59,7 @@ def expire_reservations(db: Database, command: commands.Expiry, time_limit: floa
         try:
             count, unexpirable = db.runner.run(lambda session, batch=batch: expire_batch(db, session, batch))
         except (PyMongoError, RetryTransaction):
-            logger.exception("expiry batch of %d holds failed; they stay HELD until the next run", len(due))
+            logger.exception("expiry batch of %d holds failed; they stay open until the next run", len(due))
             failed.extend(str(reservation_id) for reservation_id in due)
             passed_over.extend(due)
             continue
@@ -86,48 +87,111 @@ def expire_batch(db: Database, session: ClientSession, batch: Batch) -> tuple[in
     holds = queries.held_reservations(db, session, batch.due, batch.cutoff)
     if not holds:
         return 0, []
-    by_wallet: dict[ObjectId, list[dict]] = {}
-    for hold in holds:
-        by_wallet.setdefault(hold["walletId"], []).append(hold)
-    wallets = queries.wallets_by_id(db, session, list(by_wallet))
-    unexpirable: list[ObjectId] = []
-    releases: list[tuple[dict, list[Posting]]] = []
-    for wallet_id, wallet_holds in by_wallet.items():
-        wallet = wallets.get(wallet_id)
-        total = sum(hold["amount"] for hold in wallet_holds)
-        if wallet is None or wallet["held"] < total:
-            logger.error(
-                "cannot expire holds %s: wallet %s %s",
-                [str(hold["_id"]) for hold in wallet_holds],
-                wallet_id,
-                "is missing" if wallet is None else f"holds {wallet['held']} < {total}",
-            )
-            unexpirable.extend(hold["_id"] for hold in wallet_holds)
-        else:
-            releases.append((wallet, [_expire(hold) for hold in wallet_holds]))
-    if not releases:
+    payees = [hold["captureTo"]["walletId"] for hold in holds if "walletId" in hold.get("captureTo", {})]
+    wallets = queries.wallets_by_id(db, session, list({*(hold["walletId"] for hold in holds), *payees}))
+    ends, unexpirable = _ends(holds, wallets, now)
+    if not ends:
         return 0, unexpirable
-
-    hold_ids = [posting.reservation_id for _, postings in releases for posting in postings]
-    if queries.mark_expired(db, session, hold_ids, now) != len(hold_ids):
+    if queries.end_holds(db, session, [(end.hold, end.fields) for end in ends]) != len(ends):
         raise RetryTransaction("holds changed during expiry")
+    postings: dict[ObjectId, list[Posting]] = {}
+    account_postings: list[tuple[str, Posting]] = []
+    for end in ends:
+        postings.setdefault(end.hold["walletId"], []).extend(end.own)
+        if end.payee is not None and "walletId" in end.payee:
+            postings.setdefault(end.payee["walletId"], []).append(end.payee_posting)
+        elif end.payee is not None:
+            account_postings.append((end.hold["currency"], end.payee_posting))
+    changes = [(wallets[wallet_id], wallet_postings) for wallet_id, wallet_postings in postings.items()]
     # Guarded on the held amount and sequence read: a wallet changed since then fails the batch, which is retried.
-    if queries.release_expired(db, session, releases, now) != len(releases):
+    if queries.apply_to_wallets(db, session, changes, now) != len(changes):
         raise RetryTransaction("wallets changed during expiry")
     entries = [
         entry
-        for wallet, postings in releases
+        for wallet, wallet_postings in changes
         for entry in documents.journal_entries(
-            wallet["_id"], wallet["currency"], post(documents.wallet_state(wallet), postings), batch.operation_id, now
+            wallet["_id"],
+            wallet["currency"],
+            post(documents.wallet_state(wallet), wallet_postings),
+            batch.operation_id,
+            now,
         )
     ]
+    for currency, posting in account_postings:
+        entries.extend(documents.account_entries(currency, [posting], batch.operation_id, now))
+    documents.assert_balanced(entries)
     record = documents.operation_record(
-        OPERATION, batch.operation_id, now, expired=len(hold_ids), skippedReservationIds=unexpirable
+        OPERATION, batch.operation_id, now, expired=len(ends), skippedReservationIds=unexpirable
     )
     queries.insert_movement(db, session, record, entries)
-    return len(hold_ids), unexpirable
+    return len(ends), unexpirable
 
 
-def _expire(hold: dict) -> Posting:
+@dataclass(slots=True)
+class End:
+    """How one hold ends at expiry: its new fields, its wallet's postings, and, for a capture, the
+    place paid (`captureTo`) and its posting."""
+
+    hold: dict
+    fields: dict
+    own: list[Posting]
+    payee: dict | None = None
+    payee_posting: Posting | None = None
+
+
+def _ends(holds: list[dict], wallets: dict[ObjectId, dict], now: datetime) -> tuple[list[End], list[ObjectId]]:
+    """Each hold's end, but for the holds whose wallet is missing or holds less than its holds do
+    (nothing of that wallet's holds moves; they stay open, logged and reported as skipped)."""
+    by_wallet: dict[ObjectId, list[End]] = {}
+    for hold in holds:
+        by_wallet.setdefault(hold["walletId"], []).append(_end(hold, now))
+    ends: list[End] = []
+    unexpirable: list[ObjectId] = []
+    for wallet_id, wallet_ends in by_wallet.items():
+        wallet = wallets.get(wallet_id)
+        taken = change([posting for end in wallet_ends for posting in end.own])
+        payees_missing = [
+            end for end in wallet_ends if end.payee and end.payee.get("walletId", wallet_id) not in wallets
+        ]
+        if (
+            wallet is None
+            or wallet["held"] + taken["held"] < 0
+            or wallet["balance"] + taken["balance"] < 0
+            or payees_missing
+        ):
+            logger.error(
+                "cannot expire holds %s: wallet %s %s",
+                [str(end.hold["_id"]) for end in wallet_ends],
+                wallet_id,
+                "is missing"
+                if wallet is None
+                else f"holds {wallet['held']}, its holds {-taken['held']}, or a payee is missing",
+            )
+            unexpirable.extend(end.hold["_id"] for end in wallet_ends)
+        else:
+            ends.extend(wallet_ends)
+    return ends, unexpirable
+
+
+def _end(hold: dict, now: datetime) -> End:
+    still_held = hold["amount"] - hold["capturedAmount"] - hold["releasedAmount"]
     details = Details(hold.get("referenceType"), hold.get("referenceId"), {})
-    return Posting(EntryType.EXPIRE, hold["amount"], details, reservation_id=hold["_id"])
+    fields: dict = {"status": ReservationStatus.EXPIRED.value, "updatedAt": now}
+    if hold.get("onExpiry") != OnExpiry.CAPTURE.value:
+        fields["releasedAmount"] = Int64(hold["releasedAmount"] + still_held)
+        own = [Posting(EntryType.EXPIRE, still_held, details, reservation_id=hold["_id"])] if still_held else []
+        return End(hold, fields, own)
+    payee = hold["captureTo"]
+    capture = {"id": ObjectId(), "amount": Int64(still_held), "splits": [{**payee, "amount": Int64(still_held)}]}
+    fields["capturedAmount"] = Int64(hold["capturedAmount"] + still_held)
+    fields["captures"] = [*hold.get("captures", []), {**capture, "final": True, "createdAt": now}]
+    own = [Posting(EntryType.CAPTURE, still_held, details, reservation_id=hold["_id"])]
+    payee_posting = Posting(
+        EntryType.CAPTURE_IN,
+        still_held,
+        details,
+        reservation_id=hold["_id"],
+        counterparty_wallet_id=hold["walletId"],
+        account=payee.get("account"),
+    )
+    return End(hold, fields, own, payee, payee_posting)

@@ -12,7 +12,9 @@ MAX_AMOUNT = 10**15
 # A hold's time to live, in seconds.
 DEFAULT_TTL_SECONDS = 30 * 60
 MIN_TTL_SECONDS = 1
-MAX_TTL_SECONDS = 7 * 24 * 3600
+MAX_TTL_SECONDS = 7 * 24 * 3600  # also the longest a hold may live, from its creation, whatever its increments
+# Increments (raises) of one hold, at most.
+MAX_INCREMENTS = 10
 
 # Listings.
 DEFAULT_PAGE_SIZE = 50

@@ -36,10 +36,25 @@ class EntryType(StrEnum):
 
 
 class ReservationStatus(StrEnum):
+    """HELD -> (PARTIALLY_CAPTURED) -> CAPTURED | RELEASED | EXPIRED: a hold is open in the first
+    two; a capture that is not final leaves it PARTIALLY_CAPTURED, anything else ends it."""
+
     HELD = "HELD"
+    PARTIALLY_CAPTURED = "PARTIALLY_CAPTURED"
     CAPTURED = "CAPTURED"
     RELEASED = "RELEASED"
     EXPIRED = "EXPIRED"
+
+
+# The statuses of a hold that still holds money: it may be raised, captured, released or expire.
+OPEN_HOLD_STATUSES = (ReservationStatus.HELD.value, ReservationStatus.PARTIALLY_CAPTURED.value)
+
+
+class OnExpiry(StrEnum):
+    """What the expiry job does with what a hold still holds when its time comes."""
+
+    RELEASE = "release"  # give it back to the wallet's available money
+    CAPTURE = "capture"  # capture it, to the hold's `captureTo` (a no-show fee, a pre-agreed fare)
 
 
 class WalletModel(BaseModel):
@@ -118,30 +133,51 @@ class AccountEntry(WalletModel):
     created_at: datetime
 
 
-class Split(WalletModel):
-    """One destination of a capture: a wallet or a platform account, and what it received."""
+class Place(WalletModel):
+    """A wallet or a platform account."""
 
     wallet_id: str | None = None
     account: str | None = None
+
+
+class Split(Place):
+    """One destination of a capture: a wallet or a platform account, and what it received."""
+
     amount: int
 
 
+class RefundSource(Split):
+    """What a refund took back from one destination of one capture."""
+
+    capture_id: str | None = None
+
+
 class Capture(WalletModel):
-    """One capture of a hold, and where its money went."""
+    """One capture of a hold, and where its money went; `final` when it ended the hold."""
 
     id: str
     amount: int
     splits: tuple[Split, ...]
+    final: bool = True
+    created_at: datetime
+
+
+class Increment(WalletModel):
+    """More money held on an open hold, and the hold's expiry after it."""
+
+    id: str
+    amount: int
+    expires_at: datetime
     created_at: datetime
 
 
 class Refund(WalletModel):
-    """Money a hold's captures gave back to its payer, and where it came back from."""
+    """Money a hold's captures gave back to its payer, and where it came back from (newest capture first)."""
 
     id: str
     amount: int
     reason: str | None = None
-    sources: tuple[Split, ...]
+    sources: tuple[RefundSource, ...]
     created_at: datetime
 
 
@@ -160,6 +196,9 @@ class AccountEntryPage(WalletModel):
 
 
 class Reservation(WalletModel):
+    """A hold. `amount` is all it has held over its life (the first amount and its increments);
+    `captured + released + held = amount` at every moment, `held` being what it still holds."""
+
     id: str
     wallet_id: str
     owner_id: str
@@ -167,16 +206,25 @@ class Reservation(WalletModel):
     amount: int
     captured_amount: int
     released_amount: int
+    increments: tuple[Increment, ...] = ()
     captures: tuple[Capture, ...] = ()
     refunded_amount: int = 0
     refunds: tuple[Refund, ...] = ()
     status: ReservationStatus
     expires_at: datetime
+    on_expiry: OnExpiry = OnExpiry.RELEASE
+    capture_to: Place | None = None  # where an expiry's capture goes (onExpiry capture)
     reference_type: str | None = None
     reference_id: str | None = None
     metadata: dict[str, str | int | bool | None] = {}
     created_at: datetime
     updated_at: datetime
+
+    @computed_field
+    @property
+    def held_amount(self) -> int:
+        """What the hold still holds: what is left to capture, release or expire."""
+        return self.amount - self.captured_amount - self.released_amount
 
 
 class Movement(WalletModel):

@@ -21,7 +21,7 @@ from pymongo.read_concern import ReadConcern
 
 from . import documents
 from .limits import MAX_INT64
-from .models import ReservationStatus, WalletStatus
+from .models import OPEN_HOLD_STATUSES, WalletStatus
 from .postings import Posting, change
 from .transactions import TransactionRunner, database_errors
 
@@ -123,16 +123,14 @@ def reclaim(
 
 
 def settle(
-    db: Database, session: ClientSession, reservation: dict, postings: Sequence[Posting], now: datetime
+    db: Database, session: ClientSession, wallet_oid: ObjectId, postings: Sequence[Posting], now: datetime
 ) -> dict | None:
-    """Apply a closed hold's postings to its wallet, guarded on the wallet holding what it should."""
+    """Apply a hold's captured and released parts to its wallet, guarded on the wallet holding them
+    (neither its held nor its balance may go below zero); None when it does not."""
+    taken = change(postings)
     return db.wallets.find_one_and_update(
-        {
-            "_id": reservation["walletId"],
-            "held": {"$gte": reservation["amount"]},
-            "balance": {"$gte": reservation["capturedAmount"]},
-        },
-        documents.wallet_update(now, change(postings)),
+        {"_id": wallet_oid, "held": {"$gte": Int64(-taken["held"])}, "balance": {"$gte": Int64(-taken["balance"])}},
+        documents.wallet_update(now, taken),
         return_document=AFTER,
         session=session,
     )
@@ -152,25 +150,26 @@ def set_status(db: Database, wallet_oid: ObjectId, owner_filter: dict, status: W
 # ---------------------------------------------------------------- reservations
 
 
-def close_reservation(
+def change_hold(
     db: Database,
     session: ClientSession,
     reservation_oid: ObjectId,
     owner_filter: dict,
     condition: dict,
-    changes: dict,
+    stages: list[dict],
     now: datetime,
 ) -> dict | None:
-    """Move a HELD reservation to a terminal state; None when it is not HELD (or fails `condition`)."""
+    """Apply a pipeline update to an open hold; the hold after it, or None when the hold is not open
+    (or fails `condition`)."""
     return db.ledger.find_one_and_update(
         {
             "_id": reservation_oid,
             "kind": documents.RESERVATION,
             **owner_filter,
-            "status": ReservationStatus.HELD.value,
+            "status": {"$in": OPEN_HOLD_STATUSES},
             **condition,
         },
-        [{"$set": {**changes, "updatedAt": now}}],
+        [*stages, {"$set": {"updatedAt": now}}],
         return_document=AFTER,
         session=session,
     )
@@ -208,11 +207,19 @@ def find_record(db: Database, session: ClientSession | None, operation_id: str) 
 
 
 def due_reservation_ids(db: Database, cutoff: datetime, passed_over: list[ObjectId], limit: int) -> list[ObjectId]:
-    query: dict = {"kind": documents.RESERVATION, "status": ReservationStatus.HELD.value, "expiresAt": {"$lte": cutoff}}
-    if passed_over:
-        query["_id"] = {"$nin": passed_over}
+    """The open holds due by `cutoff`, soonest first: one clause per open status, so that each is
+    read from its own partial index (documents.LEDGER_INDEXES) and the two merged in order."""
+    clauses = []
+    for status in OPEN_HOLD_STATUSES:
+        clause: dict = {"kind": documents.RESERVATION, "status": status, "expiresAt": {"$lte": cutoff}}
+        if passed_over:
+            clause["_id"] = {"$nin": passed_over}
+        clauses.append(clause)
     return db.read(
-        lambda: [document["_id"] for document in db.ledger.find(query, {"_id": 1}).sort("expiresAt", 1).limit(limit)]
+        lambda: [
+            document["_id"]
+            for document in db.ledger.find({"$or": clauses}, {"_id": 1}).sort("expiresAt", 1).limit(limit)
+        ]
     )
 
 
@@ -220,7 +227,7 @@ def held_reservations(db: Database, session: ClientSession, ids: list[ObjectId],
     query = {
         "_id": {"$in": ids},
         "kind": documents.RESERVATION,
-        "status": ReservationStatus.HELD.value,
+        "status": {"$in": OPEN_HOLD_STATUSES},
         "expiresAt": {"$lte": cutoff},
     }
     return list(db.ledger.find(query, session=session))
@@ -230,23 +237,31 @@ def wallets_by_id(db: Database, session: ClientSession, ids: list[ObjectId]) -> 
     return {wallet["_id"]: wallet for wallet in db.wallets.find({"_id": {"$in": ids}}, session=session)}
 
 
-def mark_expired(db: Database, session: ClientSession, ids: list[ObjectId], now: datetime) -> int:
-    """Flip the holds to EXPIRED, guarded on their being HELD; the number flipped."""
-    updated = db.ledger.update_many(
-        {"_id": {"$in": ids}, "kind": documents.RESERVATION, "status": ReservationStatus.HELD.value},
-        [{"$set": {"status": ReservationStatus.EXPIRED.value, "releasedAmount": "$amount", "updatedAt": now}}],
-        session=session,
-    )
-    return updated.matched_count
+def end_holds(db: Database, session: ClientSession, ends: list[tuple[dict, dict]]) -> int:
+    """Set each hold's new fields, guarded on its figures and status as read; the number changed."""
+    updates = [
+        UpdateOne(
+            {
+                "_id": hold["_id"],
+                "kind": documents.RESERVATION,
+                "status": hold["status"],
+                "amount": hold["amount"],
+                "capturedAmount": hold["capturedAmount"],
+            },
+            {"$set": fields},
+        )
+        for hold, fields in ends
+    ]
+    return db.ledger.bulk_write(updates, ordered=True, session=session).matched_count
 
 
-def release_expired(db: Database, session: ClientSession, releases: list[tuple[dict, list[Posting]]], now) -> int:
-    """Apply each wallet's EXPIRE postings, guarded on the held amount and sequence read; the number applied."""
+def apply_to_wallets(db: Database, session: ClientSession, changes: list[tuple[dict, list[Posting]]], now) -> int:
+    """Apply each wallet's postings, guarded on its held amount and sequence as read; the number applied."""
     updates = [
         UpdateOne(
             {"_id": wallet["_id"], "held": wallet["held"], "sequence": wallet["sequence"]},
             documents.wallet_update(now, change(postings)),
         )
-        for wallet, postings in releases
+        for wallet, postings in changes
     ]
     return db.wallets.bulk_write(updates, ordered=True, session=session).matched_count

@@ -1,8 +1,9 @@
 """Refunds: give back part or all of what a hold captured, as often as needed, never more than
-captured minus refunded. The money comes back from the capture's destinations, in proportion to
-what each still holds of it (largest remainder, so the cents add up) unless the request names its
-sources, and goes to the hold's wallet. The platform decides refunds (administrators only at the
-HTTP edge): a payer never pulls money back out of a payee's wallet by itself.
+captured minus refunded (an open hold's captures too). The money comes back from its captures,
+newest first, each in proportion to what its destinations still hold of it (largest remainder,
+so the cents add up) unless the request names its sources, and goes to the hold's wallet. The
+platform decides refunds (administrators only at the HTTP edge): a payer never pulls money back
+out of a payee's wallet by itself.
 
 Round trips: the hold read, its update (guarded on what was refunded before), one per destination
 wallet, the payer's wallet, one insert of everything new, the commit."""
@@ -15,7 +16,7 @@ from pymongo.client_session import ClientSession
 from . import commands, documents
 from .errors import FieldError, InsufficientFunds, InvalidState, NotFound, ValidationFailed
 from .idempotency import Call, move, raise_if_recorded, record
-from .models import EntryType, Movement, ReservationStatus
+from .models import EntryType, Movement
 from .movements import credit_or_refuse, details_parameters, hold_entries, placed
 from .postings import REVENUE, Details, Posting, largest_remainder
 from .queries import Database, reclaim
@@ -58,7 +59,7 @@ def refund_reservation(db: Database, command: commands.Refund) -> Movement:
         )
         if updated is None:
             raise RetryTransaction("the hold was refunded meanwhile")
-        entries = _take_back(db, session, hold, sources, common.details, operation_id, now)
+        entries = _take_back(db, session, hold, _by_place(sources), common.details, operation_id, now)
         back = Posting(EntryType.REFUND_IN, command.amount, common.details, reservation_id=hold["_id"])
         payer = credit_or_refuse(db, session, {"_id": hold["walletId"]}, str(hold["walletId"]), [back], now)
         entries = [*placed(payer, [back], operation_id, now), *entries]
@@ -68,51 +69,99 @@ def refund_reservation(db: Database, command: commands.Refund) -> Movement:
 
 
 def _sources(db: Database, session: ClientSession, call: Call, hold: dict, command: commands.Refund) -> list[dict]:
-    """Where the refund comes back from: named by the request, or shared out in proportion to what
-    each destination still holds of the captures. A refusal looks for this call's record first."""
+    """What the refund takes back from each destination of each capture, newest capture first: named
+    by the request, or from each capture in proportion to what its destinations still hold of it.
+    A refusal looks for this call's record first."""
     refundable = hold.get("capturedAmount", 0) - hold.get("refundedAmount", 0)
-    captured = hold["status"] == ReservationStatus.CAPTURED.value
-    if not captured or command.amount > refundable:
+    if command.amount > refundable:
         raise_if_recorded(db, session, call, hold["ownerId"])
-        if not captured:
+        if not hold.get("capturedAmount"):
             raise InvalidState(f"reservation {command.reservation_id} is {hold['status']}: nothing was captured")
         raise InvalidState(f"reservation {command.reservation_id} has {refundable} left to refund")
-    remaining = _remaining(hold)
+    left = _left(hold)
     if not command.sources:
-        shares = largest_remainder(command.amount, [amount for _, amount in remaining])
-        return [{**place, "amount": Int64(share)} for (place, _), share in zip(remaining, shares, strict=True) if share]
-    left = {_key(place): amount for place, amount in remaining}
+        return _proportional(command.amount, left)
     errors = []
+    sources = []
     for number, source in enumerate(command.sources):
         place = _key(source.as_document())
-        if place not in left:
+        at_place = [(capture_id, key, amount) for capture_id, key, amount in left if key == place]
+        if not at_place:
             errors.append(FieldError(f"from[{number}]", "is not a destination of this hold's captures"))
-        elif source.amount > left[place]:
-            errors.append(FieldError(f"from[{number}].amount", f"must be at most the {left[place]} left there"))
+            continue
+        if source.amount > sum(amount for _, _, amount in at_place):
+            held_there = sum(amount for _, _, amount in at_place)
+            errors.append(FieldError(f"from[{number}].amount", f"must be at most the {held_there} left there"))
+            continue
+        wanted = source.amount
+        for capture_id, _, amount in at_place:  # newest capture first
+            take = min(wanted, amount)
+            if take:
+                sources.append(_source(source.as_document(), capture_id, take))
+            wanted -= take
     if errors:
         raise ValidationFailed(errors)
-    return [{**source.as_document(), "amount": Int64(source.amount)} for source in command.sources]
+    return sources
+
+
+def _proportional(amount: int, left: list[tuple[ObjectId | None, tuple, int]]) -> list[dict]:
+    """`amount` from the captures newest first, each capture's part shared among its destinations in
+    proportion to what each still holds of it (largest remainder: the cents add up, none passes its share)."""
+    sources = []
+    for capture_id in dict.fromkeys(capture_id for capture_id, _, _ in left):
+        places = [(key, held) for one, key, held in left if one == capture_id and held]
+        take = min(amount, sum(held for _, held in places))
+        if not take:
+            continue
+        shares = largest_remainder(take, [held for _, held in places])
+        sources.extend(
+            _source(_place(key), capture_id, share) for (key, _), share in zip(places, shares, strict=True) if share
+        )
+        amount -= take
+    return sources
+
+
+def _source(place: dict, capture_id: ObjectId | None, amount: int) -> dict:
+    where = {name: place[name] for name in ("walletId", "account") if name in place}
+    return {**where, "captureId": capture_id, "amount": Int64(amount)}
 
 
 def _key(place: dict) -> tuple:
     return (place.get("walletId"), place.get("account"))
 
 
-def _remaining(hold: dict) -> list[tuple[dict, int]]:
-    """Each destination of the hold's captures, newest capture first, with what it still holds of them."""
-    paid: dict[tuple, int] = {}
-    places: dict[tuple, dict] = {}
+def _place(key: tuple) -> dict:
+    wallet_id, account = key
+    return {"walletId": wallet_id} if wallet_id is not None else {"account": account}
+
+
+def _left(hold: dict) -> list[tuple[ObjectId | None, tuple, int]]:
+    """(capture id, destination, what the destination still holds of that capture), newest capture first."""
     # A hold captured before captures were kept (single-entry data) paid @revenue all of it.
-    captures = hold.get("captures") or [{"splits": [{"account": REVENUE, "amount": hold["capturedAmount"]}]}]
-    for capture in reversed(captures):
+    captures = hold.get("captures") or [
+        {"id": None, "splits": [{"account": REVENUE, "amount": hold["capturedAmount"]}]}
+    ]
+    held: dict[tuple, int] = {}
+    for capture in captures:
         for split in capture["splits"]:
-            place = {name: split[name] for name in ("walletId", "account") if name in split}
-            paid[_key(place)] = paid.get(_key(place), 0) + split["amount"]
-            places.setdefault(_key(place), place)
+            spot = (capture["id"], _key(split))
+            held[spot] = held.get(spot, 0) + split["amount"]
     for refund in hold.get("refunds", []):
         for source in refund["sources"]:
-            paid[_key(source)] -= source["amount"]
-    return [(places[key], amount) for key, amount in paid.items()]
+            # A refund from before holds had several captures took from the first (the only) one.
+            held[(source.get("captureId", captures[0]["id"]), _key(source))] -= source["amount"]
+    order = {capture["id"]: position for position, capture in enumerate(reversed(captures))}
+    return sorted(
+        ((capture_id, key, amount) for (capture_id, key), amount in held.items()), key=lambda item: order[item[0]]
+    )
+
+
+def _by_place(sources: list[dict]) -> list[dict]:
+    """The sources added up per destination: one entry (and one wallet update) for each."""
+    totals: dict[tuple, int] = {}
+    for source in sources:
+        totals[_key(source)] = totals.get(_key(source), 0) + source["amount"]
+    return [{**_place(key), "amount": Int64(amount)} for key, amount in totals.items()]
 
 
 def _take_back(

@@ -1,6 +1,11 @@
-"""Holds (reservations): hold part of a wallet's available money for a time, then capture all or
-part of it (the rest is released in the same transaction) or release it. A hold left open is
-expired by the expiry job (expiry.py)."""
+"""Holds (reservations): hold part of a wallet's available money for a time, raise it
+(increments.py), capture it in one or several parts, release it; a hold left open is expired by
+the expiry job (expiry.py), which releases or captures what it still holds.
+
+A hold's figures always add up: captured + released + still held = amount (all it has held).
+Money is released only when the hold ends (a final capture, a release, an expiry), so the
+released part of a change is the hold's releasedAmount once the change has ended it.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,25 @@ from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
 from . import answers, commands, documents, reads
+from .accounts import require_open
 from .errors import FieldError, InvalidState, NotFound, ValidationFailed
 from .idempotency import Call, move, raise_if_recorded, record
-from .models import EntryType, Movement, Reservation, ReservationPage, ReservationStatus
+from .models import OPEN_HOLD_STATUSES, EntryType, Movement, OnExpiry, Reservation, ReservationPage, ReservationStatus
 from .movements import credit_or_refuse, debit_or_refuse, details_parameters, hold_entries, placed, visible_to
 from .postings import REVENUE, Details, Posting
-from .queries import Database, close_reservation, settle
+from .queries import Database, change_hold, settle
 from .transactions import RetryTransaction
 from .validation import encode_cursor
 from .wallets import get_wallet
 
+# What an open hold still holds, as an aggregation expression.
+STILL_HELD = {"$subtract": ["$amount", {"$add": ["$capturedAmount", "$releasedAmount"]}]}
 
-def create_reservation(db: Database, command: commands.WalletAmount) -> Movement:
+
+def create_reservation(db: Database, command: commands.Hold) -> Movement:
     """Hold `amount` of the available money until captured, released or expired."""
     common = command.common
+    capture_to = command.capture_to
     call = Call.start(
         "create_reservation",
         common.key,
@@ -32,6 +42,8 @@ def create_reservation(db: Database, command: commands.WalletAmount) -> Movement
             "walletId": command.wallet_id,
             "amount": command.amount,
             "ttlSeconds": command.ttl_seconds,
+            "onExpiry": command.on_expiry.value,
+            "captureTo": None if capture_to is None else [capture_to.wallet_id, capture_to.account],
             **details_parameters(common.details),
         },
     )
@@ -43,14 +55,35 @@ def create_reservation(db: Database, command: commands.WalletAmount) -> Movement
         wallet = debit_or_refuse(
             db, session, call, command.wallet_id, command.wallet_oid, common.owner_filter, command.amount, postings, now
         )
+        on_expiry = {"onExpiry": command.on_expiry.value}
+        if command.on_expiry is OnExpiry.CAPTURE:
+            on_expiry["captureTo"] = _capture_to(db, session, command, wallet)
         operation_id = call.operation_id(wallet["ownerId"])
         expires_at = now + timedelta(seconds=command.ttl_seconds)
-        reservation = documents.new_reservation(wallet, command.amount, expires_at, common.details, operation_id, now)
+        reservation = documents.new_reservation(
+            wallet, command.amount, expires_at, on_expiry, common.details, operation_id, now
+        )
         reservation["_id"] = reservation_oid
         entries = placed(wallet, postings, operation_id, now)
         return record(db, session, call, now, wallet, entries, reservation=reservation, new_reservation=True)
 
     return move(db, call, work)
+
+
+def _capture_to(db: Database, session: ClientSession, command: commands.Hold, wallet: dict) -> dict:
+    """Where an expiry's capture goes, checked now so that the expiry cannot fail on it: an open
+    platform account (default @revenue), or another wallet in the hold's currency."""
+    place = command.capture_to
+    currency = wallet["currency"]
+    if place is None or place.account is not None:
+        account = REVENUE if place is None else place.account
+        require_open(db, session, "captureTo.account", [account], currency)
+        return {"account": account}
+    if place.wallet_oid == wallet["_id"]:
+        raise ValidationFailed([FieldError("captureTo.walletId", "must not be the hold's own wallet")])
+    if db.wallets.find_one({"_id": place.wallet_oid, "currency": currency}, {"_id": 1}, session=session) is None:
+        raise ValidationFailed([FieldError("captureTo.walletId", f"no {currency} wallet {place.wallet_id}")])
+    return {"walletId": place.wallet_oid}
 
 
 def get_reservation(db: Database, reservation: reads.One) -> Reservation:
@@ -62,44 +95,73 @@ def get_reservation(db: Database, reservation: reads.One) -> Reservation:
 
 
 def capture_reservation(db: Database, command: commands.CloseHold) -> Movement:
-    """Take `amount` (default: all) of a hold, to its `splits` (default: all to @revenue). Final:
-    any remainder is released in the same transaction."""
+    """Take `amount` (default: all it still holds) of a hold, to its `splits` (default: all to
+    @revenue). A final capture releases the rest in the same transaction; one that is not leaves
+    the rest held (the hold is PARTIALLY_CAPTURED, or CAPTURED when nothing is left)."""
     amount = command.amount
-    captured: Int64 | str = "$amount" if amount is None else Int64(amount)
-    splits = [split.as_document() for split in command.splits] or [{"account": REVENUE, "amount": captured}]
+    taken: Int64 | str = "$taken" if amount is None else Int64(amount)
+    splits = [split.as_document() for split in command.splits] or [{"account": REVENUE, "amount": taken}]
 
-    def close(session: ClientSession, now: datetime) -> dict | None:
+    def change(session: ClientSession, now: datetime, capture_id: ObjectId) -> dict | None:
         condition: dict = {"expiresAt": {"$gt": now}}
         if amount is not None:
-            condition["amount"] = {"$gte": Int64(amount)}
-        elif command.splits:  # all of the hold, which the splits must add up to
-            condition["amount"] = Int64(sum(split.amount for split in command.splits))
-        changes = {
-            "status": ReservationStatus.CAPTURED.value,
-            "capturedAmount": captured,
-            "releasedAmount": {"$toLong": {"$subtract": ["$amount", captured]}},
-            "captures": [{"id": ObjectId(), "amount": captured, "splits": splits, "createdAt": now}],
-        }
-        return close_reservation(
-            db, session, command.reservation_oid, command.common.owner_filter, condition, changes, now
-        )
+            condition["$expr"] = {"$gte": [STILL_HELD, Int64(amount)]}
+        elif command.splits:  # all it holds, which the splits must add up to
+            condition["$expr"] = {"$eq": [STILL_HELD, Int64(sum(split.amount for split in command.splits))]}
+        ends = {"$literal": True} if command.final else {"$eq": [STILL_HELD, "$taken"]}
+        capture = {"id": capture_id, "amount": "$taken", "splits": splits, "final": ends, "createdAt": now}
+        stages = [
+            {"$set": {"taken": STILL_HELD if amount is None else Int64(amount)}},
+            {
+                "$set": {
+                    "capturedAmount": {"$toLong": {"$add": ["$capturedAmount", "$taken"]}},
+                    "releasedAmount": {
+                        "$cond": [ends, {"$toLong": {"$subtract": [STILL_HELD, "$taken"]}}, "$releasedAmount"]
+                    },
+                    "status": {
+                        "$cond": [
+                            ends,
+                            ReservationStatus.CAPTURED.value,
+                            ReservationStatus.PARTIALLY_CAPTURED.value,
+                        ]
+                    },
+                    "captures": {"$concatArrays": [{"$ifNull": ["$captures", []]}, [capture]]},
+                }
+            },
+            {"$unset": "taken"},
+        ]
+        return change_hold(db, session, command.reservation_oid, command.common.owner_filter, condition, stages, now)
 
-    parameters = {"amount": amount, "splits": [split.as_parameter() for split in command.splits]}
-    movement = _close("capture_reservation", db, command, parameters, close)
+    parameters = {
+        "amount": amount,
+        "final": command.final,
+        "splits": [split.as_parameter() for split in command.splits],
+    }
+    movement = _close("capture_reservation", db, command, parameters, change, mind_expiry=True)
     return visible_to(movement, command.common.owner_filter.get("ownerId"))
 
 
 def release_reservation(db: Database, command: commands.CloseHold) -> Movement:
-    """Give the whole hold back to the available balance."""
+    """Give back all a hold still holds; what it captured before stays captured."""
 
-    def close(session: ClientSession, now: datetime) -> dict | None:
-        changes = {"status": ReservationStatus.RELEASED.value, "releasedAmount": "$amount"}
-        return close_reservation(db, session, command.reservation_oid, command.common.owner_filter, {}, changes, now)
+    def change(session: ClientSession, now: datetime, capture_id: ObjectId) -> dict | None:
+        stages = [
+            {
+                "$set": {
+                    "status": ReservationStatus.RELEASED.value,
+                    "releasedAmount": {"$toLong": {"$subtract": ["$amount", "$capturedAmount"]}},
+                }
+            }
+        ]
+        return change_hold(db, session, command.reservation_oid, command.common.owner_filter, {}, stages, now)
 
-    return _close("release_reservation", db, command, {}, close)
+    # A hold past its expiry that the job has not reached yet may still be released.
+    return _close("release_reservation", db, command, {}, change, mind_expiry=False)
 
 
-def _close(name: str, db: Database, command: commands.CloseHold, parameters: dict, close) -> Movement:
+def _close(
+    name: str, db: Database, command: commands.CloseHold, parameters: dict, change, *, mind_expiry: bool
+) -> Movement:
     common = command.common
     call = Call.start(
         name, common.key, {"reservationId": command.reservation_id, **parameters, **details_parameters(common.details)}
@@ -107,44 +169,52 @@ def _close(name: str, db: Database, command: commands.CloseHold, parameters: dic
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
-        reservation = close(session, now)
-        if reservation is None:
-            _refuse(db, session, call, command, now)
-        return _settle(db, session, call, reservation, now, common.details)
+        capture_id = ObjectId()
+        hold = change(session, now, capture_id)
+        if hold is None:
+            _refuse(db, session, call, command, now if mind_expiry else None)
+        return _settle(db, session, call, hold, capture_id, now, common.details)
 
     return move(db, call, work)
 
 
-def settlement(reservation: dict, details: Details) -> list[Posting]:
-    """The postings of a closed hold: what was captured leaves, the rest is released."""
+def settlement(hold: dict, capture_id: ObjectId | None, details: Details, ended_by: EntryType) -> list[Posting]:
+    """The postings of one change to a hold, from the hold after it: the capture `capture_id` (if
+    any) leaves the wallet; if the change ended the hold, what it released is `ended_by` (RELEASE,
+    or EXPIRE for the expiry job)."""
     postings = []
-    for entry_type, amount in (
-        (EntryType.CAPTURE, reservation["capturedAmount"]),
-        (EntryType.RELEASE, reservation["releasedAmount"]),
-    ):
-        if amount:
-            postings.append(Posting(entry_type, amount, details, reservation_id=reservation["_id"]))
+    capture = next((capture for capture in hold.get("captures", ()) if capture["id"] == capture_id), None)
+    if capture is not None:
+        postings.append(Posting(EntryType.CAPTURE, capture["amount"], details, reservation_id=hold["_id"]))
+    if hold["status"] not in OPEN_HOLD_STATUSES and hold["releasedAmount"]:
+        postings.append(Posting(ended_by, hold["releasedAmount"], details, reservation_id=hold["_id"]))
     return postings
 
 
-def _settle(db: Database, session: ClientSession, call: Call, reservation: dict, now, details: Details) -> Movement:
-    own = settlement(reservation, details)
-    wallet = settle(db, session, reservation, own, now)
+def _settle(
+    db: Database, session: ClientSession, call: Call, hold: dict, capture_id: ObjectId, now, details: Details
+) -> Movement:
+    own = settlement(hold, capture_id, details, EntryType.RELEASE)
+    wallet = settle(db, session, hold["walletId"], own, now)
     if wallet is None:
-        raise_if_recorded(db, session, call, reservation["ownerId"])
-        raise InvalidState(f"wallet {reservation['walletId']} holds less than reservation {reservation['_id']}")
-    operation_id = call.operation_id(reservation["ownerId"])
-    entries = [*placed(wallet, own, operation_id, now), *_pay(db, session, reservation, details, operation_id, now)]
-    return record(db, session, call, now, wallet, entries, reservation=reservation)
+        raise_if_recorded(db, session, call, hold["ownerId"])
+        raise InvalidState(f"wallet {hold['walletId']} holds less than reservation {hold['_id']}")
+    operation_id = call.operation_id(hold["ownerId"])
+    paid = _pay(db, session, hold, capture_id, details, operation_id, now)
+    entries = [*placed(wallet, own, operation_id, now), *paid]
+    return record(db, session, call, now, wallet, entries, reservation=hold)
 
 
-def _pay(db: Database, session: ClientSession, hold: dict, details: Details, operation_id: str, now) -> list[dict]:
+def _pay(
+    db: Database, session: ClientSession, hold: dict, capture_id: ObjectId, details: Details, operation_id: str, now
+) -> list[dict]:
     """The captured money arriving at the capture's destinations, a CAPTURE_IN on each: a wallet is
     credited (a frozen one still receives, as with a deposit); a platform account gets its entry."""
-    if not hold["capturedAmount"]:
+    capture = next((capture for capture in hold.get("captures", ()) if capture["id"] == capture_id), None)
+    if capture is None:
         return []
     currency = hold["currency"]
-    splits = hold["captures"][-1]["splits"]
+    splits = capture["splits"]
     if any(split.get("walletId") == hold["walletId"] for split in splits):
         raise ValidationFailed([FieldError("splits", f"wallet {hold['walletId']} is the hold's own wallet")])
 
@@ -159,25 +229,40 @@ def _pay(db: Database, session: ClientSession, hold: dict, details: Details, ope
     return hold_entries(db, session, hold, splits, EntryType.CAPTURE_IN, "splits", details, operation_id, now, credit)
 
 
-def _refuse(db: Database, session: ClientSession, call: Call, command: commands.CloseHold, now) -> NoReturn:
-    query = {"_id": command.reservation_oid, "kind": documents.RESERVATION, **command.common.owner_filter}
+def _refuse(
+    db: Database, session: ClientSession, call: Call, command: commands.CloseHold, now: datetime | None
+) -> NoReturn:
+    reservation = find_hold(db, session, call, command.reservation_id, command.reservation_oid, command.common, now)
+    still_held = reservation["amount"] - reservation["capturedAmount"] - reservation["releasedAmount"]
+    if command.amount is not None and command.amount > still_held:
+        raise ValidationFailed([FieldError("amount", f"must be at most the {still_held} the hold still holds")])
+    if command.amount is None and command.splits and sum(split.amount for split in command.splits) != still_held:
+        raise ValidationFailed([FieldError("splits", f"must add up to the {still_held} the hold still holds")])
+    raise RetryTransaction("reservation changed while it was read")
+
+
+def find_hold(
+    db: Database,
+    session: ClientSession,
+    call: Call,
+    reservation_id: str,
+    reservation_oid: ObjectId,
+    common: commands.Common,
+    now: datetime | None,
+) -> dict:
+    """An open hold a refused change was for, once sure that the change was not already made (then
+    it is answered from its record); a hold not found, no longer open or past its expiry by `now`
+    (None: whatever its expiry) is refused."""
+    query = {"_id": reservation_oid, "kind": documents.RESERVATION, **common.owner_filter}
     reservation = db.ledger.find_one(query, session=session)
     if reservation is None:
-        raise NotFound(f"reservation {command.reservation_id} not found")
+        raise NotFound(f"reservation {reservation_id} not found")
     raise_if_recorded(db, session, call, reservation["ownerId"])
-    if reservation["status"] != ReservationStatus.HELD.value:
-        raise InvalidState(f"reservation {command.reservation_id} is already {reservation['status']}")
-    if reservation["expiresAt"] <= now:
-        raise InvalidState(f"reservation {command.reservation_id} expired at {reservation['expiresAt'].isoformat()}")
-    if command.amount is not None and command.amount > reservation["amount"]:
-        raise ValidationFailed([FieldError("amount", f"must be at most the held amount {reservation['amount']}")])
-    if (
-        command.amount is None
-        and command.splits
-        and sum(split.amount for split in command.splits) != reservation["amount"]
-    ):
-        raise ValidationFailed([FieldError("splits", f"must add up to the captured amount {reservation['amount']}")])
-    raise RetryTransaction("reservation changed while it was read")
+    if reservation["status"] not in OPEN_HOLD_STATUSES:
+        raise InvalidState(f"reservation {reservation_id} is already {reservation['status']}")
+    if now is not None and reservation["expiresAt"] <= now:
+        raise InvalidState(f"reservation {reservation_id} expired at {reservation['expiresAt'].isoformat()}")
+    return reservation
 
 
 def list_reservations(db: Database, page: reads.Page) -> ReservationPage:

@@ -1,7 +1,7 @@
 """WalletService: the typed API every handler calls, one method per operation.
 
 Each method validates its arguments into a command (commands.py) and hands it to its use case:
-wallets.py, movements.py, reservations.py, journal.py, expiry.py. Every money movement is one
+wallets.py, movements.py, reservations.py, increments.py, refunds.py, journal.py, expiry.py. Every money movement is one
 MongoDB transaction (transactions.py), applied exactly once (idempotency.py), its entries made
 by the posting rules (postings.py). Thread-safe; share one instance per process.
 
@@ -22,6 +22,7 @@ from . import (
     commands,
     documents,
     expiry,
+    increments,
     journal,
     migration,
     movements,
@@ -39,6 +40,7 @@ from .models import (
     ExpiryReport,
     MigrationReport,
     Movement,
+    OnExpiry,
     PlatformAccount,
     Reservation,
     ReservationPage,
@@ -154,17 +156,49 @@ class WalletService:
         amount: int,
         *,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
+        on_expiry: str = OnExpiry.RELEASE,
+        capture_to: dict | None = None,
         idempotency_key: str | None = None,
         reference_type: str | None = None,
         reference_id: str | None = None,
         metadata: dict | None = None,
         owner_id: str | None = None,
     ) -> Movement:
-        """Hold `amount` of the available money until captured, released or expired."""
-        command = commands.wallet_amount(
-            wallet_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id, ttl_seconds
+        """Hold `amount` of the available money until captured, released or expired. At expiry,
+        `on_expiry` "release" gives back what is still held; "capture" captures it to `capture_to`
+        (`{"walletId"}` or `{"account"}`; default @revenue)."""
+        command = commands.hold(
+            wallet_id,
+            amount,
+            ttl_seconds,
+            on_expiry,
+            capture_to,
+            idempotency_key,
+            reference_type,
+            reference_id,
+            metadata,
+            owner_id,
         )
         return reservations.create_reservation(self._db, command)
+
+    def increment_reservation(
+        self,
+        reservation_id: str,
+        amount: int,
+        *,
+        ttl_seconds: int | None = None,
+        idempotency_key: str | None = None,
+        reference_type: str | None = None,
+        reference_id: str | None = None,
+        metadata: dict | None = None,
+        owner_id: str | None = None,
+    ) -> Movement:
+        """Hold `amount` more on an open hold (at most MAX_INCREMENTS times); `ttl_seconds` pushes its
+        expiry out to that long from now, never past 7 days after the hold was placed."""
+        command = commands.increment(
+            reservation_id, amount, ttl_seconds, idempotency_key, reference_type, reference_id, metadata, owner_id
+        )
+        return increments.increment_reservation(self._db, command)
 
     def get_reservation(self, reservation_id: str, *, owner_id: str | None = None) -> Reservation:
         return reservations.get_reservation(self._db, reads.one("reservationId", reservation_id, owner_id))
@@ -180,12 +214,13 @@ class WalletService:
         metadata: dict | None = None,
         owner_id: str | None = None,
         splits: list[dict] | None = None,
+        final: bool = True,
     ) -> Movement:
-        """Take `amount` (default: all) of a hold, to `splits` (`[{"walletId" or "account", "amount"}]`,
-        adding up to the amount; default: all to @revenue). Final: any remainder is released in the
-        same transaction."""
+        """Take `amount` (default: all it still holds) of a hold, to `splits` (`[{"walletId" or
+        "account", "amount"}]`, adding up to the amount; default: all to @revenue). Final: any
+        remainder is released in the same transaction; not final: the rest stays held."""
         command = commands.close_hold(
-            reservation_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id, splits
+            reservation_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id, splits, final
         )
         return reservations.capture_reservation(self._db, command)
 

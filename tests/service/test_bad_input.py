@@ -46,12 +46,15 @@ def money_calls(service: WalletService, ids: dict[str, str]):
         "transfer": lambda amount: service.transfer(ids["wallet"], ids["other"], amount),
         "create_reservation": lambda amount: service.create_reservation(ids["wallet"], amount),
         "capture_reservation": lambda amount: service.capture_reservation(ids["reservation"], amount),
+        "capture_not_final": lambda amount: service.capture_reservation(ids["reservation"], amount, final=False),
+        "increment_reservation": lambda amount: service.increment_reservation(ids["reservation"], amount),
     }
 
 
 @pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
 def test_every_bad_amount_kind_is_refused_everywhere(service, database, ids, amount):
     if amount is None:
+        # No amount: a final capture takes all the hold still holds.
         calls = {name: call for name, call in money_calls(service, ids).items() if name != "capture_reservation"}
     else:
         calls = money_calls(service, ids)
@@ -107,6 +110,7 @@ def test_malformed_ids(service, database, ids, bad_id):
         lambda: service.get_reservation(bad_id),
         lambda: service.capture_reservation(bad_id),
         lambda: service.release_reservation(bad_id),
+        lambda: service.increment_reservation(bad_id, 1),
         lambda: service.list_transactions(bad_id),
         lambda: service.list_reservations(bad_id),
         lambda: service.freeze_wallet(bad_id),
@@ -143,6 +147,13 @@ def test_operator_injection_in_every_string_field(service, database, ids, inject
         "type": lambda: service.list_transactions(wallet, entry_type=injection),
         "cursor": lambda: service.list_transactions(wallet, cursor=injection),
         "release key": lambda: service.release_reservation(reservation, idempotency_key=injection),
+        "increment reservationId": lambda: service.increment_reservation(injection, 1),
+        "onExpiry": lambda: service.create_reservation(wallet, 1, on_expiry=injection),
+        "captureTo": lambda: service.create_reservation(wallet, 1, on_expiry="capture", capture_to=injection),
+        "captureTo wallet": lambda: service.create_reservation(
+            wallet, 1, on_expiry="capture", capture_to={"walletId": injection}
+        ),
+        "final": lambda: service.capture_reservation(reservation, 1, final=injection),
     }
     for name, call in calls.items():
         if name == "metadata value" and isinstance(injection, int):

@@ -169,6 +169,16 @@ CASES = {
         lambda service, c, key: service.capture_reservation(c["hold"], idempotency_key=key),
         lambda c, _: {c["wallet"]: (600, 0)},
     ),
+    "capture_not_final": Case(
+        _wallet_with_hold,
+        lambda service, c, key: service.capture_reservation(c["hold"], 150, final=False, idempotency_key=key),
+        lambda c, _: {c["wallet"]: (850, 250)},
+    ),
+    "increment": Case(
+        _wallet_with_hold,
+        lambda service, c, key: service.increment_reservation(c["hold"], 200, ttl_seconds=3_600, idempotency_key=key),
+        lambda c, _: {c["wallet"]: (1_000, 600)},
+    ),
     "release": Case(
         _wallet_with_hold,
         lambda service, c, key: service.release_reservation(c["hold"], idempotency_key=key),
@@ -193,6 +203,8 @@ EXPECTED_ENTRY_TYPES = {
     "create_reservation": ["HOLD"],
     "capture_partial": ["CAPTURE", "RELEASE"],
     "capture_full": ["CAPTURE"],
+    "capture_not_final": ["CAPTURE"],
+    "increment": ["HOLD"],
     "release": ["RELEASE"],
     "transfer": ["TRANSFER_OUT", "TRANSFER_IN"],
     "create_wallet": ["DEPOSIT"],
@@ -565,6 +577,7 @@ READS = {
     "get_reservation": lambda service, c: service.get_reservation(c["hold"]),
     "freeze_wallet": lambda service, c: service.freeze_wallet(c["wallet"]),
     "expire_reservations": lambda service, c: service.expire_reservations(),
+    "increment_reservation": lambda service, c: service.increment_reservation(c["hold"], 10),
     "ping": lambda service, c: service.ping(),
     "ensure_indexes": lambda service, c: service.ensure_indexes(),
     # The second wallet in a currency: the refusal reads the first one's id after the transaction.

@@ -18,7 +18,9 @@ from wallet_service import Conflict, WalletService
 CURRENCY = "USD"
 RICH = 10**12  # opening balance: enough for every withdrawal, hold and transfer of a run
 HOLD = 100  # amount of each hold that is then captured or released
-PARTIAL_CAPTURE = 60  # a partial capture: the remaining 40 is released in the same transaction
+# A partial capture: the remaining 40 is released in the same transaction (final, the default), or
+# stays held (capture_part: final false).
+PARTIAL_CAPTURE = 60
 CALLER_RETRIES = 3  # retries of a call answered with Conflict before the caller gives up on it
 
 # In table order. Throughput is measured for all of them but create_wallet.
@@ -33,10 +35,12 @@ OPERATIONS = (
 )
 THROUGHPUT_OPERATIONS = OPERATIONS[1:]
 # Counted for round trips only: a capture split between a driver's wallet and @revenue (one more
-# wallet to update), and a refund of such a capture (back from both, to the rider).
-ROUND_TRIP_ONLY = ("capture_split", "refund_reservation")
+# wallet to update), a refund of such a capture (back from both, to the rider), a hold raised (an
+# increment, a detour on the way) and a capture in parts (final false: the rest stays held).
+ROUND_TRIP_ONLY = ("capture_split", "refund_reservation", "increment_reservation", "capture_part")
 DRIVER_SHARE = 45  # of a split capture of PARTIAL_CAPTURE; the rest goes to @revenue
 REFUND = 30
+INCREMENT = 25  # each increment raises its own hold by this much
 
 # Call number n of an operation with idempotency key `key`; the same n and key replay the same request.
 Action = Callable[[int, str], object]
@@ -48,7 +52,7 @@ class Scenario:
 
     `call()` returns how often the caller retried that call after a Conflict, and raises the last
     Conflict when the caller gives up. `wallet_id` is the wallet the calls take money from or give
-    it to (None for create_wallet); `holds`, for capture and release, the hold of each call in order;
+    it to (None for create_wallet); `holds`, for an operation on holds, the hold of each call in order;
     `spare_holds`, holds on the same wallet for someone else's calls (see `prepare`).
     """
 
@@ -61,8 +65,8 @@ class Scenario:
 def prepare(service: WalletService, operation: str, tag: str, calls: int, *, spare_holds: int = 0) -> Scenario:
     """Set up what `calls` calls of `operation` need; return the scenario making them.
 
-    `tag` must be unique within the database: it names the owners and the idempotency keys. For a
-    capture or release, `spare_holds` more holds are made, alternately with the calls' own, so that
+    `tag` must be unique within the database: it names the owners and the idempotency keys. For an
+    operation on holds (HOLD_OPERATIONS), `spare_holds` more holds are made, alternately with the calls' own, so that
     both sets sit side by side in the collection (a server that scans finds them equally fast).
     """
     wallet_id = None
@@ -70,7 +74,7 @@ def prepare(service: WalletService, operation: str, tag: str, calls: int, *, spa
     spares: list[str] = []
     if operation != "create_wallet":
         wallet_id = service.create_wallet(f"{tag}-owner", CURRENCY, opening_balance=RICH).wallet.id
-    if operation in ("capture_reservation", "release_reservation", "capture_split", "refund_reservation"):
+    if operation in HOLD_OPERATIONS:
         for hold in make_holds(service, wallet_id, tag, calls + spare_holds):
             mine = len(spares) == spare_holds or (len(holds) < calls and len(holds) <= len(spares))
             (holds if mine else spares).append(hold)
@@ -90,6 +94,17 @@ def prepare(service: WalletService, operation: str, tag: str, calls: int, *, spa
         raise AssertionError("unreachable")
 
     return Scenario(call, wallet_id, holds, spares)
+
+
+# The operations whose calls each act on a hold of their own, made beforehand.
+HOLD_OPERATIONS = (
+    "capture_reservation",
+    "release_reservation",
+    "capture_split",
+    "refund_reservation",
+    "increment_reservation",
+    "capture_part",
+)
 
 
 def make_holds(service: WalletService, wallet_id: str, tag: str, count: int) -> list[str]:
@@ -118,6 +133,10 @@ def _action(service: WalletService, operation: str, tag: str, wallet_id, holds: 
         return lambda n, key: service.capture_reservation(holds[n], PARTIAL_CAPTURE, idempotency_key=key)
     if operation == "release_reservation":
         return lambda n, key: service.release_reservation(holds[n], idempotency_key=key)
+    if operation == "increment_reservation":
+        return lambda n, key: service.increment_reservation(holds[n], INCREMENT, idempotency_key=key)
+    if operation == "capture_part":
+        return lambda n, key: service.capture_reservation(holds[n], PARTIAL_CAPTURE, final=False, idempotency_key=key)
     if operation in ("capture_split", "refund_reservation"):
         driver_id = service.create_wallet(f"{tag}-driver", CURRENCY).wallet.id
         splits = [
@@ -135,14 +154,26 @@ def _action(service: WalletService, operation: str, tag: str, wallet_id, holds: 
 
 
 def create_due_holds(service: WalletService, tag: str, holds: int, wallets: int) -> None:
-    """`holds` holds spread evenly over `wallets` wallets; all are due at `expiry_cutoff()`."""
+    """`holds` holds spread evenly over `wallets` wallets, all due at `expiry_cutoff()`; in turn
+    (EXPIRY_MIX) one to release at expiry, one to capture to @revenue, one to capture to a driver's
+    wallet (a wallet of its own, holding nothing)."""
     wallet_ids = [
         service.create_wallet(f"{tag}-owner-{index}", CURRENCY, opening_balance=RICH).wallet.id
         for index in range(wallets)
     ]
+    driver_id = service.create_wallet(f"{tag}-driver", CURRENCY).wallet.id
+    on_expiry = (
+        {"on_expiry": "release"},
+        {"on_expiry": "capture"},
+        {"on_expiry": "capture", "capture_to": {"walletId": driver_id}},
+    )
     for index in range(holds):
         service.create_reservation(
-            wallet_ids[index % wallets], 1, ttl_seconds=60, idempotency_key=f"{tag}-hold-{index}"
+            wallet_ids[index % wallets],
+            1,
+            ttl_seconds=60,
+            idempotency_key=f"{tag}-hold-{index}",
+            **on_expiry[index % len(on_expiry)],
         )
 
 

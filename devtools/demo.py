@@ -1,9 +1,12 @@
 """`make demo`: the wallet's story, told against the running local API (`make run`).
 
-An admin opens a USD wallet for a rider with $50.00 in it; the rider tops up $20.00, holds $15.00
-for a ride, captures $12.00 of it (the other $3.00 goes back), repeats that capture to show it is
-answered from the record, holds $3.00 again for two seconds and watches the expiry schedule give
-it back, then reads the history and the final wallet. Every request and answer is printed.
+An admin opens a USD wallet for a rider with $50.00 in it and an empty one for a driver; the rider
+tops up $20.00 and holds $15.00 for a ride; a detour raises the hold by $4.00 (an increment); the
+platform captures $8.00 at a stop on the way (final false: the rest stays held) and $9.00 when the
+ride ends (final: the $2.00 left is released), each split 80/20 between the driver and @revenue;
+it repeats that last capture to show it is answered from the record; the rider holds $3.00 again
+for two seconds and watches the expiry schedule give it back; then come the history and the final
+wallets. Every request and answer is printed.
 
 BASE_URL (default http://127.0.0.1:$PORT, PORT default 3000) picks the API. Tokens come from
 devtools/local_auth, the local API's development issuer. Each run uses fresh owner ids, so it
@@ -160,19 +163,27 @@ def wallet_line(wallet: dict) -> str:
     )
 
 
+OPEN = ("HELD", "PARTIALLY_CAPTURED")  # a hold that still holds money
+
+
 def reservation_line(hold: dict) -> str:
     parts = [f"reservation {hold['id']}: {hold['status']}, amount {hold['amount']}"]
+    if hold.get("increments"):
+        raised = "+".join(str(increment["amount"]) for increment in hold["increments"])
+        parts.append(f"raised {len(hold['increments'])}x (+{raised})")
     if hold.get("capturedAmount") or hold.get("releasedAmount"):
         parts.append(f"captured {hold['capturedAmount']}, released {hold['releasedAmount']}")
-    if hold["status"] == "HELD":
-        parts.append(f"expires {hold['expiresAt']}")
+    if hold.get("captures"):
+        parts.append(f"captures {'+'.join(str(capture['amount']) for capture in hold['captures'])}")
+    if hold["status"] in OPEN:
+        parts.append(f"still held {hold.get('heldAmount', hold['amount'])}, expires {hold['expiresAt']}")
     return ", ".join(parts)
 
 
 def entry_line(entry: dict) -> str:
     reference = f"  ({entry['referenceType']} {entry['referenceId']})" if entry.get("referenceType") else ""
     return (
-        f"#{entry['sequence']:<3} {entry['type']:<9} {entry['amount']:>6}"
+        f"#{entry['sequence']:<3} {entry['type']:<10} {entry['amount']:>6}"
         f"  → balance {entry['balanceAfter']:>5}, held {entry['heldAfter']:>5}{reference}"
     )
 
@@ -190,7 +201,11 @@ def summarize(body: object) -> list[str]:
         lines = [f"operationId {body['operationId']}"]
         if body.get("reservation"):
             lines.append(reservation_line(body["reservation"]))
-        lines += ["entry " + entry_line(entry) for entry in body["entries"]]
+        own = body["wallet"]["id"]
+        lines += [
+            "entry " + entry_line(entry) + ("" if entry["walletId"] == own else f"  (wallet {entry['walletId']})")
+            for entry in body["entries"]
+        ]
         return [*lines, wallet_line(body["wallet"])]
     if "available" in body:
         return [wallet_line(body)]
@@ -247,11 +262,12 @@ def run(api: Api, wait_limit: float) -> None:
     check_reachable(api)
     run_id = secrets.token_hex(3)
     owner = f"rider-{run_id}"
+    driver = f"driver-{run_id}"
     admin = Caller(f"ops-{run_id} (wallet:admin)", issue_token(f"ops-{run_id}", ("wallet:admin",)))
     rider = Caller(owner, issue_token(owner))
-    print(f"Wallet API demo against {api.base_url}: rider {owner}; amounts are integer cents")
+    print(f"Wallet API demo against {api.base_url}: rider {owner}, driver {driver}; amounts are integer cents")
 
-    api.heading(f"1. An admin opens a USD wallet for {owner} with $50.00 in it")
+    api.heading(f"1. An admin opens a USD wallet for {owner} with $50.00 in it, and an empty one for {driver}")
     opened = api.expect(
         api.call(
             "POST",
@@ -260,9 +276,14 @@ def run(api: Api, wait_limit: float) -> None:
             body={"currency": "USD", "ownerId": owner, "openingBalance": 5000},
         ),
         201,
-        "opening the wallet",
+        "opening the rider's wallet",
     )
     wallet_id = opened["wallet"]["id"]
+    driver_wallet_id = api.expect(
+        api.call("POST", "/v1/wallets", caller=admin, body={"currency": "USD", "ownerId": driver}),
+        201,
+        "opening the driver's wallet",
+    )["wallet"]["id"]
 
     api.heading("2. The rider tops up $20.00")
     api.expect(
@@ -291,24 +312,66 @@ def run(api: Api, wait_limit: float) -> None:
         "the hold",
     )
     reservation_id = held["reservation"]["id"]
+    hold_path = f"/v1/reservations/{reservation_id}"
 
-    api.heading("4. The ride cost $12.00: capture 1200 of the hold; the other 300 is released at once")
-    capture = {"amount": 1200, "referenceType": "fare", "referenceId": ride}
-    first = api.call(
-        "POST", f"/v1/reservations/{reservation_id}/capture", caller=rider, key=f"fare-{ride}", body=capture
+    api.heading("4. A detour: the hold is raised by $4.00, and kept for 30 minutes from now")
+    raised = api.expect(
+        api.call(
+            "POST",
+            f"{hold_path}/increments",
+            caller=rider,
+            key=f"detour-{ride}",
+            body={"amount": 400, "ttlSeconds": 1800, "referenceType": "detour", "referenceId": ride},
+        ),
+        201,
+        "the increment",
     )
-    captured = api.expect(first, 200, "the capture")
+    if (raised["reservation"]["amount"], raised["wallet"]["held"]) != (1900, 1900):
+        raise DemoFailed(f"the raised hold should hold 1900: {reservation_line(raised['reservation'])}")
 
-    api.heading("5. The same capture again, same Idempotency-Key (a client retry): answered from the record")
-    again = api.call(
-        "POST", f"/v1/reservations/{reservation_id}/capture", caller=rider, key=f"fare-{ride}", body=capture
+    split = [{"walletId": driver_wallet_id}, {"account": "@revenue"}]  # 80 % to the driver, 20 % to the platform
+    api.heading(
+        "5. A stop on the way: the platform captures $8.00 for the first leg (final false: the rest stays held)"
     )
+    api.expect(
+        api.call(
+            "POST",
+            f"{hold_path}/capture",
+            caller=admin,
+            key=f"leg-1-{ride}",
+            body={
+                "amount": 800,
+                "final": False,
+                "splits": [{**split[0], "amount": 640}, {**split[1], "amount": 160}],
+                "referenceType": "fare",
+                "referenceId": f"{ride}-leg-1",
+            },
+        ),
+        200,
+        "the first leg's capture",
+    )
+
+    api.heading("6. The ride ends at $17.00 in all: the platform captures the last $9.00; the $2.00 left is released")
+    capture = {
+        "amount": 900,
+        "splits": [{**split[0], "amount": 720}, {**split[1], "amount": 180}],
+        "referenceType": "fare",
+        "referenceId": ride,
+    }
+    first = api.call("POST", f"{hold_path}/capture", caller=admin, key=f"fare-{ride}", body=capture)
+    captured = api.expect(first, 200, "the final capture")
+    hold = captured["reservation"]
+    if (hold["status"], hold["capturedAmount"], hold["releasedAmount"]) != ("CAPTURED", 1700, 200):
+        raise DemoFailed(f"expected CAPTURED, captured 1700, released 200: {reservation_line(hold)}")
+
+    api.heading("7. The same capture again, same Idempotency-Key (a client retry): answered from the record")
+    again = api.call("POST", f"{hold_path}/capture", caller=admin, key=f"fare-{ride}", body=capture)
     replayed = api.expect(again, 200, "the repeated capture")
     if again.header("Idempotent-Replayed") != "true" or replayed["operationId"] != captured["operationId"]:
         raise DemoFailed("the repeated capture was not a replay of the first")
     print("    same operationId, same figures, Idempotent-Replayed: true; no money moved twice")
 
-    api.heading("6. Another ride is booked ($3.00 hold, 2 s TTL) but never happens")
+    api.heading("8. Another ride is booked ($3.00 hold, 2 s TTL) but never happens")
     short = api.expect(
         api.call(
             "POST",
@@ -328,22 +391,29 @@ def run(api: Api, wait_limit: float) -> None:
     if expired["status"] != "EXPIRED":
         raise DemoFailed(f"the short hold ended {expired['status']}, not EXPIRED")
 
-    api.heading("7. The wallet's history, newest first")
+    api.heading("9. The rider's history, newest first")
     history = api.expect(
         api.call("GET", f"/v1/wallets/{wallet_id}/transactions", caller=rider), 200, "listing the history"
     )
     types = [item["type"] for item in reversed(history["items"])]
-    if types != ["DEPOSIT", "DEPOSIT", "HOLD", "CAPTURE", "RELEASE", "HOLD", "EXPIRE"]:
+    story = ["DEPOSIT", "DEPOSIT", "HOLD", "HOLD", "CAPTURE", "CAPTURE", "RELEASE", "HOLD", "EXPIRE"]
+    if types != story:
         raise DemoFailed(f"unexpected history: {types}")
 
-    api.heading("8. The wallet now")
+    api.heading("10. The wallets now")
     wallet = api.expect(api.call("GET", f"/v1/wallets/{wallet_id}", caller=rider), 200, "reading the wallet")
     figures = (wallet["balance"], wallet["held"], wallet["available"])
-    if figures != (5800, 0, 5800):
-        raise DemoFailed(f"expected balance 5800, held 0, available 5800; got {figures}")
+    if figures != (5300, 0, 5300):
+        raise DemoFailed(f"expected balance 5300, held 0, available 5300; got {figures}")
+    paid = api.expect(
+        api.call("GET", f"/v1/wallets/{driver_wallet_id}", caller=admin), 200, "reading the driver's wallet"
+    )
+    if paid["balance"] != 1360:
+        raise DemoFailed(f"expected the driver's balance 1360, got {paid['balance']}")
     print(
-        f"\nDone: {money(5000)} opening + {money(2000)} top-up - {money(1200)} fare = {money(wallet['balance'])} USD; "
-        f"nothing held, {money(wallet['available'])} available."
+        f"\nDone: {money(5000)} opening + {money(2000)} top-up - {money(1700)} fare = {money(wallet['balance'])} USD; "
+        f"nothing held, {money(wallet['available'])} available. The driver got {money(paid['balance'])} "
+        f"(80 %), @revenue {money(1700 - paid['balance'])}."
     )
 
 

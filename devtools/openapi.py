@@ -44,8 +44,9 @@ OUTPUT = OPENAPI
 
 TITLE = "Wallet API"
 DESCRIPTION = (
-    "Wallets per owner and currency, deposits, withdrawals, transfers, holds with a time to live, "
-    "capture and release, and each wallet's journal. JSON in camelCase; amounts are integers in "
+    "Wallets per owner and currency, deposits, withdrawals, transfers, holds with a time to live "
+    "that follow a ride (raised as it goes, captured in one part or several, released or expired), "
+    "refunds, platform accounts, and each wallet's journal. JSON in camelCase; amounts are integers in "
     "minor units. Every request but `GET /health` needs a JWT bearer token (its `sub` is the owner; "
     "the `wallet:admin` scope may act on any wallet). Money-moving requests need an `Idempotency-Key` "
     "header: a repeat with the same key and body answers the original response with "
@@ -270,23 +271,43 @@ CREATES = {
     ("post", "/v1/wallets"): ("walletId", "$response.body#/wallet/id"),
     ("post", "/v1/wallets/{walletId}/reservations"): ("reservationId", "$response.body#/reservation/id"),
 }
+# The operations whose answer is a resource still open to more, and the operations it leads to: a
+# raised hold may be read, raised again, captured or released (a refund needs a capture first).
+FOLLOWS = {
+    ("post", "/v1/reservations/{reservationId}/increments"): (
+        "reservationId",
+        "$response.body#/reservation/id",
+        ("CaptureReservation", "GetReservation", "IncrementReservation", "ReleaseReservation"),
+    ),
+}
 
 
 def _add_links(document: dict[str, Any]) -> None:
-    """Links from each creating operation's 201 to the operations that use what it created (Swagger UI
-    shows them; Schemathesis' stateful phase follows them)."""
+    """Links from each creating operation's 201 to the operations that use what it created, and from
+    each of FOLLOWS to the operations named there (Swagger UI shows them; Schemathesis' stateful phase
+    follows them)."""
     takes: dict[str, list[str]] = {}
     for item in document["paths"].values():
         for operation in item.values():
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path":
                     takes.setdefault(parameter["name"], []).append(operation["operationId"])
-    for (method, path), (parameter, expression) in CREATES.items():
-        created = document["paths"][path][method]["responses"]["201"]
-        created["links"] = {
-            target: {"operationId": target, "parameters": {parameter: expression}}
-            for target in sorted(takes[parameter])
+    targets = {key: (parameter, expression, takes[parameter]) for key, (parameter, expression) in CREATES.items()}
+    targets |= FOLLOWS
+    for (method, path), (parameter, expression, operation_ids) in targets.items():
+        answer = _success_response(document["paths"][path][method])
+        unknown = set(operation_ids) - set(takes[parameter])
+        if unknown:
+            raise ValueError(f"{method.upper()} {path}: links to {sorted(unknown)}, which take no {parameter}")
+        answer["links"] = {
+            target: {"operationId": target, "parameters": {parameter: expression}} for target in sorted(operation_ids)
         }
+
+
+def _success_response(operation: dict[str, Any]) -> dict[str, Any]:
+    """An operation's one success response."""
+    (status,) = (status for status in operation["responses"] if status.startswith("2"))
+    return operation["responses"][status]
 
 
 def _add_tags(document: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""POST /v1/reservations/{reservationId}/capture: take all or part of a hold; the rest is released (idempotent)."""
+"""POST /v1/reservations/{reservationId}/capture: take all or part of a hold, finally or in parts (idempotent)."""
 
 from typing import Annotated
 
@@ -24,6 +24,7 @@ def capture_reservation(
         idempotency_key=http.idempotency_key(router),
         owner_id=http.caller(router).owner_filter,
         splits=body.split_list(),
+        final=body.final,
         **body.details(),
     )
     return http.movement_response(OPERATION, movement)

@@ -18,6 +18,8 @@ def create_reservation(walletId: parameters.WalletId, body: Annotated[Reservatio
         walletId,
         body.amount,
         ttl_seconds=body.ttl_seconds,
+        on_expiry=body.on_expiry,
+        capture_to=body.capture_to_place(),
         idempotency_key=http.idempotency_key(router),
         owner_id=http.caller(router).owner_filter,
         **body.details(),

@@ -80,6 +80,63 @@ def test_the_story(server):
     assert (status, problem["code"]) == (404, "not_found")
 
 
+def test_a_ride_raised_and_captured_in_two_parts(server):
+    """A ride's hold is raised for a detour, then captured in two parts: the first leg to the driver and
+    @revenue (not final), the rest final, which releases what is left."""
+    rider, driver = f"rider-{uuid.uuid4().hex[:8]}", f"driver-{uuid.uuid4().hex[:8]}"
+    admin, token = issue_token("ops", ("wallet:admin",)), issue_token(rider)
+    opened = {"currency": "USD", "ownerId": rider, "openingBalance": 5_000}
+    wallet = server.json("POST", "/v1/wallets", opened, token=admin)[2]["wallet"]["id"]
+    payee = server.json("POST", "/v1/wallets", {"currency": "USD"}, token=issue_token(driver))[2]["wallet"]["id"]
+    ride = {"amount": 1_500, "ttlSeconds": 900, "referenceType": "ride", "referenceId": "r-2"}
+    status, _, held = server.json("POST", f"/v1/wallets/{wallet}/reservations", ride, token=token, key="r-2-hold")
+    assert status == 201, held
+    hold = held["reservation"]["id"]
+
+    detour = {"amount": 500, "ttlSeconds": 1_800, "referenceType": "detour", "referenceId": "r-2"}
+    status, headers, raised = server.json(
+        "POST", f"/v1/reservations/{hold}/increments", detour, token=token, key="r-2-detour"
+    )
+    assert (status, headers["Idempotent-Replayed"], headers["Location"]) == (201, "false", f"/v1/reservations/{hold}")
+    assert (raised["reservation"]["amount"], raised["reservation"]["heldAmount"]) == (2_000, 2_000)
+    assert raised["reservation"]["expiresAt"] > held["reservation"]["expiresAt"]
+    assert [entry["type"] for entry in raised["entries"]] == ["HOLD"]
+    assert raised["wallet"]["available"] == 3_000
+    status, headers, again = server.json(
+        "POST", f"/v1/reservations/{hold}/increments", detour, token=token, key="r-2-detour"
+    )
+    assert (status, headers["Idempotent-Replayed"], again) == (201, "true", raised)
+
+    first_leg = {
+        "amount": 1_200,
+        "final": False,
+        "splits": [{"walletId": payee, "amount": 1_000}, {"account": "@revenue", "amount": 200}],
+    }
+    status, _, first = server.json("POST", f"/v1/reservations/{hold}/capture", first_leg, token=token, key="r-2-leg-1")
+    assert status == 200, first
+    assert [entry["type"] for entry in first["entries"]] == ["CAPTURE"]
+    assert (first["reservation"]["status"], first["reservation"]["heldAmount"]) == ("PARTIALLY_CAPTURED", 800)
+    status, _, last = server.json(
+        "POST", f"/v1/reservations/{hold}/capture", {"amount": 500}, token=token, key="r-2-leg-2"
+    )
+    assert status == 200, last
+    assert [entry["type"] for entry in last["entries"]] == ["CAPTURE", "RELEASE"]
+    reservation = last["reservation"]
+    assert (reservation["status"], reservation["capturedAmount"], reservation["releasedAmount"]) == (
+        "CAPTURED",
+        1_700,
+        300,
+    )
+    assert [(part["amount"], part["final"]) for part in reservation["captures"]] == [(1_200, False), (500, True)]
+    status, _, problem = server.json(
+        "POST", f"/v1/reservations/{hold}/increments", {"amount": 1}, token=token, key="r-2-late"
+    )
+    assert (status, problem["code"]) == (409, "invalid_state")
+    mine = server.json("GET", f"/v1/wallets/{wallet}", token=token)[2]
+    assert (mine["balance"], mine["held"], mine["available"]) == (3_300, 0, 3_300)
+    assert server.json("GET", f"/v1/wallets/{payee}", token=issue_token(driver))[2]["balance"] == 1_000
+
+
 def test_the_schedule_expires_a_short_hold(server):
     rider = f"rider-{uuid.uuid4().hex[:8]}"
     admin = issue_token("ops", ("wallet:admin",))

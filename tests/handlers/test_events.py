@@ -81,9 +81,18 @@ def test_the_money_events_in_order(wallets):
     fetched = invoke("get_reservation", load_event("get_reservation", **ids, reservation=hold["id"]))
     assert (fetched.status, fetched.body["status"]) == (200, "HELD")
 
+    raised = invoke("increment_reservation", load_event("increment_reservation", **ids, reservation=hold["id"]))
+    assert raised.status == 201, raised
+    assert raised.headers["Location"] == f"/v1/reservations/{hold['id']}"
+    (more,) = raised.body["reservation"]["increments"]
+    assert raised.body["reservation"]["amount"] == hold["amount"] + more["amount"]
+    assert raised.body["entries"][0]["referenceType"] == "detour"
+    assert service.get_wallet(rider).held == hold["amount"] + more["amount"]
+
     captured = invoke("capture_reservation", load_event("capture_reservation", **ids, reservation=hold["id"]))
     assert captured.status == 200, captured
     taken = captured.body["reservation"]["capturedAmount"]
+    assert captured.body["reservation"]["releasedAmount"] == hold["amount"] + more["amount"] - taken
     assert service.get_wallet(rider).balance == balance - sent - taken
     assert service.get_wallet(rider).held == 0
 

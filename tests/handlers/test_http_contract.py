@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from tests.lambda_harness import LambdaContext, http_event, invoke
 from tests.ledger_checks import assert_ledger_consistent, snapshot
+from wallet_lambda import runtime
 
 ADMIN = ("wallet:admin",)
 MISSING = "0123456789abcdef01234567"
@@ -637,3 +639,280 @@ def test_the_balance_at_a_time_over_http(wallet_id):
     assert (past.status, past.body["balance"], past.body["sequence"]) == (200, 0, 0)
     other = http_event("GET", route, {"walletId": wallet_id}, query={"at": "2000-01-01T00:00:00Z"}, sub="mallory")
     assert invoke("get_balance", other).status == 404
+
+
+# ---------------------------------------------------------------- holds that follow a ride
+
+INCREMENTS = "/v1/reservations/{reservationId}/increments"
+CAPTURE = "/v1/reservations/{reservationId}/capture"
+
+
+def increment(reservation_id, body, key, **options):
+    return invoke(
+        "increment_reservation",
+        http_event("POST", INCREMENTS, {"reservationId": reservation_id}, body=body, idempotency_key=key, **options),
+    )
+
+
+def capture(reservation_id, body, key, **options):
+    return invoke(
+        "capture_reservation",
+        http_event("POST", CAPTURE, {"reservationId": reservation_id}, body=body, idempotency_key=key, **options),
+    )
+
+
+def hold_with(wallet_id, body, key, **options):
+    return invoke(
+        "create_reservation",
+        http_event(
+            "POST",
+            "/v1/wallets/{walletId}/reservations",
+            {"walletId": wallet_id},
+            body=body,
+            idempotency_key=key,
+            **options,
+        ),
+    )
+
+
+def test_an_increment_raises_an_open_hold_and_a_replay_answers_the_original(wallet_id, database):
+    placed = hold(wallet_id, 1_000, "ride-h").body["reservation"]
+    body = {"amount": 400, "ttlSeconds": 3_600, "referenceType": "detour", "referenceId": "ride_42"}
+    raised = increment(placed["id"], body, "ride-detour")
+    assert raised.status == 201, raised
+    assert raised.headers["Location"] == f"/v1/reservations/{placed['id']}"
+    assert raised.headers["Idempotent-Replayed"] == "false"
+    (entry,) = raised.body["entries"]
+    assert (entry["type"], entry["amount"], entry["reservationId"]) == ("HOLD", 400, placed["id"])
+    assert (entry["referenceType"], entry["referenceId"]) == ("detour", "ride_42")
+    assert raised.body["accountEntries"] == []
+    reservation = raised.body["reservation"]
+    assert (reservation["status"], reservation["amount"], reservation["heldAmount"]) == ("HELD", 1_400, 1_400)
+    (step,) = reservation["increments"]
+    assert (step["amount"], step["expiresAt"]) == (400, reservation["expiresAt"])
+    assert reservation["expiresAt"] > placed["expiresAt"]  # 1 h from now, past the 30 min default
+    wallet = raised.body["wallet"]
+    assert (wallet["balance"], wallet["held"], wallet["available"]) == (10_000, 1_400, 8_600)
+
+    again = increment(placed["id"], body, "ride-detour")
+    assert (again.status, again.headers["Idempotent-Replayed"], again.body) == (201, "true", raised.body)
+    assert (again.headers["Location"]) == raised.headers["Location"]
+    other_body = increment(placed["id"], {**body, "amount": 401}, "ride-detour")
+    assert (other_body.status, other_body.problem_code) == (422, "idempotency_key_mismatch")
+
+    # Without ttlSeconds the expiry stays; the hold is raised again.
+    kept = increment(placed["id"], {"amount": 100}, "ride-wait")
+    assert kept.status == 201, kept
+    assert (kept.body["reservation"]["expiresAt"], kept.body["reservation"]["amount"]) == (
+        reservation["expiresAt"],
+        1_500,
+    )
+    read = invoke(
+        "get_reservation", http_event("GET", "/v1/reservations/{reservationId}", {"reservationId": placed["id"]})
+    )
+    assert [step["amount"] for step in read.body["increments"]] == [400, 100]
+    assert_ledger_consistent(database)
+
+
+@pytest.mark.parametrize("key", [None, "", "has space"])
+def test_an_increment_needs_a_well_formed_idempotency_key(wallet_id, database, key):
+    placed = hold(wallet_id, 100, "h").body["reservation"]["id"]
+    before = snapshot(database)
+    answer = increment(placed, {"amount": 5}, key)
+    assert answer.status == 400
+    assert answer.problem_code == ("missing_idempotency_key" if key is None else "invalid_idempotency_key")
+    assert snapshot(database) == before
+
+
+@pytest.mark.parametrize(
+    ("raw_body", "field"),
+    [
+        ('{"amount": 0}', "amount"),
+        ('{"amount": 1.5}', "amount"),
+        ('{"amount": "100"}', "amount"),
+        ("{}", "amount"),
+        ('{"amount": 5, "ttlSeconds": 0}', "ttlSeconds"),
+        ('{"amount": 5, "ttlSeconds": 604801}', "ttlSeconds"),
+        ('{"amount": 5, "ttlSeconds": 60.0}', "ttlSeconds"),
+        ('{"amount": 5, "ttlSeconds": true}', "ttlSeconds"),
+        ('{"amount": 5, "referenceId": {"$gt": ""}}', "referenceId"),
+        ('{"amount": 5, "expiresAt": "2026-12-01T00:00:00Z"}', "expiresAt"),
+    ],
+)
+def test_bad_increments_are_422(wallet_id, database, raw_body, field):
+    placed = hold(wallet_id, 100, "h").body["reservation"]["id"]
+    before = snapshot(database)
+    event = http_event("POST", INCREMENTS, {"reservationId": placed}, raw_body=raw_body, idempotency_key="bad")
+    answer = invoke("increment_reservation", event)
+    assert (answer.status, answer.problem_code) == (422, "validation_error")
+    assert [error["field"] for error in answer.body["errors"]] == [field]
+    assert snapshot(database) == before
+
+
+def test_an_increment_may_not_take_a_hold_past_seven_days_after_it_was_placed(wallet_id, database):
+    placed = hold(wallet_id, 100, "h").body["reservation"]["id"]
+    time.sleep(0.01)  # the hold was placed at least a millisecond ago
+    before = snapshot(database)
+    answer = increment(placed, {"amount": 5, "ttlSeconds": 7 * 24 * 3600}, "too-long")
+    assert (answer.status, answer.problem_code) == (422, "validation_error")
+    assert [error["field"] for error in answer.body["errors"]] == ["ttlSeconds"]
+    assert snapshot(database) == before
+    assert increment(placed, {"amount": 5, "ttlSeconds": 6 * 24 * 3600}, "long-enough").status == 201
+
+
+def test_increment_refusals(wallet_id, database):
+    placed = hold(wallet_id, 1_000, "h").body["reservation"]["id"]
+    poor = increment(placed, {"amount": 9_001}, "too-much")
+    assert (poor.status, poor.problem_code) == (409, "insufficient_funds")
+    assert (poor.body["available"], poor.body["requested"]) == (9_000, 9_001)
+    assert deposit(wallet_id, 1, "top-up").status == 201
+    later = increment(placed, {"amount": 9_001}, "too-much")  # a keyed refusal stays refused, even once it could pay
+    assert (later.status, later.problem_code, later.body["available"]) == (409, "insufficient_funds", 9_000)
+    assert increment(placed, {"amount": 9_001}, "try-again").status == 201  # the first raise
+    assert deposit(wallet_id, 100, "more").status == 201
+
+    mallory = increment(placed, {"amount": 1}, "m", sub="mallory")
+    assert (mallory.status, mallory.problem_code) == (404, "not_found")
+    unknown = increment(MISSING, {"amount": 1}, "u")
+    assert (unknown.status, unknown.problem_code) == (404, "not_found")
+
+    admin = {"sub": "ops", "scopes": ADMIN}
+    for action in ("freeze", "unfreeze"):
+        route = f"/v1/wallets/{{walletId}}/{action}"
+        assert invoke(f"{action}_wallet", http_event("POST", route, {"walletId": wallet_id}, **admin)).status == 200
+        if action == "freeze":
+            frozen = increment(placed, {"amount": 1}, "frozen")
+            assert (frozen.status, frozen.problem_code) == (409, "wallet_frozen")
+
+    for number in range(2, 11):
+        assert increment(placed, {"amount": 1}, f"step-{number}").status == 201
+    eleventh = increment(placed, {"amount": 1}, "step-11")
+    assert (eleventh.status, eleventh.problem_code) == (409, "invalid_state")
+
+    assert capture(placed, {}, "fare").status == 200
+    closed = increment(placed, {"amount": 1}, "after-fare")
+    assert (closed.status, closed.problem_code) == (409, "invalid_state")
+    assert "Traceback" not in json.dumps(closed.body)
+    assert_ledger_consistent(database)
+
+
+def test_a_capture_in_parts(wallet_id, database):
+    placed = hold(wallet_id, 1_000, "h").body["reservation"]["id"]
+    first = capture(placed, {"amount": 300, "final": False, "referenceId": "leg-1"}, "leg-1")
+    assert first.status == 200, first
+    assert [entry["type"] for entry in first.body["entries"]] == ["CAPTURE"]  # nothing released
+    reservation = first.body["reservation"]
+    assert (reservation["status"], reservation["capturedAmount"], reservation["releasedAmount"]) == (
+        "PARTIALLY_CAPTURED",
+        300,
+        0,
+    )
+    assert reservation["heldAmount"] == 700
+    assert [(part["amount"], part["final"]) for part in reservation["captures"]] == [(300, False)]
+    assert (first.body["wallet"]["balance"], first.body["wallet"]["held"]) == (9_700, 700)
+    partial = invoke(
+        "list_reservations",
+        http_event(
+            "GET",
+            "/v1/wallets/{walletId}/reservations",
+            {"walletId": wallet_id},
+            query={"status": "PARTIALLY_CAPTURED"},
+        ),
+    )
+    assert [item["id"] for item in partial.body["items"]] == [placed]
+
+    # A partly captured hold is still open: it may be raised, and captured again.
+    assert increment(placed, {"amount": 200}, "detour").body["reservation"]["heldAmount"] == 900
+    last = capture(placed, {"amount": 500}, "leg-2")  # final: the other 400 is released
+    assert last.status == 200, last
+    assert [entry["type"] for entry in last.body["entries"]] == ["CAPTURE", "RELEASE"]
+    reservation = last.body["reservation"]
+    assert (reservation["status"], reservation["amount"], reservation["heldAmount"]) == ("CAPTURED", 1_200, 0)
+    assert (reservation["capturedAmount"], reservation["releasedAmount"]) == (800, 400)
+    assert [(part["amount"], part["final"]) for part in reservation["captures"]] == [(300, False), (500, True)]
+    assert (last.body["wallet"]["balance"], last.body["wallet"]["held"]) == (9_200, 0)
+    again = capture(placed, {"amount": 500}, "leg-2")
+    assert (again.status, again.headers["Idempotent-Replayed"], again.body) == (200, "true", last.body)
+    assert_ledger_consistent(database)
+
+
+def test_a_capture_that_is_not_final_of_all_the_hold_holds_ends_it(wallet_id, database):
+    placed = hold(wallet_id, 600, "h").body["reservation"]["id"]
+    answer = capture(placed, {"amount": 600, "final": False}, "all")
+    assert answer.status == 200, answer
+    assert (answer.body["reservation"]["status"], answer.body["reservation"]["heldAmount"]) == ("CAPTURED", 0)
+    assert answer.body["reservation"]["captures"][0]["final"] is True
+    assert_ledger_consistent(database)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"final": False}, "amount"),  # a capture in parts names each part
+        ({"amount": None, "final": False}, "amount"),
+        ({"amount": 100, "final": "no"}, "final"),
+        ({"amount": 100, "final": 0}, "final"),
+        ({"amount": 100, "final": None}, "final"),
+        ({"amount": 1_001, "final": False}, "amount"),  # more than the hold holds
+    ],
+)
+def test_bad_captures_in_parts_are_422(wallet_id, database, body, field):
+    placed = hold(wallet_id, 1_000, "h").body["reservation"]["id"]
+    before = snapshot(database)
+    answer = capture(placed, body, "bad")
+    assert (answer.status, answer.problem_code) == (422, "validation_error")
+    assert [error["field"] for error in answer.body["errors"]] == [field]
+    assert snapshot(database) == before
+
+
+def test_a_hold_that_captures_at_expiry(wallet_id, database):
+    driver = invoke("create_wallet", http_event("POST", "/v1/wallets", body={"currency": "USD"}, sub="driver-7"))
+    driver_id = driver.body["wallet"]["id"]
+    body = {"amount": 500, "ttlSeconds": 1, "onExpiry": "capture", "captureTo": {"walletId": driver_id}}
+    placed = hold_with(wallet_id, body, "no-show")
+    assert placed.status == 201, placed
+    reservation = placed.body["reservation"]
+    assert (reservation["onExpiry"], reservation["captureTo"]) == ("capture", {"walletId": driver_id, "account": None})
+    replayed = hold_with(wallet_id, body, "no-show")
+    assert (replayed.headers["Idempotent-Replayed"], replayed.body) == ("true", placed.body)
+
+    fee = hold_with(wallet_id, {"amount": 200, "ttlSeconds": 1, "onExpiry": "capture"}, "fee")
+    assert fee.body["reservation"]["captureTo"] == {"walletId": None, "account": "@revenue"}  # the default
+    plain = hold_with(wallet_id, {"amount": 100, "ttlSeconds": 1, "captureTo": None}, "plain")  # null: none
+    assert (plain.body["reservation"]["onExpiry"], plain.body["reservation"]["captureTo"]) == ("release", None)
+
+    time.sleep(1.1)
+    assert runtime.wallet_service().expire_reservations().expired == 3
+    read = invoke(
+        "get_reservation", http_event("GET", "/v1/reservations/{reservationId}", {"reservationId": reservation["id"]})
+    )
+    assert (read.body["status"], read.body["capturedAmount"], read.body["heldAmount"]) == ("EXPIRED", 500, 0)
+    paid = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": driver_id}, sub="driver-7"))
+    assert paid.body["balance"] == 500
+    mine = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": wallet_id}))
+    assert (mine.body["balance"], mine.body["held"]) == (10_000 - 500 - 200, 0)
+    assert_ledger_consistent(database)
+
+
+def test_bad_expiry_instructions_are_422(wallet_id, database):
+    euro = create_wallet(owner="driver-9", currency="EUR")
+    before = snapshot(database)
+    for body, fields in (
+        ({"amount": 5, "captureTo": {"account": "@revenue"}}, ["captureTo"]),  # release is the default
+        ({"amount": 5, "onExpiry": "release", "captureTo": {"account": "@revenue"}}, ["captureTo"]),
+        ({"amount": 5, "onExpiry": "later"}, ["onExpiry"]),
+        ({"amount": 5, "onExpiry": "CAPTURE"}, ["onExpiry"]),
+        ({"amount": 5, "onExpiry": "capture", "captureTo": {"walletId": wallet_id}}, ["captureTo.walletId"]),
+        ({"amount": 5, "onExpiry": "capture", "captureTo": {"walletId": euro}}, ["captureTo.walletId"]),
+        ({"amount": 5, "onExpiry": "capture", "captureTo": {"walletId": MISSING}}, ["captureTo.walletId"]),
+        ({"amount": 5, "onExpiry": "capture", "captureTo": {"account": "@tips"}}, ["captureTo.account"]),
+    ):
+        answer = hold_with(wallet_id, body, "bad")
+        assert (answer.status, answer.problem_code) == (422, "validation_error"), body
+        assert [error["field"] for error in answer.body["errors"]] == fields, (body, answer.body)
+    for place in ({"walletId": wallet_id, "account": "@revenue"}, {}, {"account": "revenue"}, {"walletId": "x"}):
+        body = {"amount": 5, "onExpiry": "capture", "captureTo": place}
+        answer = hold_with(wallet_id, body, "bad")
+        assert (answer.status, answer.problem_code) == (422, "validation_error"), place
+        assert {error["field"].split(".")[0] for error in answer.body["errors"]} == {"captureTo"}, answer.body
+    assert snapshot(database) == before

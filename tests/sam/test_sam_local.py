@@ -56,6 +56,7 @@ MONEY_EVENTS = [
     "create_reservation",
     "list_reservations",
     "get_reservation",
+    "increment_reservation",
     "capture_reservation",
     "release_reservation",
     "list_transactions",
@@ -234,6 +235,13 @@ def test_the_money_events_in_containers(sam, ledger):
     fetched = sam_invoke(sam, "get_reservation", load_event("get_reservation", **ids, reservation=hold["id"]), name)
     assert (fetched.status, fetched.body["status"]) == (200, "HELD")
 
+    raised = sam_invoke(
+        sam, "increment_reservation", load_event("increment_reservation", **ids, reservation=hold["id"]), name
+    )
+    assert raised.status == 201, raised
+    (more,) = raised.body["reservation"]["increments"]
+    assert service.get_wallet(rider).held == hold["amount"] + more["amount"]
+
     captured = sam_invoke(
         sam, "capture_reservation", load_event("capture_reservation", **ids, reservation=hold["id"]), name
     )
@@ -359,6 +367,7 @@ def server(sam: SamLocal, tmp_path_factory) -> Iterator[Server]:
 # `server` above. Not here: what only the in-process server has (Swagger UI, its own busy-port and
 # database messages, make invoke); Ctrl-C is the last test below.
 test_the_story = http_suite.test_the_story
+test_a_ride_raised_and_captured_in_two_parts = http_suite.test_a_ride_raised_and_captured_in_two_parts
 test_the_schedule_expires_a_short_hold = http_suite.test_the_schedule_expires_a_short_hold
 test_bad_tokens_are_401_before_any_handler_runs = http_suite.test_bad_tokens_are_401_before_any_handler_runs
 test_admin_routes_need_the_scope = http_suite.test_admin_routes_need_the_scope

@@ -15,7 +15,7 @@ from pymongo.errors import OperationFailure
 
 from benchmarks import floors, journal, replay, report
 from benchmarks.monitor import WRITE_CONFLICT, Answers, CommandRecorder
-from benchmarks.roundtrips import RoundTrips
+from benchmarks.roundtrips import RoundTrips, measure_expiry, measure_operation
 from benchmarks.scenarios import OPERATIONS, prepare
 from benchmarks.server import ConflictCounters, is_secantus
 from benchmarks.throughput import Rate
@@ -80,6 +80,44 @@ def test_the_replay_does_what_the_service_did(operation, bench_service, client, 
     if scenario.holds:
         replayed_holds = [ObjectId(hold) for hold in scenario.spare_holds]
         assert database[documents.LEDGER].count_documents({"_id": {"$in": replayed_holds}, "status": "HELD"}) == 0
+
+
+ONE_HOLD_AND_ONE_WALLET = ("findAndModify", "findAndModify", "insert", "commitTransaction")
+
+
+@pytest.mark.parametrize(
+    ("operation", "commands"),
+    [
+        ("increment_reservation", ONE_HOLD_AND_ONE_WALLET),
+        ("capture_part", ONE_HOLD_AND_ONE_WALLET),
+        ("capture_reservation", ONE_HOLD_AND_ONE_WALLET),
+        ("capture_split", ("findAndModify",) * 3 + ("insert", "commitTransaction")),
+    ],
+)
+def test_round_trips_of_the_hold_operations(operation, commands, bench_service, recorder):
+    """An increment and a capture in parts (final false) take 4 round trips, as a final capture does:
+    the hold's guarded update, its wallet's, one insert, the commit; a driver's wallet in the splits
+    adds one."""
+    measured = measure_operation(bench_service, recorder, operation, operation)
+    assert (measured.commands, measured.steady) == (commands, True)
+    assert measured.per_call == len(commands) <= report.BUDGETS[operation]
+
+
+def test_expiry_round_trips_per_hold_with_captures_mixed_in(bench_service, recorder, database):
+    """A batch of 100 due holds, a third released, a third captured to @revenue, a third to a
+    driver's wallet, takes a fixed number of round trips: under 0.25 per hold."""
+    measured = measure_expiry(bench_service, recorder, "expiry", holds=100)
+    assert measured.per_call < report.BUDGETS[report.EXPIRY]
+    assert measured.commands.count("commitTransaction") == 1
+    holds = list(database[documents.LEDGER].find({"kind": documents.RESERVATION}))
+    assert {hold["status"] for hold in holds} == {"EXPIRED"}
+    kinds = Counter("release" if hold["onExpiry"] == "release" else next(iter(hold["captureTo"])) for hold in holds)
+    assert kinds == {"release": 4 + 34, "account": 3 + 33, "walletId": 3 + 33}  # the warm-up's 10, then the 100
+    captured = [hold for hold in holds if hold["onExpiry"] == "capture"]
+    assert all(hold["capturedAmount"] == hold["amount"] == 1 for hold in captured)
+    assert all([capture["final"] for capture in hold["captures"]] == [True] for hold in captured)
+    drivers = database[documents.WALLETS].find({"ownerId": {"$regex": "-driver$"}})
+    assert sorted(driver["balance"] for driver in drivers) == [3, 33]
 
 
 def test_the_floors_measure_all_three_paths(bench_service, client, recorder, database):

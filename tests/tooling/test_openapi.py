@@ -20,6 +20,7 @@ MONEY_MOVING = {
     ("post", "/v1/wallets/{walletId}/withdrawals"),
     ("post", "/v1/transfers"),
     ("post", "/v1/wallets/{walletId}/reservations"),
+    ("post", "/v1/reservations/{reservationId}/increments"),
     ("post", "/v1/reservations/{reservationId}/capture"),
     ("post", "/v1/reservations/{reservationId}/release"),
     ("post", "/v1/reservations/{reservationId}/refunds"),
@@ -238,3 +239,83 @@ def test_movement_answers_are_documented_as_movements():
         headers = operations(document)[(method, path)]["responses"][status]["headers"]
         assert "Idempotent-Replayed" in headers, (method, path)
         assert ("Location" in headers) == (status == "201"), (method, path)
+
+
+def answer_property(document: dict[str, Any], schema: Any, name: str) -> Any:
+    """A property of an object schema, through `$ref`s and a nullable `anyOf`."""
+    schema = resolve(document, schema)
+    if "anyOf" in schema:
+        (schema,) = [branch for branch in schema["anyOf"] if resolve(document, branch).get("type") != "null"]
+        schema = resolve(document, schema)
+    return schema["properties"][name]
+
+
+def test_links_lead_from_a_hold_to_its_raises_and_captures():
+    document = generated()
+    by_id = {operation["operationId"]: operation for operation in operations(document).values()}
+    placed = operations(document)[("post", "/v1/wallets/{walletId}/reservations")]["responses"]["201"]["links"]
+    assert {"GetReservation", "IncrementReservation", "CaptureReservation", "ReleaseReservation"} <= set(placed)
+    raised = operations(document)[("post", "/v1/reservations/{reservationId}/increments")]["responses"]["201"]
+    assert set(raised["links"]) == {
+        "CaptureReservation",
+        "GetReservation",
+        "IncrementReservation",
+        "ReleaseReservation",
+    }
+    linked = 0
+    for (method, path), operation in operations(document).items():
+        for status, response in operation["responses"].items():
+            for name, link in response.get("links", {}).items():
+                linked += 1
+                assert status.startswith("2"), (method, path, status)
+                target = by_id[link["operationId"]]
+                assert name == link["operationId"]
+                takes = {
+                    parameter["name"]
+                    for parameter in (resolve(document, item) for item in target.get("parameters", []))
+                    if parameter["in"] == "path"
+                }
+                assert set(link["parameters"]) == takes, (path, name)
+                for expression in link["parameters"].values():
+                    # $response.body#/reservation/id: a property the answer documents, all the way down
+                    schema = response["content"]["application/json"]["schema"]
+                    for part in expression.removeprefix("$response.body#/").split("/"):
+                        schema = answer_property(document, schema, part)
+                    assert resolve(document, schema)["type"] == "string", expression
+    assert linked >= 10
+
+
+def test_the_hold_request_bodies_document_raises_captures_in_parts_and_expiry():
+    document = generated()
+    schemas = document["components"]["schemas"]
+
+    def body(method: str, path: str) -> dict[str, Any]:
+        """The request body's object schema (the non-null branch of an optional body)."""
+        schema = resolve(
+            document, operations(document)[(method, path)]["requestBody"]["content"]["application/json"]["schema"]
+        )
+        branches = [resolve(document, branch) for branch in schema.get("anyOf", [schema])]
+        (found,) = [branch for branch in branches if branch.get("type") != "null"]
+        return found
+
+    increment = body("post", "/v1/reservations/{reservationId}/increments")
+    assert increment["required"] == ["amount"]
+    assert increment["additionalProperties"] is False
+    (ttl, _) = increment["properties"]["ttlSeconds"]["anyOf"]
+    placed = body("post", "/v1/wallets/{walletId}/reservations")
+    assert (ttl["minimum"], ttl["maximum"]) == (placed["properties"]["ttlSeconds"]["minimum"], 7 * 24 * 3600)
+    assert increment["examples"][0]["referenceType"] == "detour"
+    on_expiry = resolve(document, placed["properties"]["onExpiry"])
+    assert (on_expiry["enum"], placed["properties"]["onExpiry"]["default"]) == (["release", "capture"], "release")
+    places = [resolve(document, branch) for branch in placed["properties"]["captureTo"]["anyOf"]]
+    assert [place.get("required") for place in places] == [["walletId"], ["account"], None]  # or null
+    assert placed["if"]["required"] == ["captureTo"]  # a captureTo goes with onExpiry capture only
+    assert placed["then"]["properties"]["onExpiry"] == {"const": "capture"}
+    assert any(example.get("onExpiry") == "capture" for example in placed["examples"])
+    captured = body("post", "/v1/reservations/{reservationId}/capture")
+    assert (captured["properties"]["final"]["type"], captured["properties"]["final"]["default"]) == ("boolean", True)
+    assert captured["then"]["required"] == ["amount"]
+    assert any(example.get("final") is False for example in captured["examples"])
+    assert "PARTIALLY_CAPTURED" in schemas["ReservationStatus"]["enum"]
+    reservation = schemas["Reservation"]["properties"]
+    assert {"increments", "onExpiry", "captureTo", "heldAmount"} <= set(reservation)

@@ -21,6 +21,7 @@ from wallet_service import (
     Wallet,
     WalletBalance,
 )
+from wallet_service.limits import MAX_INCREMENTS, MAX_TTL_SECONDS
 
 from .schemas import Health
 
@@ -62,8 +63,28 @@ TAGS = {
     "Wallets": "Open a wallet per owner and currency, read it, freeze and unfreeze it (admin).",
     "Money movements": "Deposits, withdrawals and transfers. Each needs an `Idempotency-Key`.",
     "Holds": (
-        "Hold money for a time (a reservation), then capture all or part of it, or release it; "
-        "a hold left open expires on the schedule. Money-moving calls need an `Idempotency-Key`."
+        "Hold money for a time (a reservation) while a ride or an order runs, then capture it, in one "
+        "part or several, or release it. Every call that moves money needs an `Idempotency-Key`.\n\n"
+        "- **Raise** an open hold when the fare grows (a detour, a wait, a toll): `POST .../increments` "
+        "holds `amount` more and may push the expiry out (`ttlSeconds` from now, never earlier than it "
+        f"was). At most {MAX_INCREMENTS} raises per hold, and never past {MAX_TTL_SECONDS // 86_400} days "
+        "after the hold was placed (a 422 on `ttlSeconds`).\n"
+        "- **Capture** takes `amount` (default: all the hold still holds) to `splits` (default: all to "
+        "`@revenue`). A final capture (the default) releases the rest and ends the hold; `final: false` "
+        "takes `amount` and leaves the rest held, for more captures, a release or the expiry.\n"
+        "- **At expiry**, the schedule releases what the hold still holds (`onExpiry: release`, the "
+        "default) or captures it (`onExpiry: capture`) to `captureTo`: a wallet in the hold's currency "
+        "(not its own) or an open platform account, default `@revenue` (a no-show fee, a pre-agreed fare).\n"
+        "- **Statuses**: HELD → PARTIALLY_CAPTURED (after a capture that is not final) → CAPTURED, "
+        "RELEASED or EXPIRED. A hold is open, to raise, capture or release, while HELD or "
+        "PARTIALLY_CAPTURED; `heldAmount` is what it still holds, and `amount` = `capturedAmount` + "
+        "`releasedAmount` + `heldAmount`.\n"
+        "- **Errors**: 409 `insufficient_funds` (a hold or a raise beyond the available money), "
+        "`invalid_state` (the hold is no longer open, past its expiry, or raised the most times), "
+        "`wallet_frozen` (no new hold or raise on a frozen wallet; captures and releases still go); "
+        "422 `validation_error` on the field at fault (an amount beyond what the hold holds, splits "
+        "that do not add up, `captureTo` without `onExpiry: capture` or naming an unknown wallet or "
+        "account, `final: false` without `amount`)."
     ),
     "Journal": "Every entry of a wallet, newest first, keyset-paged.",
     "Platform accounts": (
@@ -106,8 +127,12 @@ OPERATIONS: tuple[Operation, ...] = (
               "List a wallet's reservations", "Holds", ReservationPage, PAGE, READ_PROBLEMS),
     Operation("GetReservation",     "get_reservation",     "GET",  "/v1/reservations/{reservationId}",          200,
               "Read a reservation", "Holds", Reservation, "the reservation", READ_PROBLEMS),
+    Operation("IncrementReservation", "increment_reservation", "POST", "/v1/reservations/{reservationId}/increments",
+              201, "Raise an open hold", "Holds", Movement,
+              "the reservation with its new increment, the raise's HOLD entry and the wallet", MONEY_PROBLEMS,
+              needs_idempotency_key=True),
     Operation("CaptureReservation", "capture_reservation", "POST", "/v1/reservations/{reservationId}/capture",  200,
-              "Take all or part of a hold; the rest is released", "Holds", Movement,
+              "Take all or part of a hold; a final capture releases the rest", "Holds", Movement,
               "the reservation, its entries and the wallet", MONEY_PROBLEMS, needs_idempotency_key=True),
     Operation("ReleaseReservation", "release_reservation", "POST", "/v1/reservations/{reservationId}/release",  200,
               "Give a hold back", "Holds", Movement, "the reservation, its entries and the wallet", MONEY_PROBLEMS,

@@ -14,11 +14,13 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, S
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from wallet_service import OnExpiry
 from wallet_service.currencies import ISO_4217_CURRENCIES
 from wallet_service.limits import (
     ACCOUNT_NAME_PATTERN,
     DEFAULT_TTL_SECONDS,
     MAX_AMOUNT,
+    MAX_INCREMENTS,
     MAX_INT64,
     MAX_METADATA_KEYS,
     MAX_METADATA_STRING,
@@ -143,43 +145,114 @@ class TransferRequest(Details):
     amount: Amount
 
 
-class ReservationRequest(Details):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"amount": 1500, "ttlSeconds": 900, "referenceType": "ride", "referenceId": "ride_42"}]
-        }
-    )
-
-    amount: Amount
-    ttl_seconds: Annotated[StrictInt, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)] = DEFAULT_TTL_SECONDS
-
-
+TtlSeconds = Annotated[StrictInt, Field(ge=MIN_TTL_SECONDS, le=MAX_TTL_SECONDS)]
 AccountName = Annotated[
     StrictStr, Field(pattern=f"^{ACCOUNT_NAME_PATTERN}$", description="a platform account: @ and a name")
 ]
 
 
-class WalletSplit(RequestBody):
-    """Part of a capture (or a refund's source): a wallet in the hold's currency (it may be frozen)."""
+class WalletPlace(RequestBody):
+    """A wallet in the hold's currency, not the hold's own (it may be frozen)."""
 
     wallet_id: ObjectIdText
-    amount: Amount
 
-    def as_split(self) -> dict:
-        return {"walletId": self.wallet_id, "amount": self.amount}
+    def as_place(self) -> dict:
+        return {"walletId": self.wallet_id}
 
 
-class AccountSplit(RequestBody):
-    """Part of a capture (or a refund's source): a platform account open in the hold's currency."""
+class AccountPlace(RequestBody):
+    """A platform account open in the hold's currency."""
 
     account: AccountName
+
+    def as_place(self) -> dict:
+        return {"account": self.account}
+
+
+Place = WalletPlace | AccountPlace
+
+
+class WalletSplit(WalletPlace):
+    """Part of a capture (or a refund's source): a wallet in the hold's currency (it may be frozen)."""
+
     amount: Amount
 
     def as_split(self) -> dict:
-        return {"account": self.account, "amount": self.amount}
+        return {**self.as_place(), "amount": self.amount}
+
+
+class AccountSplit(AccountPlace):
+    """Part of a capture (or a refund's source): a platform account open in the hold's currency."""
+
+    amount: Amount
+
+    def as_split(self) -> dict:
+        return {**self.as_place(), "amount": self.amount}
 
 
 Split = WalletSplit | AccountSplit
+
+
+class ReservationRequest(Details):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"amount": 1500, "ttlSeconds": 900, "referenceType": "ride", "referenceId": "ride_42"},
+                {
+                    "amount": 500,
+                    "ttlSeconds": 600,
+                    "onExpiry": "capture",
+                    "captureTo": {"walletId": "65f0c0ffee0000000000a002"},
+                    "referenceType": "no_show_fee",
+                    "referenceId": "ride_42",
+                },
+            ],
+            # A captureTo (not null) goes with onExpiry capture only (the service refuses it otherwise: 422).
+            "if": {"required": ["captureTo"], "properties": {"captureTo": {"type": "object"}}},
+            "then": {"required": ["onExpiry"], "properties": {"onExpiry": {"const": OnExpiry.CAPTURE.value}}},
+        }
+    )
+
+    amount: Amount
+    ttl_seconds: TtlSeconds = DEFAULT_TTL_SECONDS
+    on_expiry: OnExpiry = Field(
+        OnExpiry.RELEASE,
+        description="what the expiry does with what the hold still holds: release it to the wallet, or capture "
+        "it to `captureTo`",
+    )
+    capture_to: Place | None = Field(
+        None,
+        description="onExpiry capture only: where the expiry's capture goes, a wallet in the hold's currency "
+        "(not its own) or an open platform account; default @revenue",
+    )
+
+    def capture_to_place(self) -> dict | None:
+        return None if self.capture_to is None else self.capture_to.as_place()
+
+
+class IncrementRequest(Details):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "amount": 400,
+                    "ttlSeconds": 1800,
+                    "referenceType": "detour",
+                    "referenceId": "ride_42",
+                    "metadata": {"reason": "rider asked for a stop on the way"},
+                }
+            ]
+        }
+    )
+
+    amount: Amount = Field(
+        description=f"integer minor units (cents) held on top of the hold; at most {MAX_INCREMENTS} raises per hold"
+    )
+    ttl_seconds: TtlSeconds | None = Field(
+        None,
+        description="push the hold's expiry out to this many seconds from now (an earlier time leaves it as it "
+        "was), never past 7 days after the hold was placed; default: the expiry stays",
+    )
 
 
 class CaptureRequest(Details):
@@ -194,16 +267,27 @@ class CaptureRequest(Details):
                         {"account": "@revenue", "amount": 200},
                     ],
                 },
-            ]
+                {"amount": 700, "final": False, "referenceType": "fare_leg", "referenceId": "ride_42_leg_1"},
+            ],
+            # A capture that is not final names its amount (the service refuses it otherwise: 422).
+            "if": {"required": ["final"], "properties": {"final": {"const": False}}},
+            "then": {"required": ["amount"], "properties": {"amount": {"type": "integer"}}},
         }
     )
 
-    amount: Amount | None = Field(None, description="default: the whole hold; the remainder is released")
+    amount: Amount | None = Field(
+        None, description="default: all the hold still holds; a final capture releases the remainder"
+    )
     splits: list[Split] | None = Field(
         None,
         min_length=1,
         max_length=MAX_SPLITS,
         description="where the captured money goes, adding up to it; default: all to @revenue",
+    )
+    final: StrictBool = Field(
+        True,
+        description="false takes `amount` (then required) and leaves the rest held; more captures may follow. "
+        "True (the default) releases the rest and ends the hold",
     )
 
     def split_list(self) -> list[dict] | None:

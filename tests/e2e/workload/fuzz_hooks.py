@@ -39,6 +39,10 @@ STATE_DEPENDENT = {
     ("GET", "/v1/accounts/{name}/transactions"): (400, "invalid_cursor", ()),
     ("POST", "/v1/reservations/{reservationId}/capture"): (422, "validation_error", ("amount", "splits")),
     ("POST", "/v1/reservations/{reservationId}/refunds"): (422, "validation_error", ("from",)),
+    # A valid ttlSeconds may still take the hold past 7 days after it was placed.
+    ("POST", "/v1/reservations/{reservationId}/increments"): (422, "validation_error", ("ttlSeconds",)),
+    # captureTo must name an open account, or another wallet in the hold's currency.
+    ("POST", "/v1/wallets/{walletId}/reservations"): (422, "validation_error", ("captureTo",)),
     ("POST", "/v1/transfers"): (422, "validation_error", ("toWalletId",)),
 }
 

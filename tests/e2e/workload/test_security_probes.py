@@ -261,13 +261,17 @@ BODIES_WITH_STRINGS = {  # every body, a valid one, and each of its string field
     "/v1/wallets": ({"currency": "DKK"}, ("currency", "ownerId", "metadata.note")),
     "/v1/wallets/{mine}/deposits": ({"amount": 1}, DETAILS),
     "/v1/wallets/{mine}/withdrawals": ({"amount": 1}, DETAILS),
-    "/v1/wallets/{mine}/reservations": ({"amount": 1}, DETAILS),
+    "/v1/wallets/{mine}/reservations": (
+        {"amount": 1, "onExpiry": "capture", "captureTo": {"account": "@revenue"}},
+        ("onExpiry", "captureTo.account", *DETAILS),
+    ),
     "/v1/transfers": (
         {"fromWalletId": "{mine}", "toWalletId": "{wallet}", "amount": 1},
         ("fromWalletId", "toWalletId", *DETAILS),
     ),
     "/v1/reservations/{hold}/capture": ({}, DETAILS),
     "/v1/reservations/{hold}/release": ({}, DETAILS),
+    "/v1/reservations/{hold}/increments": ({"amount": 1}, DETAILS),
 }
 STRING_FIELDS = [(path, field) for path, (_, fields) in BODIES_WITH_STRINGS.items() for field in fields]
 

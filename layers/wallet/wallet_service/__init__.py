@@ -39,9 +39,11 @@ from .models import (
     ReservationStatus,
     Split,
     Wallet,
+    WalletAlerts,
     WalletBalance,
     WalletStatus,
 )
+from .publishing import EventSink, PublishReport
 from .service import WalletService
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "Discrepancy",
     "EntryPage",
     "EntryType",
+    "EventSink",
     "ExpiryReport",
     "FieldError",
     "IdempotencyKeyMismatch",
@@ -70,6 +73,7 @@ __all__ = [
     "OnExpiry",
     "Place",
     "PlatformAccount",
+    "PublishReport",
     "Refund",
     "RefundSource",
     "Reservation",
@@ -78,6 +82,7 @@ __all__ = [
     "Split",
     "ValidationFailed",
     "Wallet",
+    "WalletAlerts",
     "WalletBalance",
     "WalletError",
     "WalletExists",

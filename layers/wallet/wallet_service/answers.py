@@ -18,6 +18,7 @@ from .models import (
     Reservation,
     Split,
     Wallet,
+    WalletAlerts,
 )
 
 
@@ -53,6 +54,7 @@ def wallet_from_document(document: dict) -> Wallet:
         held=document["held"],
         status=document["status"],
         sequence=document["sequence"],
+        alerts=None if document.get("alerts") is None else WalletAlerts(**document["alerts"]),
         created_at=document["createdAt"],
         updated_at=document["updatedAt"],
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from bson import ObjectId
+from bson import Int64, ObjectId
 
 from .limits import (
     MAX_EXPIRY_BATCH,
@@ -61,9 +61,10 @@ class OpenWallet:
     opening_balance: int
     key: str | None
     details: Details
+    alerts: dict | None = None  # the wallet's `alerts` document
 
 
-def open_wallet(owner_id, currency, opening_balance, key, metadata) -> OpenWallet:
+def open_wallet(owner_id, currency, opening_balance, key, metadata, alerts=None) -> OpenWallet:
     checks = Checks()
     command = OpenWallet(
         checks.token("ownerId", owner_id, max_length=MAX_OWNER_ID_LENGTH),
@@ -71,9 +72,38 @@ def open_wallet(owner_id, currency, opening_balance, key, metadata) -> OpenWalle
         checks.opening_balance("openingBalance", opening_balance),
         checks.optional_token("idempotencyKey", key, max_length=MAX_IDEMPOTENCY_KEY_LENGTH),
         Details(metadata=checks.metadata("metadata", metadata)),
+        _alerts(checks, alerts),
     )
     checks.done()
     return command
+
+
+@dataclass(frozen=True, slots=True)
+class SetAlerts:
+    wallet_id: str
+    wallet_oid: ObjectId
+    alerts: dict | None  # None: no alerts
+    owner_filter: dict
+
+
+def set_alerts(wallet_id, alerts, owner_id) -> SetAlerts:
+    checks = Checks()
+    wallet_oid = checks.object_id("walletId", wallet_id)
+    document = _alerts(checks, alerts)
+    scope = owner_filter(checks, owner_id)
+    checks.done()
+    return SetAlerts(wallet_id, wallet_oid, document, scope)
+
+
+def _alerts(checks: Checks, alerts: object) -> dict | None:
+    """`{"availableBelow": amount}`, or None for no alerts."""
+    if alerts is None:
+        return None
+    if not isinstance(alerts, dict) or set(alerts) != {"availableBelow"}:
+        checks.fail("alerts", "must be an object with availableBelow, an amount")
+        return None
+    below = checks.amount("alerts.availableBelow", alerts["availableBelow"])
+    return {"availableBelow": Int64(below)} if is_int(below) else None
 
 
 @dataclass(frozen=True, slots=True)

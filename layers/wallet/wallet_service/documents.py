@@ -5,7 +5,7 @@ Two collections:
 
 - `wallets`: one document per wallet; the single point every money movement updates, so
   concurrent movements on one wallet collide there and one of them retries.
-- `ledger`: everything a movement inserts, told apart by `kind`:
+- `ledger`: everything a movement inserts, told apart by `kind` (`event`: the outbox, outbox.py):
   `entry` (append-only journal entries: a wallet's, with `walletId` and its `sequence`, or a
   platform account's, with `account`; every entry has its `currency`), `reservation` (holds), `operation` (the record of
   one money-moving call: its idempotency key, request fingerprint and full result) and
@@ -41,6 +41,7 @@ RESERVATION = "reservation"
 OPERATION = "operation"
 WALLET_CLAIM = "wallet_claim"
 PLATFORM_ACCOUNT = "platform_account"
+EVENT = "event"
 
 CODEC_OPTIONS = CodecOptions(tz_aware=True, tzinfo=UTC)
 
@@ -79,6 +80,16 @@ LEDGER_INDEXES = [
         [("status", ASCENDING), ("expiresAt", ASCENDING)],
         partialFilterExpression={"kind": RESERVATION, "status": "PARTIALLY_CAPTURED"},
         name="partially_captured_reservations_by_expiry",
+    ),
+    # The outbox: events not yet published, per wallet in order, and the oldest first (the
+    # scheduled publisher). Small whatever the ledger's size: published events leave them.
+    IndexModel(
+        [("walletId", ASCENDING), ("version", ASCENDING), ("index", ASCENDING)],
+        partialFilterExpression={"kind": EVENT, "sent": False},
+        name="unsent_events_by_wallet",
+    ),
+    IndexModel(
+        [("createdAt", ASCENDING)], partialFilterExpression={"kind": EVENT, "sent": False}, name="unsent_events_by_age"
     ),
     # Operation records (idempotency keys) may be purged once `purgeAfter` (>= 24 h after creation) has passed.
     IndexModel(
@@ -131,6 +142,7 @@ def new_wallet(owner_id: str, currency: str, state: WalletState, now: datetime) 
         "held": Int64(state.held),
         "status": WalletStatus.ACTIVE.value,
         "sequence": Int64(state.sequence),
+        "version": Int64(1),
         "createdAt": now,
         "updatedAt": now,
     }
@@ -142,7 +154,12 @@ def wallet_update(now: datetime, change: dict[str, int]) -> list[dict]:
     MongoDB keeps long + long as long, but turns a sum past Int64 into a double; $toLong makes
     that an error (ConversionFailure) instead of a balance that is silently no longer exact."""
     fields = {name: {"$toLong": {"$add": [f"${name}", Int64(delta)]}} for name, delta in change.items() if delta}
-    return [{"$set": {**fields, "updatedAt": now}}]
+    return [{"$set": {**fields, "version": NEXT_VERSION, "updatedAt": now}}]
+
+
+# Every change of a wallet document adds one to its `version` (a wallet from before versions counts
+# from 0): the order of its events (outbox.py).
+NEXT_VERSION = {"$toLong": {"$add": [{"$ifNull": ["$version", 0]}, 1]}}
 
 
 def details_fields(details: Details) -> dict:

@@ -22,7 +22,7 @@ from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.errors import PyMongoError
 
-from . import commands, documents, queries
+from . import commands, documents, outbox, queries
 from .models import EntryType, ExpiryReport, OnExpiry, ReservationStatus
 from .postings import Details, Posting, change, post
 from .queries import Database
@@ -120,11 +120,27 @@ def expire_batch(db: Database, session: ClientSession, batch: Batch) -> tuple[in
     for currency, posting in account_postings:
         entries.extend(documents.account_entries(currency, [posting], batch.operation_id, now))
     documents.assert_balanced(entries)
+    after = [_after(wallet, wallet_postings, now) for wallet, wallet_postings in changes]
+    hold_ids = [end.hold["_id"] for end in ends]
+    entries.extend(outbox.movement_events(OPERATION, batch.operation_id, now, after, entries, reservation_ids=hold_ids))
     record = documents.operation_record(
         OPERATION, batch.operation_id, now, expired=len(ends), skippedReservationIds=unexpirable
     )
     queries.insert_movement(db, session, record, entries)
     return len(ends), unexpirable
+
+
+def _after(wallet: dict, postings: list[Posting], now: datetime) -> dict:
+    """The wallet document as the batch's update leaves it."""
+    changed = change(postings)
+    return {
+        **wallet,
+        "balance": wallet["balance"] + changed["balance"],
+        "held": wallet["held"] + changed["held"],
+        "sequence": wallet["sequence"] + changed["sequence"],
+        "version": wallet.get("version", 0) + 1,
+        "updatedAt": now,
+    }
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from datetime import datetime
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from . import answers, documents
+from . import answers, documents, outbox
 from .errors import (
     BalanceOverflow,
     Conflict,
@@ -77,8 +77,10 @@ def record(
     new_reservation: bool = False,
     counterparty_wallet: dict | None = None,
     claim: dict | None = None,
+    others: Sequence[dict] = (),
 ) -> Movement:
-    """The movement's answer, inserted with its operation record and everything it creates."""
+    """The movement's answer, inserted with its operation record, everything it creates and its
+    events (outbox.py): `others` are the other wallets it touched (paid or taken from), after it."""
     operation_id = call.operation_id(wallet["ownerId"])
     documents.assert_balanced(entries)
     movement = answers.movement(
@@ -94,7 +96,9 @@ def record(
         callId=call.call_id,
         result=movement.model_dump_json(),
     )
-    created = [*entries, *([reservation] if new_reservation else [])]
+    touched = [wallet, *([counterparty_wallet] if counterparty_wallet is not None else []), *others]
+    events = outbox.movement_events(call.name, operation_id, now, touched, entries, reservation=reservation)
+    created = [*entries, *([reservation] if new_reservation else []), *events]
     insert_movement(db, session, operation_record, created, claim=claim)
     return movement
 

@@ -61,6 +61,12 @@ class WalletModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
+class WalletAlerts(WalletModel):
+    """When the wallet's events say its available money ran low: below `available_below`."""
+
+    available_below: int
+
+
 class Wallet(WalletModel):
     id: str
     owner_id: str
@@ -70,6 +76,7 @@ class Wallet(WalletModel):
     status: WalletStatus
     # Number of journal entries so far; the sequence number of the newest entry.
     sequence: int
+    alerts: WalletAlerts | None = None
     created_at: datetime
     updated_at: datetime
 

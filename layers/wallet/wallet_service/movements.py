@@ -53,11 +53,12 @@ def hold_entries(
     operation_id: str,
     now,
     update_wallet: Callable[[dict, Posting], dict],
-) -> list[dict]:
+) -> tuple[list[dict], list[dict]]:
     """The entries of a hold's money arriving at, or leaving, the places its captures paid (each a
     wallet or a platform account, with an amount): a platform account gets its entry (it must be
     open in the hold's currency, else a 422 on `field`); a wallet is updated by `update_wallet`
-    (one round trip each) and the posting placed in its journal."""
+    (one round trip each) and the posting placed in its journal. Returns the entries and the
+    wallets updated, after the update."""
     currency = hold["currency"]
 
     def posting(place: dict) -> Posting:
@@ -73,11 +74,13 @@ def hold_entries(
     accounts = [place for place in places if "account" in place]
     require_open(db, session, field, [place["account"] for place in accounts], currency)
     entries = documents.account_entries(currency, [posting(place) for place in accounts], operation_id, now)
+    wallets = []
     for place in places:
         if "walletId" in place:
             one = posting(place)
-            entries.extend(placed(update_wallet(place, one), [one], operation_id, now))
-    return entries
+            wallets.append(update_wallet(place, one))
+            entries.extend(placed(wallets[-1], [one], operation_id, now))
+    return entries, wallets
 
 
 def credit_or_refuse(

@@ -136,14 +136,15 @@ def settle(
     )
 
 
-def set_status(db: Database, wallet_oid: ObjectId, owner_filter: dict, status: WalletStatus, now) -> dict | None:
-    """One document, one atomic update: no transaction needed, and repeating it is harmless."""
-    return db.read(
-        lambda: db.wallets.find_one_and_update(
-            {"_id": wallet_oid, **owner_filter},
-            {"$set": {"status": status.value, "updatedAt": now}},
-            return_document=AFTER,
-        )
+def set_status(
+    db: Database, session: ClientSession, wallet_oid: ObjectId, owner_filter: dict, status: WalletStatus, now
+) -> dict | None:
+    """Change the wallet's status; None when it is not found or has that status already."""
+    return db.wallets.find_one_and_update(
+        {"_id": wallet_oid, **owner_filter, "status": {"$ne": status.value}},
+        [{"$set": {"status": status.value, "version": documents.NEXT_VERSION, "updatedAt": now}}],
+        return_document=AFTER,
+        session=session,
     )
 
 

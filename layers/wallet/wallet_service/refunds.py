@@ -59,11 +59,11 @@ def refund_reservation(db: Database, command: commands.Refund) -> Movement:
         )
         if updated is None:
             raise RetryTransaction("the hold was refunded meanwhile")
-        entries = _take_back(db, session, hold, _by_place(sources), common.details, operation_id, now)
+        entries, sources_paid = _take_back(db, session, hold, _by_place(sources), common.details, operation_id, now)
         back = Posting(EntryType.REFUND_IN, command.amount, common.details, reservation_id=hold["_id"])
         payer = credit_or_refuse(db, session, {"_id": hold["walletId"]}, str(hold["walletId"]), [back], now)
         entries = [*placed(payer, [back], operation_id, now), *entries]
-        return record(db, session, call, now, payer, entries, reservation=updated)
+        return record(db, session, call, now, payer, entries, reservation=updated, others=sources_paid)
 
     return move(db, call, work)
 
@@ -166,7 +166,7 @@ def _by_place(sources: list[dict]) -> list[dict]:
 
 def _take_back(
     db: Database, session: ClientSession, hold: dict, sources: list[dict], details: Details, operation_id: str, now
-) -> list[dict]:
+) -> tuple[list[dict], list[dict]]:
     """A REFUND_OUT on each source: a wallet must have it available (else InsufficientFunds naming
     it, and nothing moves); a platform account only gets its entry."""
 

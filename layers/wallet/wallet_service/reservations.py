@@ -200,19 +200,20 @@ def _settle(
         raise_if_recorded(db, session, call, hold["ownerId"])
         raise InvalidState(f"wallet {hold['walletId']} holds less than reservation {hold['_id']}")
     operation_id = call.operation_id(hold["ownerId"])
-    paid = _pay(db, session, hold, capture_id, details, operation_id, now)
+    paid, payees = _pay(db, session, hold, capture_id, details, operation_id, now)
     entries = [*placed(wallet, own, operation_id, now), *paid]
-    return record(db, session, call, now, wallet, entries, reservation=hold)
+    return record(db, session, call, now, wallet, entries, reservation=hold, others=payees)
 
 
 def _pay(
     db: Database, session: ClientSession, hold: dict, capture_id: ObjectId, details: Details, operation_id: str, now
-) -> list[dict]:
+) -> tuple[list[dict], list[dict]]:
     """The captured money arriving at the capture's destinations, a CAPTURE_IN on each: a wallet is
-    credited (a frozen one still receives, as with a deposit); a platform account gets its entry."""
+    credited (a frozen one still receives, as with a deposit); a platform account gets its entry.
+    Returns the entries and the wallets paid."""
     capture = next((capture for capture in hold.get("captures", ()) if capture["id"] == capture_id), None)
     if capture is None:
-        return []
+        return [], []
     currency = hold["currency"]
     splits = capture["splits"]
     if any(split.get("walletId") == hold["walletId"] for split in splits):

@@ -12,7 +12,7 @@ reported as not found. Leave it out for administrative access.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pymongo.database import Database as MongoDatabase
 
@@ -26,6 +26,7 @@ from . import (
     journal,
     migration,
     movements,
+    publishing,
     reads,
     refunds,
     reservations,
@@ -49,6 +50,7 @@ from .models import (
     WalletBalance,
     WalletStatus,
 )
+from .publishing import EventSink, PublishReport
 from .queries import Database
 
 
@@ -79,10 +81,16 @@ class WalletService:
         opening_balance: int = 0,
         idempotency_key: str | None = None,
         metadata: dict | None = None,
+        alerts: dict | None = None,
     ) -> Movement:
-        """Open a wallet. A non-zero opening balance is journaled as a DEPOSIT entry."""
-        command = commands.open_wallet(owner_id, currency, opening_balance, idempotency_key, metadata)
+        """Open a wallet. A non-zero opening balance is journaled as a DEPOSIT entry. `alerts`
+        (`{"availableBelow": n}`) makes its events say when its available money runs low."""
+        command = commands.open_wallet(owner_id, currency, opening_balance, idempotency_key, metadata, alerts)
         return wallets.create_wallet(self._db, command)
+
+    def set_wallet_alerts(self, wallet_id: str, alerts: dict | None, *, owner_id: str | None = None) -> Wallet:
+        """Set the wallet's balance alert (`{"availableBelow": n}`), or remove it (None)."""
+        return wallets.set_alerts(self._db, commands.set_alerts(wallet_id, alerts, owner_id))
 
     def get_wallet(self, wallet_id: str, *, owner_id: str | None = None) -> Wallet:
         return wallets.get_wallet(self._db, reads.one("walletId", wallet_id, owner_id))
@@ -317,6 +325,26 @@ class WalletService:
     def migrate_ledger(self) -> MigrationReport:
         """Bring a ledger written before double entry over to it: idempotent, one wallet per transaction."""
         return migration.migrate_ledger(self._db)
+
+    def publish_events(
+        self,
+        sink: EventSink,
+        *,
+        operation_id: str | None = None,
+        wallet_id: str | None = None,
+        older_than_seconds: float | None = None,
+        time_limit: float = 5.0,
+    ) -> PublishReport:
+        """Send unsent events to `sink`, each wallet's in order, within `time_limit` seconds: those of
+        the wallets an operation touched (`operation_id`), of one wallet, or (`older_than_seconds`)
+        of every wallet whose oldest unsent event is that old: the scheduled publisher."""
+        if operation_id is not None:
+            return publishing.publish_operation(self._db, sink, operation_id, time_limit)
+        if wallet_id is not None:
+            wallet = reads.one("walletId", wallet_id, None)
+            return publishing.publish_wallets(self._db, sink, [wallet.oid], time_limit)
+        older_than = timedelta(seconds=older_than_seconds or 0)
+        return publishing.publish_due(self._db, sink, older_than, time_limit)
 
     def expire_reservations(
         self, now: datetime | None = None, batch_size: int = 100, *, time_limit: float = 50.0

@@ -1,18 +1,20 @@
 """Wallets: open one per owner and currency (with an opening balance, journaled as a deposit),
-read it, freeze and unfreeze it."""
+read it, freeze and unfreeze it, set its balance alert."""
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import replace
 
 from pymongo.client_session import ClientSession
 
-from . import answers, commands, documents, reads
+from . import answers, commands, documents, outbox, queries, reads
 from .errors import NotFound, WalletExists
 from .idempotency import Call, move, record
 from .models import EntryType, Movement, Wallet, WalletStatus
 from .postings import FUNDING, Posting, WalletState, post
-from .queries import Database, WalletTaken, set_status
+from .queries import Database, WalletTaken
+from .transactions import database_errors
 
 EMPTY = WalletState(balance=0, held=0, sequence=0)
 
@@ -28,6 +30,7 @@ def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
             "referenceType": None,
             "referenceId": None,
             "metadata": command.details.metadata,
+            "alerts": command.alerts,
         },
     )
     postings = [Posting(EntryType.DEPOSIT, command.opening_balance, command.details)] if command.opening_balance else []
@@ -40,6 +43,8 @@ def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
         posted = post(EMPTY, postings)
         state = WalletState(posted[-1].balance_after, posted[-1].held_after, posted[-1].sequence) if posted else EMPTY
         wallet = documents.new_wallet(command.owner_id, command.currency, state, now)
+        if command.alerts is not None:
+            wallet["alerts"] = command.alerts
         db.wallets.insert_one(wallet, session=session)
         operation_id = call.operation_id(command.owner_id)
         entries = [
@@ -73,7 +78,35 @@ def get_wallet(db: Database, wallet: reads.One) -> Wallet:
 
 
 def change_status(db: Database, wallet: reads.One, status: WalletStatus) -> Wallet:
-    document = set_status(db, wallet.oid, wallet.owner_filter, status, db.clock())
+    """Freeze or unfreeze, with its event, in one transaction (the wallet update, the event's
+    insert, the commit); a wallet already in that status is answered as it is, with no event."""
+    operation = "freeze_wallet" if status is WalletStatus.FROZEN else "unfreeze_wallet"
+
+    def work(session: ClientSession) -> dict | None:
+        now = db.clock()
+        document = queries.set_status(db, session, wallet.oid, wallet.owner_filter, status, now)
+        if document is None:
+            return db.wallets.find_one({"_id": wallet.oid, **wallet.owner_filter}, session=session)
+        operation_id = f"call:{uuid.uuid4().hex}"
+        db.ledger.insert_many(outbox.movement_events(operation, operation_id, now, [document], []), session=session)
+        return document
+
+    with database_errors():
+        document = db.runner.run(work)
     if document is None:
         raise NotFound(f"wallet {wallet.id} not found")
+    return answers.wallet_from_document(document)
+
+
+def set_alerts(db: Database, command: commands.SetAlerts) -> Wallet:
+    """Set (or, with None, remove) the wallet's balance alert: one document, one atomic update."""
+    alerts = [{"$set": {"alerts": {"$literal": command.alerts}}}] if command.alerts else [{"$unset": "alerts"}]
+    changed = [*alerts, {"$set": {"updatedAt": db.clock(), "version": documents.NEXT_VERSION}}]
+    document = db.read(
+        lambda: db.wallets.find_one_and_update(
+            {"_id": command.wallet_oid, **command.owner_filter}, changed, return_document=queries.AFTER
+        )
+    )
+    if document is None:
+        raise NotFound(f"wallet {command.wallet_id} not found")
     return answers.wallet_from_document(document)

@@ -1,0 +1,145 @@
+"""Publishing the outbox (outbox.py): unsent events go to a sink (EventBridge when deployed, a file
+locally), each wallet's in order, and are marked sent once the sink took them.
+
+At least once, never dropped: an event is marked sent only after the sink accepted it, so a
+publisher that dies in between sends it again later, with the same id (consumers deduplicate by
+`id`). In order per wallet: each round sends at most one event of each wallet (the next one by
+version and index), and a wallet whose event the sink refused sends nothing more in this run, so
+no event of a wallet is ever sent before an earlier one of the same wallet. A refused event is
+tried again in the next round, up to ATTEMPTS times, then left for the next run.
+
+Who publishes: the function that committed a movement, right after the commit, the unsent events
+of the wallets it touched (older ones first: a function that died before publishing left them);
+and the scheduled publisher, every minute, the wallets whose oldest unsent event is a few seconds
+old.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bson import ObjectId
+
+from . import documents
+from .models import WalletModel
+from .queries import Database
+
+logger = logging.getLogger("wallet_service")
+
+ATTEMPTS = 3  # tries of one event in one run
+RETRY_PAUSE = 0.1  # seconds after a round in which the sink refused something
+MAX_ENTRIES = 10  # events per call to the sink (PutEvents takes at most 10)
+MAX_WALLETS = 500  # wallets the scheduled publisher takes in one go
+
+
+class EventSink(Protocol):
+    def put(self, events: Sequence[dict]) -> list[bool]:
+        """Send the events (at most MAX_ENTRIES); whether the sink accepted each one, in order."""
+
+
+class PublishReport(WalletModel):
+    sent: int
+    failed: int  # events the sink refused ATTEMPTS times in this run: still unsent
+    pending: int  # events not tried in this run (time ran out, or an earlier one of their wallet failed)
+
+
+def detail(event: dict) -> dict:
+    """What a consumer receives of an event (EventBridge's `detail`): see schemas/wallet-event.schema.json."""
+    return {
+        "id": event["_id"],
+        "type": event["type"],
+        "walletId": str(event["walletId"]),
+        "ownerId": event["ownerId"],
+        "currency": event["currency"],
+        "version": event["version"],
+        "index": event["index"],
+        "sequence": event["sequence"],
+        "operationId": event["operationId"],
+        "occurredAt": event["occurredAt"].isoformat().replace("+00:00", "Z"),
+        "data": event["data"],
+    }
+
+
+def publish_operation(db: Database, sink: EventSink, operation_id: str, time_limit: float) -> PublishReport:
+    """Right after a commit: the unsent events of every wallet the operation's events are for."""
+    wallets = db.read(
+        lambda: db.ledger.distinct("walletId", {"kind": documents.EVENT, "operationId": operation_id, "sent": False})
+    )
+    return publish_wallets(db, sink, wallets, time_limit)
+
+
+def publish_due(db: Database, sink: EventSink, older_than: timedelta, time_limit: float) -> PublishReport:
+    """The scheduled publisher: wallets whose oldest unsent event is older than `older_than`."""
+    cutoff = db.clock() - older_than
+    query = {"kind": documents.EVENT, "sent": False, "createdAt": {"$lte": cutoff}}
+    found = db.read(lambda: list(db.ledger.find(query, {"walletId": 1}).sort("createdAt", 1).limit(MAX_WALLETS)))
+    return publish_wallets(db, sink, list(dict.fromkeys(event["walletId"] for event in found)), time_limit)
+
+
+def publish_wallets(db: Database, sink: EventSink, wallet_ids: Sequence[ObjectId], time_limit: float) -> PublishReport:
+    """Send every unsent event of these wallets, each wallet's in order, within `time_limit` seconds."""
+    if not wallet_ids:
+        return PublishReport(sent=0, failed=0, pending=0)
+    stop_at = time.monotonic() + time_limit
+    query = {"kind": documents.EVENT, "sent": False, "walletId": {"$in": list(wallet_ids)}}
+    events = db.read(lambda: list(db.ledger.find(query).sort([("walletId", 1), ("version", 1), ("index", 1)])))
+    queues: dict[ObjectId, list[dict]] = {}
+    for event in events:
+        queues.setdefault(event["walletId"], []).append(event)
+    run = _Run(db, sink)
+    while queues and time.monotonic() < stop_at:
+        heads = [queue[0] for queue in queues.values()]
+        for start in range(0, len(heads), MAX_ENTRIES):
+            run.send(heads[start : start + MAX_ENTRIES])
+        if any(head["_id"] not in run.sent for head in heads):
+            time.sleep(RETRY_PAUSE)  # a refusal is mostly throttling: give the sink a moment
+        for wallet_id in list(queues):
+            queue = queues[wallet_id]
+            if queue[0]["_id"] in run.sent:
+                queue.pop(0)
+            elif run.attempts[queue[0]["_id"]] >= ATTEMPTS:
+                del queues[wallet_id]  # its later events wait for the next run, in order
+                continue
+            if not queue:
+                del queues[wallet_id]
+    failed = len(run.given_up())
+    return PublishReport(sent=len(run.sent), failed=failed, pending=len(events) - len(run.sent) - failed)
+
+
+@dataclass
+class _Run:
+    db: Database
+    sink: EventSink
+
+    def __post_init__(self) -> None:
+        self.sent: set[str] = set()
+        self.attempts: dict[str, int] = {}
+
+    def send(self, events: list[dict]) -> None:
+        try:
+            accepted = self.sink.put(events)
+        except Exception:  # the sink is down: each event counts as refused
+            logger.exception("publishing %d events failed", len(events))
+            accepted = [False] * len(events)
+        for event, ok in zip(events, accepted, strict=True):
+            self.attempts[event["_id"]] = self.attempts.get(event["_id"], 0) + 1
+            if ok:
+                self.sent.add(event["_id"])
+        done = [event["_id"] for event, ok in zip(events, accepted, strict=True) if ok]
+        if done:
+            now: datetime = self.db.clock()
+            self.db.read(
+                lambda: self.db.ledger.update_many(
+                    {"_id": {"$in": done}, "kind": documents.EVENT}, {"$set": {"sent": True, "sentAt": now}}
+                )
+            )
+
+    def given_up(self) -> list[str]:
+        return [
+            event_id for event_id, count in self.attempts.items() if count >= ATTEMPTS and event_id not in self.sent
+        ]

@@ -47,7 +47,7 @@ def increment_reservation(db: Database, command: commands.Increment) -> Movement
         now = db.clock()
         condition: dict = {
             "expiresAt": {"$gt": now},
-            "$expr": {"$lt": [{"$size": {"$ifNull": ["$increments", []]}}, MAX_INCREMENTS]},
+            f"increments.{MAX_INCREMENTS - 1}": {"$exists": False},  # fewer than MAX_INCREMENTS so far
         }
         expires_at: object = "$expiresAt"
         if command.ttl_seconds is not None:

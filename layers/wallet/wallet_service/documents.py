@@ -91,6 +91,12 @@ LEDGER_INDEXES = [
     IndexModel(
         [("createdAt", ASCENDING)], partialFilterExpression={"kind": EVENT, "sent": False}, name="unsent_events_by_age"
     ),
+    # The function that committed a movement finds its events' wallets by the operation id.
+    IndexModel(
+        [("operationId", ASCENDING)],
+        partialFilterExpression={"kind": EVENT, "sent": False},
+        name="unsent_events_by_operation",
+    ),
     # Operation records (idempotency keys) may be purged once `purgeAfter` (>= 24 h after creation) has passed.
     IndexModel(
         [("purgeAfter", ASCENDING)],

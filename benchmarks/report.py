@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from .events import PATH_LABELS, Latency, Publisher
 from .floors import Floors
 from .journal import ENTRIES, LIMIT, SAMPLES, Page
 from .roundtrips import RoundTrips
@@ -68,6 +69,8 @@ class Run:
     threads: dict[str, dict[int, Rate]] = field(default_factory=dict)
     journal: list[Page] = field(default_factory=list)
     expiry: Rate | None = None
+    events: Latency | None = None
+    publishers: list[Publisher] = field(default_factory=list)
 
 
 def over_budget(run: Run) -> list[str]:
@@ -88,6 +91,7 @@ def render(run: Run) -> str:
         _threads(run),
         _journal(run),
         _expiry(run),
+        _events(run),
         _notes(run),
         "Over budget: " + "; ".join(over) if over else "Every operation is within its round-trip budget.",
     ]
@@ -285,6 +289,58 @@ def _expiry(run: Run) -> str:
         f"One `expire_reservations(batch_size={rate.calls})` call over {rate.calls} due holds on 10 wallets, "
         f"{EXPIRY_MIX}: {rate.seconds:.2f} s, {_rate(rate.per_second)} holds/s."
     )
+
+
+def _events(run: Run) -> str:
+    latency = run.events
+    if latency is None and not run.publishers:
+        return ""
+    parts = ["## Events: the outbox and publishing"]
+    if latency is not None:
+        parts.append(
+            f"A deposit writes its event in its own insert: {', '.join(latency.deposit_commands)} "
+            f"({len(latency.deposit_commands)} round trips; the insert carried {len(latency.inserted)} documents: "
+            f"{', '.join(latency.inserted)}). Publishing that event "
+            f"right after the commit, as a function does: {', '.join(latency.publish_commands)} "
+            f"({len(latency.publish_commands)} round trips) and one call to the sink."
+        )
+        rows = [[PATH_LABELS["deposit"], f"{latency.milliseconds['deposit']:.2f}", "1.00", ""]]
+        for path in ("memory", "file"):
+            low, high = latency.quartiles[path]
+            rows.append(
+                [
+                    PATH_LABELS[path],
+                    f"{latency.milliseconds[path]:.2f}",
+                    f"{latency.ratios[path]:.2f}",
+                    f"{low:.2f}-{high:.2f}",
+                ]
+            )
+        parts.append(
+            f"{run.settings['rounds']} rounds of {run.settings['calls_per_round']} calls of each path, each path on "
+            "a wallet of its own, alternating call by call; ms per call is the median over the rounds, the ratio "
+            "the median of the rounds' ratios to the deposit alone.\n\n"
+            + _table(
+                ["path", "ms per call", "/ deposit alone", "rounds' quartiles"], ["---", "---:", "---:", "---:"], rows
+            )
+        )
+    if run.publishers:
+        rows = [
+            [
+                f"{publisher.events:,} events of {publisher.wallets:,} wallet{'s' if publisher.wallets > 1 else ''}",
+                f"{publisher.seconds:.2f}",
+                _rate(publisher.per_second),
+                publisher.sink_calls,
+                publisher.round_trips,
+            ]
+            for publisher in run.publishers
+        ]
+        parts.append(
+            "The scheduled publisher, `publish_events(older_than_seconds=0)` over unsent events made beforehand, "
+            "to an in-memory sink, timed as one call: each round sends every wallet's next event (10 to a sink "
+            "call) and marks those the sink took, so one wallet's events go one a round.\n\n"
+            + _table(["run", "seconds", "events/s", "sink calls", "round trips"], ["---"] + ["---:"] * 4, rows)
+        )
+    return "\n\n".join(parts)
 
 
 def _notes(run: Run) -> str:

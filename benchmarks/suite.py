@@ -2,7 +2,8 @@
 
 In order: round trips per operation; on one thread, each operation beside its two floors; the money
 operations on 1, 2, 4 and 8 threads with the database's failed replies counted; pages of a
-10,000-entry journal with their plans; expiry. Progress goes to stderr. The exit status is 1 when an
+10,000-entry journal with their plans; expiry; a deposit's latency with and without publishing its
+event, and the publisher's events per second. Progress goes to stderr. The exit status is 1 when an
 operation needs more round trips than its budget; timings are reported and never checked.
 """
 
@@ -21,9 +22,9 @@ from datetime import UTC, datetime
 from pymongo import MongoClient
 
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
-from wallet_service import WalletService
+from wallet_service import WalletService, publishing
 
-from . import floors, journal, provenance, report, throughput
+from . import events, floors, journal, provenance, report, throughput
 from .monitor import CommandRecorder
 from .roundtrips import measure_expiry, measure_operation
 from .scenarios import OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
@@ -63,6 +64,10 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--calls", type=int, default=400, help="most calls of one throughput run, all threads (400)")
     parser.add_argument("--seconds", type=float, default=1.5, help="time limit of one throughput run (1.5)")
     parser.add_argument("--expiry-holds", type=int, default=1000, help="due holds of the expiry run, 1..1000 (1000)")
+    parser.add_argument(
+        "--publisher-events", type=int, default=2000, help="unsent events of the publisher's run (2000)"
+    )
+    parser.add_argument("--publisher-wallets", type=int, default=200, help="wallets those events are spread over (200)")
     options = parser.parse_args(argv)
     try:
         options.threads = sorted({int(count) for count in options.threads.split(",")})
@@ -70,6 +75,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         parser.error("--threads takes comma-separated thread counts, such as 1,2,4,8")
     if min(options.rounds, options.calls_per_round, options.calls, *options.threads) < 1 or options.seconds <= 0:
         parser.error("--rounds, --calls-per-round, --threads, --calls and --seconds must be positive")
+    if not 1 <= options.publisher_wallets <= min(options.publisher_events, publishing.MAX_WALLETS):
+        parser.error("--publisher-wallets must be between 1 and --publisher-events, and at most 500")
     if not 1 <= options.expiry_holds <= 1000:
         parser.error("--expiry-holds must be between 1 and 1000 (the service's largest batch)")
     return options
@@ -126,6 +133,15 @@ def _measure(
     _progress(f"expiry: {options.expiry_holds} holds")
     with _database(client, "expiry") as (service, _):
         run.expiry = throughput.expiry(service, "expiry", holds=options.expiry_holds)
+
+    _progress("events: a deposit with and without publishing its event")
+    with _database(client, "events") as (service, _):
+        run.events = events.latency(service, recorder, rounds=options.rounds, calls=options.calls_per_round)
+    shapes = ((options.publisher_events, options.publisher_wallets), (events.ONE_WALLET_EVENTS, 1))
+    for count, wallets in shapes:
+        _progress(f"events: the publisher over {count} unsent events of {wallets} wallets")
+        with _database(client, "publisher") as (service, _):
+            run.publishers.append(events.publisher(service, recorder, "publisher", events=count, wallets=wallets))
 
 
 @contextmanager

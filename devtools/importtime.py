@@ -231,6 +231,8 @@ def environment(function_dir: Path, layer: Path, *, lambda_env: bool, write_byte
         "POWERTOOLS_SERVICE_NAME": "wallet",
         "POWERTOOLS_METRICS_NAMESPACE": "Wallet",
         "POWERTOOLS_LOG_LEVEL": "INFO",
+        # Events go to a scratch file, as make run's do: the first call publishes its events too.
+        "EVENTS_FILE": str(Path(tempfile.gettempdir()) / "wallet-importtime-events.jsonl"),
     }
     if not write_bytecode:  # Lambda's /var/task and /opt are read-only: no __pycache__ is ever written there
         env["PYTHONDONTWRITEBYTECODE"] = "1"

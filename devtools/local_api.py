@@ -5,9 +5,13 @@ machinery (its template parsing, route table, Flask server and API Gateway HTTP 
 construction). Only the container runner is replaced: `ContainerRunner` checks the bearer token
 as the template's JWT authorizer would (with the local development key of
 devtools/local_auth.py), then hands the event to the function's local container, a process of
-its own that runs the real handler one invocation at a time (devtools/lambda_container.py). The expiry function runs on
-the template's schedule (EXPIRY_INTERVAL_SECONDS shortens it), Swagger UI is at /docs and the
-spec at /openapi.json. The database is the embedded one on .local/db (kept across runs) unless MONGODB_URI is set.
+its own that runs the real handler one invocation at a time (devtools/lambda_container.py). The scheduled
+functions run on the template's schedules (EXPIRY_INTERVAL_SECONDS, AUDIT_INTERVAL_SECONDS and
+PUBLISH_INTERVAL_SECONDS shorten them), Swagger UI is at /docs and the spec at /openapi.json. The
+database is the embedded one on .local/db (kept across runs) unless MONGODB_URI is set. The event
+bus is a file: every event the functions publish is appended to .local/events.jsonl (beside the
+database's folder when DB_PATH moves it; EVENTS_FILE chooses another), one JSON line each as
+EventBridge hands an event to a target, and logged as one line.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 from devtools.gateway import access_line, authorize, function_failed
 from devtools.lambda_container import FunctionError, LambdaContainer
 from devtools.lambda_inputs import scheduled_event
-from devtools.paths import OPENAPI, ROOT, TEMPLATE
+from devtools.paths import LOCAL, OPENAPI, ROOT, TEMPLATE
 
 TEMPLATE = TEMPLATE
 DEFAULT_PORT = 3000
@@ -115,7 +119,13 @@ class ContainerRunner:
 
 
 # The variables that shorten a scheduled function's interval locally (the template's otherwise).
-INTERVAL_VARIABLES = {"ExpireReservations": "EXPIRY_INTERVAL_SECONDS", "AuditLedger": "AUDIT_INTERVAL_SECONDS"}
+INTERVAL_VARIABLES = {
+    "ExpireReservations": "EXPIRY_INTERVAL_SECONDS",
+    "AuditLedger": "AUDIT_INTERVAL_SECONDS",
+    "PublishEvents": "PUBLISH_INTERVAL_SECONDS",
+}
+# What a scheduled run reports that is worth a line of the log when it is not zero.
+NOTEWORTHY = ("expired", "skipped", "failed", "discrepancies", "sent", "pending")
 
 
 def interval_seconds(function) -> float:
@@ -150,7 +160,7 @@ class Scheduler(threading.Thread):
                 next_run[function.name] = time.monotonic() + interval
                 try:
                     result = function.invoke(scheduled_event(function.name))
-                    if any(result.get(count) for count in ("expired", "skipped", "failed", "discrepancies")):
+                    if any(result.get(count) for count in NOTEWORTHY):
                         _log(f"schedule {function.name}: {json.dumps(result)}")
                 except Exception as error:  # a failed run is retried at the next tick, as Lambda would retry it
                     _log(f"schedule {function.name} failed: {error!r}")
@@ -159,7 +169,27 @@ class Scheduler(threading.Thread):
         self._stop.set()
 
 
-def _environment(uri: str) -> None:
+EVENTS_FILE_NAME = "events.jsonl"
+
+
+def events_file() -> Path:
+    """Where the local bus's events go: EVENTS_FILE, else beside the embedded database's folder
+    (.local/events.jsonl, or in DB_PATH's parent folder), else (MONGODB_URI, DB_PATH=:memory:) in .local."""
+    chosen = os.environ.get("EVENTS_FILE")
+    if chosen:
+        return Path(chosen).resolve()
+    from devtools.embedded_mongo import external_uri, local_storage_path
+
+    storage = None if external_uri() else local_storage_path()
+    return (storage.parent if storage is not None else LOCAL) / EVENTS_FILE_NAME
+
+
+def _environment(uri: str) -> Path:
+    """The functions' environment, as the template gives it, for the containers to inherit; returns
+    the events file that stands for the bus."""
+    events = events_file()
+    events.parent.mkdir(parents=True, exist_ok=True)
+    os.environ["EVENTS_FILE"] = str(events)  # the functions' sink (it wins over an EVENT_BUS_NAME)
     os.environ["MONGODB_URI"] = uri
     os.environ.setdefault("MONGODB_DATABASE", "wallet")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "wallet")
@@ -167,6 +197,7 @@ def _environment(uri: str) -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    return events
 
 
 def _database(cleanup: list) -> tuple[str, str]:
@@ -213,7 +244,7 @@ def serve(port: int) -> None:
     cleanup: list = []
     try:
         uri, database = _database(cleanup)
-        _environment(uri)
+        events = _environment(uri)
         from devtools.local_auth import KEY_FILE, issue_token, signing_key
         from wallet_lambda import runtime
 
@@ -235,6 +266,7 @@ def serve(port: int) -> None:
             f"wallet API on http://127.0.0.1:{port}  (Swagger UI: http://127.0.0.1:{port}/docs)\n"
             f"  database: {uri}\n    {database}\n"
             f"  routes: {len(api.routes)} from template.yaml; schedule: {scheduler.describe()}\n"
+            f"  events: appended to {_shown(events)}, one JSON line each (the bus's stand-in)\n"
             f"  tokens: signed with the development key in {KEY_FILE.relative_to(ROOT)} "
             f"({signing_key().decode()[:8]}..., local only); make token SUB=alice [SCOPES=wallet:admin]\n"
             f"  e.g. Authorization: Bearer {issue_token('alice')}\n"
@@ -248,6 +280,14 @@ def serve(port: int) -> None:
         for step in reversed(cleanup):
             step()
         print("stopped", flush=True)
+
+
+def _shown(path: Path) -> str:
+    """A path as short as it reads: relative to the repository when inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def _as_http_api(service) -> None:

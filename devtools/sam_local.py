@@ -291,6 +291,8 @@ def write_env_vars(path: Path, uri: str, database: str, *, log_level: str = "INF
         "MONGODB_URI_PARAMETER": "",
         "MONGODB_URI_SECRET": "",
         "POWERTOOLS_LOG_LEVEL": log_level,
+        # No EventBridge here: the functions deliver their events to a file inside their container.
+        "EVENTS_FILE": "/tmp/wallet-events.jsonl",
     }
     path.write_text(json.dumps({"Parameters": variables}, indent=2))
     path.chmod(0o600)

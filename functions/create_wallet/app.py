@@ -24,6 +24,7 @@ def create_wallet(body: Annotated[CreateWalletRequest, Body()]):
         opening_balance=body.opening_balance,
         idempotency_key=router.current_event.headers.get("idempotency-key"),
         metadata=body.metadata,
+        alerts=body.alerts_document(),
     )
     return http.movement_response(OPERATION, movement, location=f"/v1/wallets/{movement.wallet.id}")
 

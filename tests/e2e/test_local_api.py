@@ -23,7 +23,9 @@ from devtools.paths import EVENTS, ROOT
 
 
 def start_server(port: int, log: Path):
-    return local_server.start_server(port, log, {"EXPIRY_INTERVAL_SECONDS": "1"})
+    # The events go to a file of the test's own, beside the log, not into the repository's .local.
+    environment = {"EXPIRY_INTERVAL_SECONDS": "1", "EVENTS_FILE": str(log.with_name("events.jsonl"))}
+    return local_server.start_server(port, log, environment)
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +137,94 @@ def test_a_ride_raised_and_captured_in_two_parts(server):
     mine = server.json("GET", f"/v1/wallets/{wallet}", token=token)[2]
     assert (mine["balance"], mine["held"], mine["available"]) == (3_300, 0, 3_300)
     assert server.json("GET", f"/v1/wallets/{payee}", token=issue_token(driver))[2]["balance"] == 1_000
+
+
+def delivered(server: Server, wallet: str, count: int, seconds: float = 10) -> list[dict]:
+    """The local bus's events of `wallet` (server.log's sibling events.jsonl), each once, as a consumer
+    deduplicating by `detail.id` sees them, once there are `count`. A copy is possible (delivery is at
+    least once: here the expiry run, every second, publishes whatever is unsent, and may meet a
+    function publishing the same event), and it is the same event."""
+    path = server.log.with_name("events.jsonl")
+    deadline = time.monotonic() + seconds
+    while True:
+        lines = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        first: dict[str, dict] = {}
+        for line in lines:
+            if line["detail"]["walletId"] == wallet:
+                assert first.setdefault(line["detail"]["id"], line)["detail"] == line["detail"]
+        if len(first) >= count or time.monotonic() > deadline:
+            return list(first.values())
+        time.sleep(0.2)
+
+
+def test_a_deposit_reaches_the_local_bus(server):
+    """The function that commits publishes at once: the deposit's event is in the events file when the
+    answer arrives, shaped as EventBridge hands an event to a target, and logged as one line."""
+    rider = f"rider-{uuid.uuid4().hex[:8]}"
+    admin, token = issue_token("ops", ("wallet:admin",)), issue_token(rider)
+    status, _, opened = server.json(
+        "POST",
+        "/v1/wallets",
+        {"currency": "USD", "ownerId": rider, "openingBalance": 1_000, "alerts": {"availableBelow": 500}},
+        token=admin,
+    )
+    assert status == 201, opened
+    wallet = opened["wallet"]["id"]
+    status, _, deposited = server.json(
+        "POST", f"/v1/wallets/{wallet}/deposits", {"amount": 250, "referenceId": "pay-1"}, token=token, key="pay-1"
+    )
+    assert status == 201, deposited
+    opening, deposit = delivered(server, wallet, 2, seconds=0)  # already there: published before the answer
+    assert (opening["detail-type"], deposit["detail-type"]) == ("wallet.opened", "wallet.deposit.created")
+    assert set(deposit) == {
+        "version",
+        "id",
+        "detail-type",
+        "source",
+        "account",
+        "time",
+        "region",
+        "resources",
+        "detail",
+    }
+    assert (deposit["source"], deposit["version"], deposit["resources"]) == ("wallet-service", "0", [])
+    detail = deposit["detail"]
+    assert set(detail) == {
+        *("id", "type", "walletId", "ownerId", "currency", "version", "index", "sequence"),
+        *("operationId", "occurredAt", "data"),
+    }
+    assert detail["id"].startswith("evt_")
+    assert (detail["type"], detail["walletId"], detail["ownerId"], detail["currency"]) == (
+        "wallet.deposit.created",
+        wallet,
+        rider,
+        "USD",
+    )
+    assert (detail["operationId"], detail["index"], detail["sequence"]) == (deposited["operationId"], 0, 2)
+    assert detail["version"] > opening["detail"]["version"]
+    assert detail["data"]["wallet"] == deposited["wallet"]
+    assert detail["data"]["entries"] == deposited["entries"]
+    assert deposit["time"] == detail["occurredAt"][:19] + "Z"
+    # A replay publishes nothing new; a withdrawal across the alert adds its warning after it.
+    again = server.json(
+        "POST", f"/v1/wallets/{wallet}/deposits", {"amount": 250, "referenceId": "pay-1"}, token=token, key="pay-1"
+    )
+    assert again[1]["Idempotent-Replayed"] == "true"
+    status, _, withdrawn = server.json(
+        "POST", f"/v1/wallets/{wallet}/withdrawals", {"amount": 900}, token=token, key="w"
+    )
+    assert status == 201, withdrawn
+    events = delivered(server, wallet, 4, seconds=0)
+    assert [event["detail-type"] for event in events] == [
+        "wallet.opened",
+        "wallet.deposit.created",
+        "wallet.withdrawal.created",
+        "wallet.balance.low",
+    ]
+    assert events[3]["detail"]["data"]["available"] == 350
+    time.sleep(0.3)
+    logged = server.log.read_text()
+    assert f"event wallet.deposit.created wallet {wallet} {detail['id']}" in logged
 
 
 def test_the_schedule_expires_a_short_hold(server):
@@ -369,3 +459,25 @@ def test_events_match_sam_local_generate_event(lambda_env):
     assert event["pathParameters"] == {"walletId": "0123456789abcdef01234567"}
     assert event["queryStringParameters"] == {"limit": "5"}
     assert event["headers"]["Authorization"].startswith("Bearer ")
+
+
+def test_the_local_bus_file_sits_beside_the_database(monkeypatch, tmp_path):
+    """EVENTS_FILE when set; else beside the embedded database's folder (.local/events.jsonl, or next to
+    DB_PATH's); else, with MONGODB_URI or DB_PATH=:memory:, in .local."""
+    from devtools.paths import LOCAL
+
+    for name in ("EVENTS_FILE", "DB_PATH", "MONGODB_URI"):
+        monkeypatch.delenv(name, raising=False)
+    assert local_api.events_file() == LOCAL / "events.jsonl"
+    monkeypatch.setenv("DB_PATH", str(tmp_path / "run" / "db"))
+    assert local_api.events_file() == tmp_path / "run" / "events.jsonl"
+    monkeypatch.setenv("DB_PATH", ":memory:")
+    assert local_api.events_file() == LOCAL / "events.jsonl"
+    monkeypatch.setenv("DB_PATH", str(tmp_path / "run" / "db"))
+    monkeypatch.setenv("MONGODB_URI", "mongodb://localhost:27017/?replicaSet=rs0")
+    assert local_api.events_file() == LOCAL / "events.jsonl"
+    monkeypatch.setenv("EVENTS_FILE", str(tmp_path / "mine.jsonl"))
+    assert local_api.events_file() == tmp_path / "mine.jsonl"
+    assert set(local_api.INTERVAL_VARIABLES) == {
+        name for name, function in local_api.load_functions().items() if function.schedule
+    }

@@ -194,3 +194,32 @@ def test_the_audit_and_migration_events(wallets, capsys):
     assert {"LedgerImbalance", "WalletMismatches"} <= emitted
     migrated = function_module("migrate_ledger").lambda_handler(load_event("migrate_ledger"), LambdaContext())
     assert migrated == {"entriesDated": 0, "postingsAdded": 0, "holdsUpdated": 0}
+
+
+def test_the_alerts_event(wallets):
+    """The rider sets a balance alert on its wallet: a PUT, no Idempotency-Key, the wallet answered."""
+    answer = invoke("set_wallet_alerts", load_event("set_wallet_alerts", rider=wallets["rider"]))
+    assert answer.status == 200, answer
+    assert (answer.body["id"], answer.body["alerts"]) == (wallets["rider"], {"availableBelow": 1000})
+    assert runtime.wallet_service().get_wallet(wallets["rider"]).alerts.available_below == 1000
+
+
+def test_the_publisher_event(wallets, monkeypatch, tmp_path, capsys):
+    """Without a sink the events wait in the outbox and the publisher says so; with one (a file, as
+    make run has) it sends every wallet's events once they are old enough."""
+    module = function_module("publish_events")
+    with pytest.raises(module.NoEventSink):
+        module.lambda_handler(load_event("publish_events"), LambdaContext())
+    monkeypatch.setenv("EVENTS_FILE", str(tmp_path / "events.jsonl"))
+    monkeypatch.setenv("PUBLISH_OLDER_THAN_SECONDS", "0")
+    runtime.reset()
+    report = module.lambda_handler(load_event("publish_events"), LambdaContext())
+    assert report == {"sent": 2, "failed": 0, "pending": 0}  # each wallet's opening
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    (emitted,) = [line for line in metrics if line.get("operation") == "PublishEvents"]
+    assert (emitted["EventsPublished"], emitted["EventsFailed"]) in ((2, 0), (2.0, 0.0), ([2.0], [0.0]))
+    lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sorted((line["detail"]["walletId"], line["detail-type"]) for line in lines) == sorted(
+        [(wallets["rider"], "wallet.opened"), (wallets["driver"], "wallet.opened")]
+    )
+    assert module.lambda_handler(load_event("publish_events"), LambdaContext())["sent"] == 0

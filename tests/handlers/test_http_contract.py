@@ -916,3 +916,92 @@ def test_bad_expiry_instructions_are_422(wallet_id, database):
         assert (answer.status, answer.problem_code) == (422, "validation_error"), place
         assert {error["field"].split(".")[0] for error in answer.body["errors"]} == {"captureTo"}, answer.body
     assert snapshot(database) == before
+
+
+# ---------------------------------------------------------------- balance alerts
+
+ALERTS = "/v1/wallets/{walletId}/alerts"
+
+
+def set_alerts(wallet_id, body=None, *, raw_body=None, **options):
+    event = http_event("PUT", ALERTS, {"walletId": wallet_id}, body=body, raw_body=raw_body, **options)
+    return invoke("set_wallet_alerts", event)
+
+
+def test_a_balance_alert_is_put_read_and_removed(wallet_id, database):
+    """A PUT of the alert: the wallet answered, the same body again the same; null removes it. No
+    Idempotency-Key needed, no money moved."""
+    journal = snapshot(database)["ledger"]
+    answer = set_alerts(wallet_id, {"availableBelow": 2_500})
+    assert (answer.status, answer.headers["Content-Type"]) == (200, "application/json")
+    assert (answer.body["id"], answer.body["balance"], answer.body["alerts"]) == (
+        wallet_id,
+        10_000,
+        {"availableBelow": 2_500},
+    )
+    assert "Idempotent-Replayed" not in answer.headers  # not a movement
+    assert set_alerts(wallet_id, {"availableBelow": 2_500}).body["alerts"] == {"availableBelow": 2_500}
+    read = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": wallet_id}))
+    assert read.body["alerts"] == {"availableBelow": 2_500}
+    changed = set_alerts(wallet_id, {"availableBelow": 9_000}, sub="ops", scopes=ADMIN)  # an admin, on anyone's
+    assert (changed.status, changed.body["alerts"]) == (200, {"availableBelow": 9_000})
+    removed = set_alerts(wallet_id, {"availableBelow": None})
+    assert (removed.status, removed.body["alerts"]) == (200, None)
+    assert set_alerts(wallet_id, {"availableBelow": None}).body["alerts"] is None
+    assert snapshot(database)["ledger"] == journal  # no entry, no event: the ledger did not move
+    assert_ledger_consistent(database)
+
+
+@pytest.mark.parametrize(
+    ("raw_body", "field"),
+    [
+        ("{}", "availableBelow"),
+        ('{"availableBelow": 0}', "availableBelow"),
+        ('{"availableBelow": -5}', "availableBelow"),
+        ('{"availableBelow": 1.5}', "availableBelow"),
+        ('{"availableBelow": 1e3}', "availableBelow"),
+        ('{"availableBelow": "100"}', "availableBelow"),
+        ('{"availableBelow": true}', "availableBelow"),
+        ('{"availableBelow": 1000000000000001}', "availableBelow"),
+        ('{"availableBelow": {"$gt": 0}}', "availableBelow"),
+        ('{"availableBelow": 5, "below": 5}', "below"),
+    ],
+)
+def test_bad_alerts_are_422(wallet_id, database, raw_body, field):
+    before = snapshot(database)
+    answer = set_alerts(wallet_id, raw_body=raw_body)
+    assert (answer.status, answer.problem_code) == (422, "validation_error")
+    assert [error["field"] for error in answer.body["errors"]] == [field]
+    assert snapshot(database) == before
+
+
+def test_alerts_of_another_owners_or_an_unknown_wallet_are_404(wallet_id, database):
+    before = snapshot(database)
+    for target, sub in ((wallet_id, "mallory"), (MISSING, "rider-42")):
+        answer = set_alerts(target, {"availableBelow": 5}, sub=sub)
+        assert (answer.status, answer.problem_code) == (404, "not_found")
+    assert set_alerts(wallet_id, {"availableBelow": 5}, sub=None).status == 401
+    assert set_alerts(wallet_id, raw_body="{", headers={}).problem_code == "malformed_json"
+    malformed_key = set_alerts(wallet_id, {"availableBelow": 5}, idempotency_key="has space")
+    assert (malformed_key.status, malformed_key.problem_code) == (400, "invalid_idempotency_key")
+    assert snapshot(database) == before
+
+
+def test_a_wallet_opened_with_an_alert(lambda_env, database):
+    answer = invoke(
+        "create_wallet",
+        http_event("POST", "/v1/wallets", body={"currency": "EUR", "alerts": {"availableBelow": 500}}),
+    )
+    assert (answer.status, answer.body["wallet"]["alerts"]) == (201, {"availableBelow": 500})
+    plain = invoke("create_wallet", http_event("POST", "/v1/wallets", body={"currency": "GBP", "alerts": None}))
+    assert (plain.status, plain.body["wallet"]["alerts"]) == (201, None)
+    for alerts, fields in (
+        ({}, ["alerts.availableBelow"]),
+        ({"availableBelow": 0}, ["alerts.availableBelow"]),
+        ({"availableBelow": 5, "extra": 1}, ["alerts.extra"]),
+        ({"below": 5}, ["alerts.availableBelow", "alerts.below"]),
+        (500, ["alerts"]),
+    ):
+        refused = invoke("create_wallet", http_event("POST", "/v1/wallets", body={"currency": "USD", "alerts": alerts}))
+        assert (refused.status, refused.problem_code) == (422, "validation_error"), alerts
+        assert [error["field"] for error in refused.body["errors"]] == fields

@@ -103,3 +103,178 @@ def test_database_deadline(remaining_millis, at_most, seconds):
     with runtime.database_deadline(remaining_millis, at_most=at_most):
         assert _csot.get_timeout() == pytest.approx(seconds)
     assert _csot.get_timeout() is None
+
+
+# ---------------------------------------------------------------- where the events go
+
+
+def test_the_event_sink_comes_from_the_environment(monkeypatch, tmp_path):
+    from wallet_lambda.event_sinks import EventBridgeSink, FileSink
+
+    def chosen():
+        runtime.reset()
+        return runtime.event_sink()
+
+    monkeypatch.delenv("EVENTS_FILE", raising=False)
+    monkeypatch.delenv("EVENT_BUS_NAME", raising=False)
+    assert chosen() is None  # the events wait in the outbox
+    monkeypatch.setenv("EVENT_BUS_NAME", "")  # sam local: the template's GetAtt left unresolved
+    assert chosen() is None
+    monkeypatch.setenv("EVENT_BUS_NAME", "wallet-prod-wallet-events")
+    sink = chosen()
+    assert isinstance(sink, EventBridgeSink)
+    assert sink.bus_name == "wallet-prod-wallet-events"
+    assert sink._client is None  # no boto3 client until there is something to send
+    assert runtime.event_sink() is sink  # one per container
+    monkeypatch.setenv("EVENTS_FILE", str(tmp_path / "events.jsonl"))  # make run: a file instead
+    sink = chosen()
+    assert isinstance(sink, FileSink)
+    assert sink.path == tmp_path / "events.jsonl"
+    runtime.reset()
+
+
+def stored_event(**changes) -> dict:
+    """An event document as the outbox stores it (wallet_service.outbox.event)."""
+    from datetime import UTC, datetime
+
+    from bson import Int64, ObjectId
+
+    document = {
+        "_id": f"evt_{ObjectId()}",
+        "kind": "event",
+        "type": "wallet.deposit.created",
+        "walletId": ObjectId("65f0c0ffee0000000000a001"),
+        "ownerId": "rider-42",
+        "currency": "USD",
+        "version": Int64(7),
+        "index": 0,
+        "sequence": Int64(5),
+        "operationId": "key:abc",
+        "occurredAt": datetime(2026, 11, 30, 12, 0, 1, 250_000, tzinfo=UTC),
+        "data": {"operationId": "key:abc", "wallet": {"id": "65f0c0ffee0000000000a001"}, "entries": []},
+        "sent": False,
+        "createdAt": datetime(2026, 11, 30, 12, 0, 1, 250_000, tzinfo=UTC),
+    }
+    return document | changes
+
+
+class RecordingEvents:
+    """An events client that answers PutEvents with an ErrorCode for the entries at `refuse`."""
+
+    def __init__(self, refuse: frozenset[int] = frozenset()) -> None:
+        self.refuse = refuse
+        self.calls: list[list[dict]] = []
+
+    def put_events(self, Entries):  # boto3's keyword
+        self.calls.append(Entries)
+        results = [
+            {"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}
+            if position in self.refuse
+            else {"EventId": f"id-{position}"}
+            for position in range(len(Entries))
+        ]
+        return {"FailedEntryCount": len(self.refuse), "Entries": results}
+
+
+def test_the_eventbridge_sink_puts_one_entry_per_event_and_accepts_those_without_an_error_code():
+    from wallet_lambda.event_sinks import EventBridgeSink
+    from wallet_service.publishing import detail
+
+    events = [stored_event(), stored_event(type="wallet.balance.low", index=1), stored_event(version=8)]
+    client = RecordingEvents(refuse=frozenset({1}))
+    sink = EventBridgeSink("wallet-events", client)
+    assert sink.put(events) == [True, False, True]
+    (entries,) = client.calls
+    assert [entry["DetailType"] for entry in entries] == [
+        "wallet.deposit.created",
+        "wallet.balance.low",
+        "wallet.deposit.created",
+    ]
+    for entry, event in zip(entries, events, strict=True):
+        assert set(entry) == {"Source", "DetailType", "Detail", "EventBusName", "Time"}
+        assert (entry["Source"], entry["EventBusName"], entry["Time"]) == (
+            "wallet-service",
+            "wallet-events",
+            event["occurredAt"],
+        )
+        assert json.loads(entry["Detail"]) == detail(event)
+    assert json.loads(entries[0]["Detail"])["occurredAt"] == "2026-11-30T12:00:01.250000Z"
+    assert sink.put([]) == []
+    assert len(client.calls) == 1
+
+
+def test_the_eventbridge_sink_creates_its_client_on_first_use(monkeypatch, aws):
+    from wallet_lambda.event_sinks import CLIENT_MAX_ATTEMPTS, EventBridgeSink
+
+    boto3.client("events").create_event_bus(Name="wallet-events")
+    sink = EventBridgeSink("wallet-events")
+    assert sink._client is None
+    assert sink.put([stored_event()]) == [True]
+    config = sink.client.meta.config
+    assert (config.connect_timeout, config.read_timeout) == (1.0, 2.0)
+    assert config.retries["total_max_attempts"] == CLIENT_MAX_ATTEMPTS
+
+
+def test_the_file_sink_writes_each_event_as_eventbridge_hands_it_to_a_target(tmp_path, capsys):
+    from wallet_lambda.event_sinks import FileSink
+    from wallet_service.publishing import detail
+
+    path = tmp_path / "local" / "events.jsonl"
+    sink = FileSink(path)
+    events = [stored_event(), stored_event(type="wallet.frozen", version=8)]
+    assert sink.put(events) == [True, True]
+    assert sink.put(events[:1]) == [True]  # appended: a second delivery of one event, with its id
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 3
+    for line, event in zip(lines, [*events, events[0]], strict=True):
+        assert set(line) == {
+            "version",
+            "id",
+            "detail-type",
+            "source",
+            "account",
+            "time",
+            "region",
+            "resources",
+            "detail",
+        }
+        assert (line["version"], line["source"], line["resources"]) == ("0", "wallet-service", [])
+        assert line["detail-type"] == event["type"]
+        assert line["time"] == "2026-11-30T12:00:01Z"
+        assert line["detail"] == detail(event)
+    assert len({line["id"] for line in lines}) == 3  # EventBridge's own id per delivery; detail.id is the event's
+    logged = [line for line in capsys.readouterr().err.splitlines() if " event " in line]
+    assert len(logged) == 3
+    assert logged[1].endswith(f"event wallet.frozen wallet 65f0c0ffee0000000000a001 {events[1]['_id']}")
+
+
+def test_publishing_after_a_commit_only_for_a_successful_change(lambda_env, monkeypatch, tmp_path):
+    from wallet_lambda import delivery
+    from wallet_lambda.operations import BY_NAME
+
+    monkeypatch.setenv("EVENTS_FILE", str(tmp_path / "events.jsonl"))
+    runtime.reset()
+    service = runtime.wallet_service()
+    wallet = service.create_wallet("rider", "USD").wallet
+    moved = service.deposit(wallet.id, 5)
+    answer = {"statusCode": 201, "body": moved.model_dump_json(by_alias=True)}
+    assert delivery.after_commit(BY_NAME["GetWallet"], {"statusCode": 200, "body": "{}"}, 10_000) is None
+    assert delivery.after_commit(BY_NAME["Deposit"], {**answer, "statusCode": 409}, 10_000) is None
+    assert delivery.after_commit(BY_NAME["Deposit"], answer, 10_000).sent == 2  # the opening's too: same wallet
+    frozen = service.freeze_wallet(wallet.id)
+    wallet_answer = {"statusCode": 200, "body": frozen.model_dump_json(by_alias=True)}
+    assert delivery.after_commit(BY_NAME["FreezeWallet"], wallet_answer, 10_000).sent == 1
+    assert delivery.after_commit(BY_NAME["FreezeWallet"], wallet_answer, 10_000).sent == 0
+    assert delivery.after_commit(BY_NAME["Deposit"], {"statusCode": 201, "body": "not json"}, 10_000) is None  # logged
+    assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize(
+    ("remaining_millis", "seconds"),
+    [(10_000, 2.0), (2_500, 1.5), (1_100, 0.1)],  # capped; the remaining time less the margin; too little
+)
+def test_publishing_after_a_commit_takes_at_most_a_couple_of_seconds(remaining_millis, seconds):
+    from wallet_lambda import delivery
+
+    assert delivery.publish_seconds(remaining_millis, at_most=delivery.COMMIT_PUBLISH_SECONDS) == pytest.approx(seconds)
+    assert delivery.MINIMUM_PUBLISH_SECONDS > 0.1

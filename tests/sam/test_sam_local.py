@@ -60,6 +60,7 @@ MONEY_EVENTS = [
     "capture_reservation",
     "release_reservation",
     "list_transactions",
+    "set_wallet_alerts",
 ]
 
 
@@ -124,11 +125,20 @@ def sam(tmp_path_factory) -> Iterator[SamLocal]:
         engine.stop()
 
 
-def sam_invoke(sam: SamLocal, name: str, event: dict, database: str) -> Answer:
-    """`sam local invoke` of events/<name>.json's function with `event`, against `database`."""
+SCHEDULED_EVENTS = ("expire_reservations", "audit_ledger", "migrate_ledger", "publish_events")  # not HTTP
+
+
+def sam_invoke(sam: SamLocal, name: str, event: dict, database: str, variables: dict | None = None) -> Answer:
+    """`sam local invoke` of events/<name>.json's function with `event`, against `database`; `variables`
+    add to the --env-vars file (a variable the template declares for the function)."""
     event_file = sam.scratch / f"{name}-{uuid.uuid4().hex[:6]}.json"
     event_file.write_text(json.dumps(event))
     env_vars = sam_local.write_env_vars(sam.scratch / f"env-{database}.json", sam.uri, database, log_level="WARNING")
+    if variables:
+        written = json.loads(env_vars.read_text())
+        written["Parameters"] |= variables
+        env_vars = sam.scratch / f"env-{database}-{uuid.uuid4().hex[:6]}.json"
+        env_vars.write_text(json.dumps(written))
     started = time.monotonic()
     result = subprocess.run(
         sam_local.invoke_command(sam.logical_ids[name], event_file, env_vars, sam.arch),
@@ -143,7 +153,7 @@ def sam_invoke(sam: SamLocal, name: str, event: dict, database: str) -> Answer:
     lines = [line for line in result.stdout.splitlines() if line.strip()]
     assert lines, f"no response on stdout; stderr:\n{result.stderr[-3000:]}"
     response = json.loads(lines[-1])
-    if name in ("expire_reservations", "audit_ledger", "migrate_ledger"):  # not HTTP: the report itself
+    if name in SCHEDULED_EVENTS:  # not HTTP: the report itself
         return Answer(200, {}, response, response)
     body = json.loads(response["body"]) if response.get("body") else None
     return Answer(response["statusCode"], response.get("headers") or {}, body, response)
@@ -183,7 +193,7 @@ def test_the_env_vars_file_sets_only_what_the_template_declares(tmp_path):
 
 
 def test_the_events_here_are_every_event_file():
-    everything = [*MONEY_EVENTS, *ACCOUNT_EVENTS, "health", "expire_reservations", "audit_ledger", "migrate_ledger"]
+    everything = [*MONEY_EVENTS, *ACCOUNT_EVENTS, "health", *SCHEDULED_EVENTS]
     assert sorted(everything) == sorted(p.stem for p in EVENTS.glob("*.json"))
 
 
@@ -259,6 +269,11 @@ def test_the_money_events_in_containers(sam, ledger):
     journal = sam_invoke(sam, "list_transactions", load_event("list_transactions", **ids), name)
     assert journal.status == 200, journal
     assert journal.body["items"][0]["type"] == "RELEASE"
+
+    alerted = sam_invoke(sam, "set_wallet_alerts", load_event("set_wallet_alerts", **ids), name)
+    assert (alerted.status, alerted.body["alerts"]) == (200, {"availableBelow": 1000}), alerted
+    # No bus under sam local (the template's GetAtt of the bus's name is left empty): the events wait.
+    assert database["ledger"].count_documents({"kind": "event", "sent": True}) == 0
     assert_ledger_consistent(database)
 
 
@@ -315,6 +330,18 @@ def test_the_scheduled_expiry_event_in_a_container(sam, ledger):
     assert (service.get_reservation(due).status, service.get_reservation(kept).status) == ("EXPIRED", "HELD")
     assert (service.get_wallet(wallet).held, service.get_wallet(wallet).available) == (100, 400)
     assert_ledger_consistent(database)
+
+
+def test_the_publisher_event_in_a_container(sam, ledger):
+    """No bus under sam local (the template's GetAtt of its name is left empty); with a file in the
+    container for the bus (the template declares EVENTS_FILE for --env-vars), the publisher sends
+    what is due and marks it sent."""
+    name, database, service = ledger
+    service.create_wallet("rider-9", "USD", opening_balance=500)
+    variables = {"EVENTS_FILE": "/tmp/wallet-events.jsonl", "PUBLISH_OLDER_THAN_SECONDS": "0"}
+    report = sam_invoke(sam, "publish_events", load_event("publish_events"), name, variables).body
+    assert report == {"sent": 1, "failed": 0, "pending": 0}, report
+    assert database["ledger"].count_documents({"kind": "event", "sent": False}) == 0
 
 
 @pytest.fixture(scope="module")

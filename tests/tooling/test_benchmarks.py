@@ -1,11 +1,14 @@
 """The machinery of `make bench` (benchmarks/): that the floors replay what the service does, that
 write conflicts are counted from the database's answers, that journal pages and plans are read
-right, and what the report says. No timing is checked."""
+right, that the outbox costs a deposit no round trip and publishing sends each event once, and what
+the report says. No timing is checked."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from bson import ObjectId
@@ -13,7 +16,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
-from benchmarks import floors, journal, replay, report
+from benchmarks import events, floors, journal, replay, report
 from benchmarks.monitor import WRITE_CONFLICT, Answers, CommandRecorder
 from benchmarks.roundtrips import RoundTrips, measure_expiry, measure_operation
 from benchmarks.scenarios import OPERATIONS, prepare
@@ -193,6 +196,56 @@ def test_plans_of_both_servers_are_summarized():
     assert journal.summarize({"queryPlanner": {"winningPlan": {"stage": "COLLSCAN"}}}).index is None
 
 
+def test_a_deposit_writes_its_event_in_its_own_insert_and_publishing_sends_each_once(bench_service, recorder):
+    """With the outbox, a deposit still takes 3 round trips, its event in its one insert; each
+    publishing call sends its deposit's event alone, to memory or to a file."""
+    measured = events.latency(bench_service, recorder, rounds=2, calls=2)
+    assert measured.deposit_commands == ("findAndModify", "insert", "commitTransaction")
+    assert measured.deposit_commands == measure_operation(bench_service, recorder, "deposit", "deposit").commands
+    assert Counter(measured.inserted)[documents.EVENT] == 1
+    assert Counter(measured.inserted)[documents.OPERATION] == 1
+    assert measured.publish_commands == ("distinct", "find", "update")
+    assert measured.published == 2 * 2 * 2  # two publishing paths, two rounds of two calls
+    assert set(measured.milliseconds) == set(events.PATHS)
+    assert min(measured.ratios.values()) > 0
+    assert all(low <= high for low, high in measured.quartiles.values())
+
+
+@pytest.mark.parametrize(("count", "wallets", "sink_calls"), [(30, 5, 6), (12, 1, 12), (25, 25, 3)])
+def test_the_publisher_sends_every_event_once_each_wallet_in_order(bench_service, recorder, count, wallets, sink_calls):
+    """Each round sends every wallet's next event, 10 to a sink call, and marks them in one update
+    per call: the round trips are counted, not timed."""
+    measured = events.publisher(bench_service, recorder, "publisher", events=count, wallets=wallets)
+    assert (measured.events, measured.wallets, measured.sink_calls) == (count, wallets, sink_calls)
+    assert measured.round_trips == 2 + sink_calls  # the due wallets, their events, one update per sink call
+    assert bench_service.publish_events(events.MemorySink(), older_than_seconds=0).sent == 0
+
+
+def test_the_file_sink_appends_one_json_line_per_event(tmp_path):
+    event = {
+        "_id": "evt_" + "a" * 24,
+        "type": "wallet.deposit.created",
+        "walletId": ObjectId(),
+        "ownerId": "rider",
+        "currency": "USD",
+        "version": 2,
+        "index": 0,
+        "sequence": 2,
+        "operationId": "call:1",
+        "occurredAt": datetime(2026, 11, 30, 12, tzinfo=UTC),
+        "data": {"operationId": "call:1"},
+    }
+    sink = events.FileSink(tmp_path / "events.jsonl")
+    try:
+        assert sink.put([event, {**event, "_id": "evt_" + "b" * 24}]) == [True, True]
+        assert sink.put([event]) == [True]
+    finally:
+        sink.close()
+    lines = [json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["evt_" + "a" * 24, "evt_" + "b" * 24, "evt_" + "a" * 24]
+    assert lines[0]["occurredAt"] == "2026-11-30T12:00:00Z"
+
+
 def _run(*, server_counters: bool, deposit_trips: int) -> report.Run:
     run = report.Run(
         header={"Date": "today", "Commit": "abc123"},
@@ -205,6 +258,16 @@ def _run(*, server_counters: bool, deposit_trips: int) -> report.Run:
     )
     answers = Answers(commits=10, failed=Counter({WRITE_CONFLICT: 2, 11000: 1}))
     run.threads["deposit"] = {1: Rate(10, 1.0, answers=answers, server={"writeConflicts": 2, "totalAborted": 1})}
+    run.events = events.Latency(
+        milliseconds={"deposit": 4.0, "memory": 6.0, "file": 6.5},
+        ratios={"memory": 1.5, "file": 1.625},
+        quartiles={"memory": (1.4, 1.6), "file": (1.5, 1.75)},
+        deposit_commands=("findAndModify", "insert", "commitTransaction"),
+        inserted=("entry", "entry", "event", "operation"),
+        publish_commands=("distinct", "find", "update"),
+        published=40,
+    )
+    run.publishers = [events.Publisher(2000, 200, 2.0, 200, 220), events.Publisher(500, 1, 1.0, 500, 502)]
     return run
 
 
@@ -223,3 +286,18 @@ def test_the_report_says_what_is_over_budget_and_below_target():
     rendered = report.render(over)
     assert "| deposit | 1 | 10 | 10 | 10 | 2 | 0 | 1 | 0 | 0 | 2 | 1 |" in rendered
     assert "mongod writeConflicts" in rendered
+
+
+def test_the_report_shows_the_outbox_and_the_publisher():
+    rendered = report.render(_run(server_counters=False, deposit_trips=3))
+    assert (
+        "A deposit writes its event in its own insert: findAndModify, insert, commitTransaction (3 round trips; "
+        "the insert carried 4 documents: entry, entry, event, operation)" in rendered
+    )
+    assert "distinct, find, update (3 round trips)" in rendered
+    assert "| deposit alone | 4.00 | 1.00 |  |" in rendered
+    assert "| deposit, then publish its event (in-memory sink) | 6.00 | 1.50 | 1.40-1.60 |" in rendered
+    assert "| deposit, then publish its event (file sink, a JSON line each) | 6.50 | 1.62 | 1.50-1.75 |" in rendered
+    assert "| 2,000 events of 200 wallets | 2.00 | 1,000 | 200 | 220 |" in rendered
+    assert "| 500 events of 1 wallet | 1.00 | 500 | 500 | 502 |" in rendered
+    assert rendered.index("## Events") < rendered.index("## Notes")

@@ -26,6 +26,7 @@ ROUTES = {
     "GetBalance": ("GET", "/v1/wallets/{walletId}/balance"),
     "FreezeWallet": ("POST", "/v1/wallets/{walletId}/freeze"),
     "UnfreezeWallet": ("POST", "/v1/wallets/{walletId}/unfreeze"),
+    "SetWalletAlerts": ("PUT", "/v1/wallets/{walletId}/alerts"),
     "Deposit": ("POST", "/v1/wallets/{walletId}/deposits"),
     "Withdraw": ("POST", "/v1/wallets/{walletId}/withdrawals"),
     "Transfer": ("POST", "/v1/transfers"),
@@ -42,7 +43,7 @@ ROUTES = {
     "ListAccountTransactions": ("GET", "/v1/accounts/{name}/transactions"),
     "Health": ("GET", "/health"),
 }
-SCHEDULED = {"ExpireReservations", "AuditLedger"}
+SCHEDULED = {"ExpireReservations", "AuditLedger", "PublishEvents"}
 INVOKED = {"MigrateLedger"}  # no trigger: an operator invokes it (the one-off migration)
 PUBLIC = {"Health"}
 ADMIN_ONLY = {
@@ -63,8 +64,20 @@ MONEY_MOVING = {
     "ReleaseReservation",
     "RefundReservation",
 }
+# The functions that publish the outbox's events to the bus: every one that changes a wallet (named
+# here independently of the table of operations' `publishes`, which the handlers read) and the two
+# scheduled ones that publish what is due.
+PUBLISHERS = {
+    "CreateWallet",
+    "FreezeWallet",
+    "UnfreezeWallet",
+    *MONEY_MOVING,
+    "ExpireReservations",
+    "PublishEvents",
+}
 API = "WalletApi"
 AUTHORIZER = "JwtAuthorizer"
+BUS = "WalletEventBus"
 
 
 class CloudFormationLoader(yaml.SafeLoader):
@@ -188,12 +201,70 @@ def test_the_expiry_job_is_scheduled_with_retries_and_a_dead_letter_queue():
 
 
 @pytest.mark.parametrize("name", sorted(set(ROUTES) | SCHEDULED | INVOKED))
-def test_every_function_may_read_only_the_configured_database_uri(name):
+def test_every_function_may_read_only_the_configured_database_uri_and_publishers_put_events_on_the_bus(name):
     policies = function_property(name, "Policies")
+    publish = [{"EventBridgePutEventsPolicy": {"EventBusName": {"Ref": BUS}}}] if name in PUBLISHERS else []
     assert policies == [
         {"Fn::If": ["UseSsm", {"Ref": "MongoUriParameterReadPolicy"}, {"Ref": "AWS::NoValue"}]},
         {"Fn::If": ["UseSecret", {"Ref": "MongoUriSecretReadPolicy"}, {"Ref": "AWS::NoValue"}]},
+        *publish,
     ]
+
+
+def test_the_publishers_are_the_rows_that_publish():
+    from wallet_lambda.operations import PUBLISHERS as PUBLISHING_ROWS
+
+    assert {operation.name for operation in PUBLISHING_ROWS} == PUBLISHERS
+
+
+def test_the_event_bus_has_an_archive_and_every_function_knows_its_name():
+    resources = template()["Resources"]
+    bus = resources[BUS]
+    assert bus["Type"] == "AWS::Events::EventBus"
+    assert bus["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-wallet-events"}
+    (archive,) = [resource for resource in resources.values() if resource["Type"] == "AWS::Events::Archive"]
+    assert archive["Properties"]["SourceArn"] == {"Fn::GetAtt": [BUS, "Arn"]}
+    assert archive["Properties"]["RetentionDays"] == {"Ref": "EventArchiveRetentionDays"}
+    assert archive["Properties"]["EventPattern"] == {"source": ["wallet-service"]}
+    retention = template()["Parameters"]["EventArchiveRetentionDays"]
+    assert (retention["Type"], retention["MinValue"]) == ("Number", 0)
+    assert retention["Default"] > 0
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    # GetAtt, not Ref: sam local resolves a Ref to the logical id (and would call the real EventBridge
+    # with fake credentials), and leaves a GetAtt empty (no bus).
+    assert variables["EVENT_BUS_NAME"] == {"Fn::GetAtt": [BUS, "Name"]}
+    assert variables["EVENTS_FILE"] == ""  # a local file instead of the bus, set by make run
+    for name in functions():  # SAM merges a function's own variables into these: none overrides the bus
+        own = (functions()[name]["Properties"].get("Environment") or {}).get("Variables", {})
+        assert not {"EVENT_BUS_NAME", "EVENTS_FILE"} & set(own), name
+    outputs = {name: output["Value"] for name, output in template()["Outputs"].items()}
+    assert outputs["EventBusName"] == {"Ref": BUS}
+    assert outputs["EventBusArn"] == {"Fn::GetAtt": [BUS, "Arn"]}
+
+
+def test_the_publisher_runs_every_minute_and_its_failures_raise_an_alarm():
+    properties = functions()["PublishEvents"]["Properties"]
+    assert http_events("PublishEvents") == []
+    (event,) = properties["Events"].values()
+    assert event["Type"] == "Schedule"
+    assert event["Properties"]["Schedule"] == {"Ref": "PublishSchedule"}
+    assert template()["Parameters"]["PublishSchedule"]["Default"] == "rate(1 minute)"
+    assert properties["Environment"]["Variables"]["PUBLISH_OLDER_THAN_SECONDS"] == "5"
+    assert function_property("PublishEvents", "Timeout") == 60
+    assert properties["EventInvokeConfig"]["MaximumRetryAttempts"] == 0  # the next run, a minute later, retries
+    (alarm,) = [
+        resource["Properties"]
+        for resource in template()["Resources"].values()
+        if resource["Type"] == "AWS::CloudWatch::Alarm" and resource["Properties"]["MetricName"] == "EventsFailed"
+    ]
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert alarm["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
+    assert {item["Name"]: item["Value"] for item in alarm["Dimensions"]} == {
+        "operation": "PublishEvents",
+        "service": "wallet",
+    }
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"
 
 
 def test_the_database_uri_policies_exist_only_for_their_source_and_name_their_actions():

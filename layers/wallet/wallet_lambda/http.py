@@ -31,7 +31,7 @@ from wallet_service.limits import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
 )
 
-from . import problems, runtime
+from . import delivery, problems, runtime
 from .observability import logger, metrics, tracer
 from .operations import Operation
 from .problems import Problem
@@ -187,7 +187,9 @@ def create_app() -> APIGatewayHttpResolver:
 
 
 def lambda_handler_for(router: Router, operation: Operation) -> Callable[[dict, LambdaContext], dict]:
-    """The Lambda entry point of one HTTP function."""
+    """The Lambda entry point of one HTTP function. After a successful answer of an operation that
+    changed a wallet, it publishes the change's events (wallet_lambda.delivery) before returning;
+    publishing never changes the answer."""
     app = create_app()
     app.include_router(router)
 
@@ -202,6 +204,8 @@ def lambda_handler_for(router: Router, operation: Operation) -> Callable[[dict, 
         else:
             with runtime.database_deadline(context.get_remaining_time_in_millis()):
                 response = app.resolve(event, context)
+            if operation.publishes:
+                delivery.after_commit(operation, response, context.get_remaining_time_in_millis())
         _count(response)
         return response
 

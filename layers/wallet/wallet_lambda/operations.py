@@ -4,7 +4,9 @@ The handlers' entry point (http.py) reads a row for the route, its success statu
 needs an Idempotency-Key and whether it is for administrators only; the OpenAPI generator, the
 template test and the local tools read the same rows. `path` is written as API Gateway and
 OpenAPI write it; `function` is the function's folder under functions/ and `name` its logical id
-in template.yaml and its operationId.
+in template.yaml and its operationId. `publishes` says which events a function sends to the bus
+(wallet_lambda.delivery): those of the operation its answer names, of the wallet it answers, or
+(the scheduled ones) every unsent event that is due.
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ MONEY_PROBLEMS = (401, 404, 409, 422, 500, 503)
 HEALTH_PROBLEMS = (500, 503)
 ADMIN_READ_PROBLEMS = (401, 403, 404, 422, 500, 503)
 
+# What a function publishes (Operation.publishes): nothing, the events of the operation its answer
+# names (`operationId`), those of the wallet it answers (`id`), or every unsent event that is due.
+PUBLISHES_OPERATION = "operation"
+PUBLISHES_WALLET = "wallet"
+PUBLISHES_DUE = "due"
+
 
 @dataclass(frozen=True, slots=True)
 class Operation:
@@ -49,6 +57,7 @@ class Operation:
     needs_idempotency_key: bool = False
     admin_only: bool = False
     public: bool = False  # no token needed
+    publishes: str = ""  # PUBLISHES_OPERATION, PUBLISHES_WALLET, PUBLISHES_DUE or "" (no events)
 
     @property
     def route(self) -> str:
@@ -60,7 +69,11 @@ PAGE = "one page, and the cursor of the next if there is one"
 
 # The groups the rows name (`tag`), in the order the API's document (and Swagger UI) lists them.
 TAGS = {
-    "Wallets": "Open a wallet per owner and currency, read it, freeze and unfreeze it (admin).",
+    "Wallets": (
+        "Open a wallet per owner and currency, read it, freeze and unfreeze it (admin), and set the "
+        "balance alert its events carry (`wallet.balance.low` when its available money drops below "
+        "`availableBelow`, `wallet.balance.restored` when it is back)."
+    ),
     "Money movements": "Deposits, withdrawals and transfers. Each needs an `Idempotency-Key`.",
     "Holds": (
         "Hold money for a time (a reservation) while a ride or an order runs, then capture it, in one "
@@ -99,7 +112,7 @@ OPERATIONS: tuple[Operation, ...] = (
     #         name                  function               method  path                                         status
     Operation("CreateWallet",       "create_wallet",       "POST", "/v1/wallets",                               201,
               "Open a wallet", "Wallets", Movement, "the wallet, and its opening DEPOSIT entry if any",
-              (*MONEY_PROBLEMS, 403)),
+              (*MONEY_PROBLEMS, 403), publishes=PUBLISHES_OPERATION),
     Operation("GetWallet",          "get_wallet",          "GET",  "/v1/wallets/{walletId}",                    200,
               "Read a wallet", "Wallets", Wallet, "the wallet", READ_PROBLEMS),
     Operation("GetBalance",         "get_balance",         "GET",  "/v1/wallets/{walletId}/balance",            200,
@@ -107,22 +120,26 @@ OPERATIONS: tuple[Operation, ...] = (
               "balance, held and available as they were at `at`", READ_PROBLEMS),
     Operation("FreezeWallet",       "freeze_wallet",       "POST", "/v1/wallets/{walletId}/freeze",             200,
               "Freeze a wallet", "Wallets", Wallet, "the wallet after the change", ADMIN_PROBLEMS,
-              admin_only=True),
+              admin_only=True, publishes=PUBLISHES_WALLET),
     Operation("UnfreezeWallet",     "unfreeze_wallet",     "POST", "/v1/wallets/{walletId}/unfreeze",           200,
               "Unfreeze a wallet", "Wallets", Wallet, "the wallet after the change", ADMIN_PROBLEMS,
-              admin_only=True),
+              admin_only=True, publishes=PUBLISHES_WALLET),
+    Operation("SetWalletAlerts",    "set_wallet_alerts",   "PUT",  "/v1/wallets/{walletId}/alerts",             200,
+              "Set or remove a wallet's balance alert", "Wallets", Wallet, "the wallet with its alert",
+              READ_PROBLEMS),
     Operation("Deposit",            "deposit",             "POST", "/v1/wallets/{walletId}/deposits",           201,
               "Add money to a wallet", "Money movements", Movement, "the deposit entry and the wallet after it",
-              MONEY_PROBLEMS, needs_idempotency_key=True),
+              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
     Operation("Withdraw",           "withdraw",            "POST", "/v1/wallets/{walletId}/withdrawals",        201,
               "Take money out of a wallet", "Money movements", Movement,
-              "the withdrawal entry and the wallet after it", MONEY_PROBLEMS, needs_idempotency_key=True),
+              "the withdrawal entry and the wallet after it", MONEY_PROBLEMS, needs_idempotency_key=True,
+              publishes=PUBLISHES_OPERATION),
     Operation("Transfer",           "transfer",            "POST", "/v1/transfers",                             201,
               "Transfer between wallets", "Money movements", Movement, "the entries and wallets the caller may see",
-              MONEY_PROBLEMS, needs_idempotency_key=True),
+              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
     Operation("CreateReservation",  "create_reservation",  "POST", "/v1/wallets/{walletId}/reservations",       201,
               "Hold money", "Holds", Movement, "the reservation, its HOLD entry and the wallet", MONEY_PROBLEMS,
-              needs_idempotency_key=True),
+              needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
     Operation("ListReservations",   "list_reservations",   "GET",  "/v1/wallets/{walletId}/reservations",       200,
               "List a wallet's reservations", "Holds", ReservationPage, PAGE, READ_PROBLEMS),
     Operation("GetReservation",     "get_reservation",     "GET",  "/v1/reservations/{reservationId}",          200,
@@ -130,17 +147,19 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("IncrementReservation", "increment_reservation", "POST", "/v1/reservations/{reservationId}/increments",
               201, "Raise an open hold", "Holds", Movement,
               "the reservation with its new increment, the raise's HOLD entry and the wallet", MONEY_PROBLEMS,
-              needs_idempotency_key=True),
+              needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
     Operation("CaptureReservation", "capture_reservation", "POST", "/v1/reservations/{reservationId}/capture",  200,
               "Take all or part of a hold; a final capture releases the rest", "Holds", Movement,
-              "the reservation, its entries and the wallet", MONEY_PROBLEMS, needs_idempotency_key=True),
+              "the reservation, its entries and the wallet", MONEY_PROBLEMS, needs_idempotency_key=True,
+              publishes=PUBLISHES_OPERATION),
     Operation("ReleaseReservation", "release_reservation", "POST", "/v1/reservations/{reservationId}/release",  200,
               "Give a hold back", "Holds", Movement, "the reservation, its entries and the wallet", MONEY_PROBLEMS,
-              needs_idempotency_key=True),
+              needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
     Operation("RefundReservation",  "refund_reservation",  "POST", "/v1/reservations/{reservationId}/refunds",  201,
               "Refund part or all of a captured hold (admin)", "Holds", Movement,
               "the refund's entries, the hold's wallet and the reservation with its refunds",
-              (*MONEY_PROBLEMS, 403), needs_idempotency_key=True, admin_only=True),
+              (*MONEY_PROBLEMS, 403), needs_idempotency_key=True, admin_only=True,
+              publishes=PUBLISHES_OPERATION),
     Operation("ListTransactions",   "list_transactions",   "GET",  "/v1/wallets/{walletId}/transactions",       200,
               "List a wallet's journal entries", "Journal", EntryPage, PAGE, READ_PROBLEMS),
     Operation("OpenAccount",        "open_account",        "POST", "/v1/accounts",                              201,
@@ -155,7 +174,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("Health",             "health",              "GET",  "/health",                                   200,
               "Health", "Service", Health, "the database answered", HEALTH_PROBLEMS, public=True),
     Operation("ExpireReservations", "expire_reservations", "",     "",                                          0,
-              "Expire due holds (EventBridge schedule)", "Service", None, "", ()),
+              "Expire due holds (EventBridge schedule)", "Service", None, "", (), publishes=PUBLISHES_DUE),
+    Operation("PublishEvents",      "publish_events",      "",     "",                                          0,
+              "Send the events still unsent to the bus (EventBridge schedule)", "Service", None, "", (),
+              publishes=PUBLISHES_DUE),
     Operation("AuditLedger",        "audit_ledger",        "",     "",                                          0,
               "Prove the ledger (EventBridge schedule, hourly)", "Service", None, "", ()),
     Operation("MigrateLedger",      "migrate_ledger",      "",     "",                                          0,
@@ -166,3 +188,4 @@ OPERATIONS: tuple[Operation, ...] = (
 BY_NAME = {operation.name: operation for operation in OPERATIONS}
 BY_FUNCTION = {operation.function: operation for operation in OPERATIONS}
 HTTP_OPERATIONS = tuple(operation for operation in OPERATIONS if operation.method)
+PUBLISHERS = tuple(operation for operation in OPERATIONS if operation.publishes)

@@ -1,4 +1,4 @@
-"""Per-container state: the database URI, one MongoClient, one WalletService.
+"""Per-container state: the database URI, one MongoClient, one WalletService, the event sink.
 
 Created lazily on first use, so importing a handler costs no network round trip, and reused by
 every invocation the container serves.
@@ -13,7 +13,9 @@ from contextlib import contextmanager
 import pymongo
 from pymongo import MongoClient
 
-from wallet_service import WalletService
+from wallet_service import EventSink, WalletService
+
+from .event_sinks import EventBridgeSink, FileSink
 
 # Leave the handler this much of the Lambda's remaining time to shape and return its response.
 RESPONSE_MARGIN_SECONDS = 0.5
@@ -27,6 +29,8 @@ REQUEST_DATABASE_SECONDS = 5.0
 _lock = threading.Lock()
 _client: MongoClient | None = None
 _service: WalletService | None = None
+_sink: EventSink | None = None
+_sink_chosen = False
 
 
 def database_uri() -> str:
@@ -72,13 +76,29 @@ def wallet_service() -> WalletService:
     return _service
 
 
+def event_sink() -> EventSink | None:
+    """Where the container's events go, chosen once from the environment: EVENTS_FILE (a file of
+    JSON lines, `make run`), else EVENT_BUS_NAME (the EventBridge bus, deployed), else None (the
+    events wait in the outbox)."""
+    global _sink, _sink_chosen
+    if not _sink_chosen:
+        with _lock:
+            if not _sink_chosen:
+                path = os.environ.get("EVENTS_FILE")
+                bus = os.environ.get("EVENT_BUS_NAME")
+                _sink = FileSink(path) if path else EventBridgeSink(bus) if bus else None
+                _sink_chosen = True
+    return _sink
+
+
 def reset() -> None:
-    """Forget the container's client (tests switch databases between cases)."""
-    global _client, _service
+    """Forget the container's client and event sink (tests switch databases and buses between cases)."""
+    global _client, _service, _sink, _sink_chosen
     with _lock:
         if _client is not None:
             _client.close()
         _client = _service = None
+        _sink, _sink_chosen = None, False
 
 
 @contextmanager

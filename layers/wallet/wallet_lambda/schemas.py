@@ -110,8 +110,35 @@ class Details(RequestBody):
         return {"reference_type": self.reference_type, "reference_id": self.reference_id, "metadata": self.metadata}
 
 
+class AlertsRequest(RequestBody):
+    """A wallet's balance alert: its events say when its available money drops below `availableBelow`."""
+
+    available_below: Amount = Field(
+        description="integer minor units (cents): a movement that takes the available money from this or more "
+        "to below it adds `wallet.balance.low` to its events, and one that brings it back adds "
+        "`wallet.balance.restored`"
+    )
+
+    def as_alerts(self) -> dict:
+        return {"availableBelow": self.available_below}
+
+
+class SetAlertsRequest(RequestBody):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"availableBelow": 1000}, {"availableBelow": None}]})
+
+    available_below: Amount | None = Field(
+        description="integer minor units (cents): the events say when the available money drops below it "
+        "(`wallet.balance.low`) and when it is back (`wallet.balance.restored`); null removes the alert"
+    )
+
+    def alerts(self) -> dict | None:
+        return None if self.available_below is None else {"availableBelow": self.available_below}
+
+
 class CreateWalletRequest(RequestBody):
-    model_config = ConfigDict(json_schema_extra={"examples": [{"currency": "USD"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"currency": "USD"}, {"currency": "USD", "alerts": {"availableBelow": 1000}}]}
+    )
 
     currency: Currency
     owner_id: (
@@ -121,6 +148,10 @@ class CreateWalletRequest(RequestBody):
         0, description="journaled as a DEPOSIT; only `wallet:admin` may open a wallet with money in it"
     )
     metadata: Metadata | None = None
+    alerts: AlertsRequest | None = Field(None, description="a balance alert (PUT .../alerts changes it later)")
+
+    def alerts_document(self) -> dict | None:
+        return None if self.alerts is None else self.alerts.as_alerts()
 
 
 class AmountRequest(Details):

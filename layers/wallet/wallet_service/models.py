@@ -62,7 +62,7 @@ class WalletModel(BaseModel):
 
 
 class WalletAlerts(WalletModel):
-    """When the wallet's events say its available money ran low: below `available_below`."""
+    """When the wallet's events say its available money ran low: below `availableBelow`."""
 
     available_below: int
 

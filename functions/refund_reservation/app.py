@@ -5,8 +5,8 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from wallet_lambda import http, operations, parameters
+from wallet_lambda.hold_schemas import RefundRequest
 from wallet_lambda.runtime import wallet_service
-from wallet_lambda.schemas import RefundRequest
 
 OPERATION = operations.BY_NAME["RefundReservation"]
 router = http.router()

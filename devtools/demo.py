@@ -1,16 +1,22 @@
 """`make demo`: the wallet's story, told against the running local API (`make run`).
 
 An admin opens a USD wallet for a rider with $50.00 in it and an empty one for a driver; the rider
-tops up $20.00 and holds $15.00 for a ride; a detour raises the hold by $4.00 (an increment); the
-platform captures $8.00 at a stop on the way (final false: the rest stays held) and $9.00 when the
-ride ends (final: the $2.00 left is released), each split 80/20 between the driver and @revenue;
-it repeats that last capture to show it is answered from the record; the rider holds $3.00 again
-for two seconds and watches the expiry schedule give it back; then come the history and the final
-wallets. Every request and answer is printed.
+tops up $20.00, sets a balance alert (below $52.00 available) and holds $15.00 for a ride; a
+detour raises the hold by $4.00 (an increment); the platform captures $8.00 at a stop on the way
+(final false: the rest stays held) and $9.00 when the ride ends (final: the $2.00 left is
+released), each split 80/20 between the driver and @revenue; it repeats that last capture to show
+it is answered from the record; the rider holds $3.00 again for two seconds and watches the expiry
+schedule give it back; then come the history and the final wallets, and last the events the story
+produced, as `make run`'s bus delivered them to its events file (the alert's among them:
+wallet.balance.low when the detour takes the available money below $52.00, .restored when the
+ride's end gives some back). Every request and answer is printed.
 
-BASE_URL (default http://127.0.0.1:$PORT, PORT default 3000) picks the API. Tokens come from
-devtools/local_auth, the local API's development issuer. Each run uses fresh owner ids, so it
-can be run again and again against the same database. Standard library only (urllib).
+BASE_URL (default http://127.0.0.1:$PORT, PORT default 3000) picks the API. The events file is
+found as `make run` chooses it (devtools/local_api.events_file: EVENTS_FILE, else beside DB_PATH's
+folder, else .local/events.jsonl), or given with --events-file; only what is appended to it during
+the run is read. Tokens come from devtools/local_auth, the local API's development issuer. Each run
+uses fresh owner ids, so it can be run again and again against the same database. HTTP with the
+standard library only (urllib).
 """
 
 from __future__ import annotations
@@ -25,10 +31,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 
 from devtools.local_auth import issue_token
 
 TIMEOUT = 30  # seconds per request; the local API imports each handler on its first call
+ALERT_BELOW = 5200  # the rider's balance alert: wallet.balance.low when less than this is available
 
 
 class DemoFailed(SystemExit):
@@ -157,9 +165,11 @@ def money(cents: int) -> str:
 
 
 def wallet_line(wallet: dict) -> str:
+    alert = (wallet.get("alerts") or {}).get("availableBelow")
     return (
         f"wallet {wallet['id']} ({wallet['ownerId']}, {wallet['currency']}, {wallet['status']}): "
         f"balance {wallet['balance']}, held {wallet['held']}, available {wallet['available']}"
+        + (f", alert below {alert}" if alert is not None else "")
     )
 
 
@@ -214,6 +224,155 @@ def summarize(body: object) -> list[str]:
     return [json.dumps(body)]
 
 
+# ---------------------------------------------------------------- the events the story produced
+
+# What each wallet of the story receives, in order (wallet_service/outbox.py). The rider's alert
+# (below ALERT_BELOW available, set after the top-up: set at the opening, with 5000 available, the
+# top-up would say "restored") fires when the detour takes the available money from 5500 to 5100
+# and is restored when the ride's end releases 200 (5300); the second hold (5000) and its expiry
+# (5300) cross it again. Setting the alert and the replayed capture (step 7) write no event.
+RIDER_EVENTS = (
+    "wallet.opened",
+    "wallet.deposit.created",
+    "reservation.created",
+    "reservation.incremented",
+    "wallet.balance.low",
+    "reservation.captured",
+    "reservation.captured",
+    "wallet.balance.restored",
+    "reservation.created",
+    "wallet.balance.low",
+    "reservation.expired",
+    "wallet.balance.restored",
+)
+DRIVER_EVENTS = ("wallet.opened", "wallet.capture.received", "wallet.capture.received")
+
+
+class EventsFile:
+    """The local bus's stand-in (`make run` appends one EventBridge-shaped JSON line per event): the
+    events of some wallets appended since the demo started, each once (delivery is at least once:
+    consumers deduplicate by detail.id)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = self._size()  # what was there before the story is not its
+        self.details: dict[str, dict] = {}
+        self.duplicates = 0
+
+    def _size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except OSError:
+            return 0
+
+    def read(self, wallet_ids: set[str]) -> None:
+        size = self._size()
+        if size < self.offset:  # truncated or replaced since: read it again from the start
+            self.offset = 0
+        if size == self.offset:
+            return
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            chunk = file.read(size - self.offset)
+        complete = chunk.rfind(b"\n") + 1  # a line still being written is read the next time
+        self.offset += complete
+        for line in chunk[:complete].splitlines():
+            try:
+                detail = json.loads(line)["detail"]
+                wallet_id = detail["walletId"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            if wallet_id not in wallet_ids:
+                continue
+            if detail["id"] in self.details:
+                self.duplicates += 1
+            else:
+                self.details[detail["id"]] = detail
+
+    def types(self, wallet_id: str) -> list[str]:
+        return [detail["type"] for detail in self.ordered() if detail["walletId"] == wallet_id]
+
+    def ordered(self) -> list[dict]:
+        return sorted(self.details.values(), key=lambda item: (item["walletId"], item["version"], item["index"]))
+
+
+def wait_for_events(events: EventsFile, expected: dict[str, tuple[str, ...]], limit: float) -> float:
+    """Read the file until every expected event is in it, or `limit` seconds; the seconds waited."""
+    started = time.monotonic()
+    while True:
+        events.read(set(expected))
+        waited = time.monotonic() - started
+        if all(events.types(wallet_id) == list(types) for wallet_id, types in expected.items()) or waited >= limit:
+            return waited
+        time.sleep(0.2)
+
+
+def event_line(detail: dict, names: dict[str, str], steps: dict[str, str]) -> str:
+    """One event: its wallet, version/index, the step that caused it, its type and a figure."""
+    data = detail.get("data") or {}
+    if "availableBelow" in data:  # wallet.balance.low and .restored
+        figure = f"available {data['availableBefore']} → {data['available']} (alert below {data['availableBelow']})"
+    else:
+        wallet = data.get("wallet") or {}
+        figure = f"balance {wallet.get('balance')}, held {wallet.get('held')}, available {wallet.get('available')}"
+    step = steps.get(detail["operationId"], "expiry")  # the schedule's run: an operation the demo did not send
+    return (
+        f"{names[detail['walletId']]:<13} v{detail['version']}/{detail['index']}  {step:<7} "
+        f"{detail['type']:<24} {figure}"
+    )
+
+
+def show_events(
+    events: EventsFile,
+    names: dict[str, str],
+    steps: dict[str, str],
+    expected: dict[str, tuple[str, ...]],
+    limit: float,
+) -> None:
+    """Wait for the story's events, print them in (wallet, version, index) order and check them."""
+    shown = _shown(events.path)
+    print(
+        f"  … reading what `make run` appended to {shown} since the story began\n"
+        f"    (waiting up to {limit:g} s for any still on their way)"
+    )
+    waited = wait_for_events(events, expected, limit)
+    ordered = events.ordered()
+    if not ordered:
+        print(
+            f"    no event of these wallets in {shown}: is it the file `make run` appends to (it names it when it\n"
+            "    starts)? Give it with --events-file or EVENTS_FILE."
+        )
+        return
+    print(f"    wallet        version/index, step, type, then the wallet after it ({len(ordered)} events)")
+    for detail in ordered:
+        print(f"    {event_line(detail, names, steps)}")
+    late = []
+    for wallet_id, types in expected.items():
+        found = events.types(wallet_id)
+        if found != list(types[: len(found)]):
+            raise DemoFailed(f"{names[wallet_id]}'s events are not the story's: {found}")
+        late += [f"{names[wallet_id]}'s {kind}" for kind in types[len(found) :]]
+    if late:
+        print(
+            f"    not in the file after {waited:.0f} s: {', '.join(late)}. A function publishes its events right\n"
+            "    after its commit; what it could not send, the scheduled publisher sends (PUBLISH_INTERVAL_SECONDS)."
+        )
+        return
+    twice = f" ({events.duplicates} delivered twice)" if events.duplicates else ""
+    rider = next(iter(expected))
+    versions = {detail["version"] for detail in ordered if detail["walletId"] == rider}
+    silent = sorted(set(range(1, max(versions) + 1)) - versions)  # changes of the wallet with no event
+    alert = f"setting the alert (the rider's version {', '.join(map(str, silent))}) nor for " if silent else ""
+    print(f"    Each shown once, by detail.id{twice}. No event for {alert}the replayed capture (step 7).")
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 # ---------------------------------------------------------------- the story
 
 
@@ -258,8 +417,15 @@ def wait_for_expiry(api: Api, rider: Caller, reservation_id: str, limit: float) 
         time.sleep(1)
 
 
-def run(api: Api, wait_limit: float) -> None:
+def run(api: Api, wait_limit: float, events_path: Path, events_wait: float) -> None:
     check_reachable(api)
+    events = EventsFile(events_path)
+    steps: dict[str, str] = {}  # operationId: the step that sent it
+
+    def step(number: int, body: dict) -> dict:
+        steps[body["operationId"]] = f"step {number}"
+        return body
+
     run_id = secrets.token_hex(3)
     owner = f"rider-{run_id}"
     driver = f"driver-{run_id}"
@@ -278,25 +444,38 @@ def run(api: Api, wait_limit: float) -> None:
         201,
         "opening the rider's wallet",
     )
-    wallet_id = opened["wallet"]["id"]
-    driver_wallet_id = api.expect(
-        api.call("POST", "/v1/wallets", caller=admin, body={"currency": "USD", "ownerId": driver}),
-        201,
-        "opening the driver's wallet",
+    wallet_id = step(1, opened)["wallet"]["id"]
+    driver_wallet_id = step(
+        1,
+        api.expect(
+            api.call("POST", "/v1/wallets", caller=admin, body={"currency": "USD", "ownerId": driver}),
+            201,
+            "opening the driver's wallet",
+        ),
     )["wallet"]["id"]
 
-    api.heading("2. The rider tops up $20.00")
-    api.expect(
-        api.call(
-            "POST",
-            f"/v1/wallets/{wallet_id}/deposits",
-            caller=rider,
-            key=f"topup-{run_id}",
-            body={"amount": 2000, "referenceType": "topup", "referenceId": f"card-{run_id}"},
+    api.heading(f"2. The rider tops up $20.00, and asks to be told when less than ${money(ALERT_BELOW)} is available")
+    step(
+        2,
+        api.expect(
+            api.call(
+                "POST",
+                f"/v1/wallets/{wallet_id}/deposits",
+                caller=rider,
+                key=f"topup-{run_id}",
+                body={"amount": 2000, "referenceType": "topup", "referenceId": f"card-{run_id}"},
+            ),
+            201,
+            "the deposit",
         ),
-        201,
-        "the deposit",
     )
+    alerted = api.expect(
+        api.call("PUT", f"/v1/wallets/{wallet_id}/alerts", caller=rider, body={"availableBelow": ALERT_BELOW}),
+        200,
+        "setting the balance alert",
+    )
+    if (alerted.get("alerts") or {}).get("availableBelow") != ALERT_BELOW:
+        raise DemoFailed(f"the wallet's alert should be below {ALERT_BELOW}: {wallet_line(alerted)}")
 
     ride = f"ride-{run_id}"
     api.heading(f"3. A ride starts: hold $15.00 for {ride}, for up to 15 minutes")
@@ -311,7 +490,7 @@ def run(api: Api, wait_limit: float) -> None:
         201,
         "the hold",
     )
-    reservation_id = held["reservation"]["id"]
+    reservation_id = step(3, held)["reservation"]["id"]
     hold_path = f"/v1/reservations/{reservation_id}"
 
     api.heading("4. A detour: the hold is raised by $4.00, and kept for 30 minutes from now")
@@ -326,29 +505,32 @@ def run(api: Api, wait_limit: float) -> None:
         201,
         "the increment",
     )
-    if (raised["reservation"]["amount"], raised["wallet"]["held"]) != (1900, 1900):
+    if (step(4, raised)["reservation"]["amount"], raised["wallet"]["held"]) != (1900, 1900):
         raise DemoFailed(f"the raised hold should hold 1900: {reservation_line(raised['reservation'])}")
 
     split = [{"walletId": driver_wallet_id}, {"account": "@revenue"}]  # 80 % to the driver, 20 % to the platform
     api.heading(
         "5. A stop on the way: the platform captures $8.00 for the first leg (final false: the rest stays held)"
     )
-    api.expect(
-        api.call(
-            "POST",
-            f"{hold_path}/capture",
-            caller=admin,
-            key=f"leg-1-{ride}",
-            body={
-                "amount": 800,
-                "final": False,
-                "splits": [{**split[0], "amount": 640}, {**split[1], "amount": 160}],
-                "referenceType": "fare",
-                "referenceId": f"{ride}-leg-1",
-            },
+    step(
+        5,
+        api.expect(
+            api.call(
+                "POST",
+                f"{hold_path}/capture",
+                caller=admin,
+                key=f"leg-1-{ride}",
+                body={
+                    "amount": 800,
+                    "final": False,
+                    "splits": [{**split[0], "amount": 640}, {**split[1], "amount": 160}],
+                    "referenceType": "fare",
+                    "referenceId": f"{ride}-leg-1",
+                },
+            ),
+            200,
+            "the first leg's capture",
         ),
-        200,
-        "the first leg's capture",
     )
 
     api.heading("6. The ride ends at $17.00 in all: the platform captures the last $9.00; the $2.00 left is released")
@@ -359,7 +541,7 @@ def run(api: Api, wait_limit: float) -> None:
         "referenceId": ride,
     }
     first = api.call("POST", f"{hold_path}/capture", caller=admin, key=f"fare-{ride}", body=capture)
-    captured = api.expect(first, 200, "the final capture")
+    captured = step(6, api.expect(first, 200, "the final capture"))
     hold = captured["reservation"]
     if (hold["status"], hold["capturedAmount"], hold["releasedAmount"]) != ("CAPTURED", 1700, 200):
         raise DemoFailed(f"expected CAPTURED, captured 1700, released 200: {reservation_line(hold)}")
@@ -383,6 +565,7 @@ def run(api: Api, wait_limit: float) -> None:
         201,
         "the short hold",
     )
+    step(8, short)
     print(
         "    The expiry schedule gives the money back. `make run` runs it as deployed, rate(1 minute), or\n"
         "    every EXPIRY_INTERVAL_SECONDS seconds when that is set (`EXPIRY_INTERVAL_SECONDS=5 make run`)."
@@ -410,6 +593,11 @@ def run(api: Api, wait_limit: float) -> None:
     )
     if paid["balance"] != 1360:
         raise DemoFailed(f"expected the driver's balance 1360, got {paid['balance']}")
+
+    api.heading("11. The events the story produced, as the local bus delivered them, by wallet, version and index")
+    names = {wallet_id: owner, driver_wallet_id: driver}
+    expected = {wallet_id: RIDER_EVENTS, driver_wallet_id: DRIVER_EVENTS}
+    show_events(events, names, steps, expected, events_wait)
     print(
         f"\nDone: {money(5000)} opening + {money(2000)} top-up - {money(1700)} fare = {money(wallet['balance'])} USD; "
         f"nothing held, {money(wallet['available'])} available. The driver got {money(paid['balance'])} "
@@ -424,9 +612,22 @@ def main() -> None:
     parser.add_argument("--base-url", default=os.environ.get("BASE_URL") or f"http://127.0.0.1:{port}")
     parser.add_argument("--wait", type=float, default=150, help="seconds to wait for the expiry schedule (150)")
     parser.add_argument("--full", action="store_true", help="also print every response body in full")
+    parser.add_argument(
+        "--events-file",
+        type=Path,
+        help="the file `make run` appends the events to (found as it finds it: EVENTS_FILE, else beside "
+        "DB_PATH's folder, else .local/events.jsonl)",
+    )
+    parser.add_argument(
+        "--events-wait", type=float, default=5, help="seconds to wait for events not yet in the file (5)"
+    )
     arguments = parser.parse_args()
+    if arguments.events_file is None:
+        from devtools.local_api import events_file
+
+        arguments.events_file = events_file()
     try:
-        run(Api(arguments.base_url, full=arguments.full), arguments.wait)
+        run(Api(arguments.base_url, full=arguments.full), arguments.wait, arguments.events_file, arguments.events_wait)
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 

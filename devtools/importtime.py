@@ -316,7 +316,7 @@ def events_for(name: str, ids: tuple[dict[str, str], dict[str, str]] | None) -> 
     text = (EVENTS / f"{name}.json").read_text()
     if ids is None:
         # Another caller, another account: the warm call opens something new too.
-        first, warm = text, text.replace(f'"{RIDER}"', f'"{RIDER}-warm"').replace('"@tips"', '"@tips-warm"')
+        first, warm = text, text.replace(f'"{RIDER}"', f'"{RIDER}-warm"').replace('\\"@tips\\"', '\\"@tips-warm\\"')
     else:
         first, warm = text, text
         for example in ids[0]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -25,11 +26,14 @@ from wallet_service import (
     InsufficientFunds,
     InvalidState,
     Movement,
+    OnExpiry,
     ReservationStatus,
+    ValidationFailed,
     WalletExists,
     WalletService,
 )
 from wallet_service.documents import ENTRY, LEDGER, OPERATION, utc_now_ms
+from wallet_service.limits import MAX_INCREMENTS
 
 EXPECTED_ERRORS = (InsufficientFunds, InvalidState, Conflict)
 JOIN_TIMEOUT = 240
@@ -45,9 +49,10 @@ class Call:
     method: str
     args: tuple
     key: str | None = None
+    options: tuple[tuple[str, object], ...] = ()  # keyword arguments, as (name, value) pairs
 
     def run(self, service: WalletService) -> Movement:
-        return getattr(service, self.method)(*self.args, idempotency_key=self.key)
+        return getattr(service, self.method)(*self.args, idempotency_key=self.key, **dict(self.options))
 
 
 @dataclass
@@ -58,11 +63,12 @@ class Outcomes:
     results: dict[Call, list[Movement]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[Call, list[Exception]] = field(default_factory=lambda: defaultdict(list))
     unexpected: list[str] = field(default_factory=list)
+    expected: tuple[type[Exception], ...] = EXPECTED_ERRORS
 
     def attempt(self, service: WalletService, call: Call) -> Movement | None:
         try:
             result = call.run(service)
-        except EXPECTED_ERRORS as error:
+        except self.expected as error:
             with self.lock:
                 self.errors[call].append(error)
             return None
@@ -342,6 +348,210 @@ def test_expiry_runs_race_captures_and_releases(service: WalletService, database
     for wallet in wallets:
         assert service.get_wallet(wallet).held == 0
     assert_ledger_consistent(database)
+
+
+# ---------------------------------------------------------------- holds that follow a ride, raced by the expiry job
+
+
+def test_raises_captures_in_parts_and_releases_race_the_expiry_job(service: WalletService, database: Database) -> None:
+    """Four threads raise, capture in parts, capture and release the same holds (and repeat each
+    other's keyed calls) while two expiry runs end them as their time comes, a cutoff moving ahead
+    of the clock the calls see; some holds capture what they still hold at expiry, to @revenue or
+    to another wallet. At the end every hold's figures add up and each of its movements happened
+    once: its entries are its first HOLD, one HOLD per increment, one CAPTURE per capture (each
+    arriving where it was sent) and one release or expiry of the rest, each from a call that was
+    answered (or an expiry run), and exactly one call or expiry ended it."""
+    wallets = [service.create_wallet(f"rider-{n}", "USD", opening_balance=20_000).wallet.id for n in range(3)]
+    rng = random.Random(11)
+    first_amounts: dict[str, int] = {}
+    for number in range(24):
+        expiry = rng.choice(["release", "release", "capture", "capture to a wallet"])
+        options: dict = {} if expiry == "release" else {"on_expiry": "capture"}
+        if expiry == "capture to a wallet":
+            options["capture_to"] = {"walletId": wallets[(number + 1) % 3]}
+        ttl = 3_600 if number < 2 else rng.randint(60, 3_600)
+        movement = service.create_reservation(wallets[number % 3], rng.randint(50, 500), ttl_seconds=ttl, **options)
+        assert movement.reservation is not None
+        first_amounts[movement.reservation.id] = movement.reservation.amount
+    # Two long rides, which many calls are about: raised from every side up to the most increments.
+    busy = list(first_amounts)[:2]
+    quiet = list(first_amounts)[2:]
+    money = total_money(database)
+    setup = operation_ids(database)
+    start = utc_now_ms()
+    # A part asked for after another thread took or released what it counted on is refused on its amount.
+    outcomes = Outcomes(expected=(*EXPECTED_ERRORS, ValidationFailed))
+    published: list[Call] = []  # keyed calls any thread may repeat, published before they run
+    published_lock = threading.Lock()
+    reports = []
+    riders, calls_per_rider = 4, 30
+    progress = Counter()  # calls made, and riders done
+
+    def expire(number: int) -> None:
+        # The holds come due one after another as the rides go on: the cutoff moves from the start
+        # to an hour after it (the longest first TTL) with the calls made.
+        while progress["riders done"] < riders:
+            share = progress["calls"] / (riders * calls_per_rider)
+            cutoff = start + timedelta(seconds=3_600 * share + 60 * number)
+            reports.append(service.expire_reservations(now=cutoff, batch_size=3))
+            time.sleep(0.005)
+
+    def ride(number: int) -> None:
+        try:
+            take_rides(number)
+        finally:
+            with published_lock:
+                progress["riders done"] += 1
+
+    def take_rides(number: int) -> None:
+        worker_rng = random.Random(200 + number)
+        for step in range(calls_per_rider):
+            with published_lock:
+                progress["calls"] += 1
+            action = worker_rng.choices(["raise", "part", "capture", "release", "repeat"], weights=[8, 5, 2, 2, 3])[0]
+            with published_lock:
+                earlier = list(published)
+            if action == "repeat" and earlier:
+                outcomes.attempt(service, worker_rng.choice(earlier))
+                continue
+            # The long rides end (a capture, a release, the expiry) only near the end of the run.
+            if action in ("capture", "release") and step < calls_per_rider - 5:
+                hold_id = worker_rng.choice(quiet)
+            else:
+                hold_id = worker_rng.choice(busy if worker_rng.random() < 0.6 else list(first_amounts))
+            label = f"ride-{number}-{step}"
+            key = label if worker_rng.random() < 0.75 else None
+            if action in ("raise", "repeat"):  # nothing to repeat yet: a raise
+                ttl = worker_rng.choice([None, None, 600, 7_200])  # perhaps pushing the hold's expiry out
+                options = () if ttl is None else (("ttl_seconds", ttl),)
+                call = Call(label, "increment_reservation", (hold_id, worker_rng.randint(1, 200)), key, options)
+            elif action == "part":
+                part = worker_rng.randint(1, 150)
+                call = Call(label, "capture_reservation", (hold_id, part), key, (("final", False),))
+            elif action == "capture":
+                call = Call(label, "capture_reservation", (hold_id, worker_rng.choice([None, 100])), key)
+            else:
+                call = Call(label, "release_reservation", (hold_id,), key)
+            if key is not None:
+                with published_lock:
+                    published.append(call)
+            outcomes.attempt(service, call)
+
+    run_threads(
+        [
+            *(lambda number=number: expire(number) for number in range(2)),
+            *(lambda number=number: ride(number) for number in range(riders)),
+        ]
+    )
+    assert outcomes.unexpected == [], "\n".join(outcomes.unexpected)
+    at_most: set[str] = set()  # holds a raise was refused as raised the most times already
+    for call, errors in outcomes.errors.items():
+        for error in errors:
+            if isinstance(error, ValidationFailed):
+                assert call.method == "capture_reservation", (call, error)
+                assert [problem.field for problem in error.errors] == ["amount"], (call, error)
+            if call.method == "increment_reservation" and f"raised {MAX_INCREMENTS} times" in error.message:
+                at_most.add(call.args[0])
+    # The holds still open (their expiry pushed out past the runs' cutoffs) end at a last run.
+    reports.append(service.expire_reservations(now=start + timedelta(days=8), batch_size=5))
+    assert all((report.skipped, report.failed) == (0, 0) for report in reports), reports
+    assert_ledger_consistent(database)
+    assert_keys_applied_once(database, outcomes)
+    by_hold: dict[str, list[tuple[str, Movement]]] = defaultdict(list)
+    for operation, movement in applied_movements(database, outcomes, setup).values():
+        assert movement.reservation is not None
+        by_hold[movement.reservation.id].append((operation, movement))
+
+    statuses: Counter = Counter()
+    to_accounts = 0
+    for hold_id, first_amount in first_amounts.items():
+        hold = service.get_reservation(hold_id)
+        statuses[hold.status] += 1
+        # Its figures add up, and nothing is left held.
+        assert hold.status in (ReservationStatus.CAPTURED, ReservationStatus.RELEASED, ReservationStatus.EXPIRED)
+        assert hold.amount == first_amount + sum(increment.amount for increment in hold.increments), hold
+        assert len(hold.increments) == MAX_INCREMENTS if hold_id in at_most else len(hold.increments) <= MAX_INCREMENTS
+        assert hold.held_amount == 0, hold
+        assert hold.captured_amount + hold.released_amount == hold.amount, hold
+        assert hold.captured_amount == sum(capture.amount for capture in hold.captures), hold
+        # Its increments and captures are the answered calls' (or a call's that gave up on a spent
+        # retry budget, whose record is there), each once; the expiry's capture is the only other.
+        movements = by_hold.get(hold_id, [])
+        raised = [
+            movement.reservation.increments[-1]
+            for operation, movement in movements
+            if operation == "increment_reservation"
+        ]
+        assert sorted(increment.id for increment in raised) == sorted(increment.id for increment in hold.increments)
+        assert all(increment in hold.increments for increment in raised), (raised, hold.increments)
+        captured = [
+            movement.reservation.captures[-1] for operation, movement in movements if operation == "capture_reservation"
+        ]
+        assert all(capture in hold.captures for capture in captured), (captured, hold.captures)
+        by_expiry = [capture for capture in hold.captures if capture not in captured]
+        endings = [
+            movement
+            for operation, movement in movements
+            if movement.reservation.status in (ReservationStatus.CAPTURED, ReservationStatus.RELEASED)
+        ]
+        if hold.status is ReservationStatus.EXPIRED:
+            assert endings == [], endings
+            expected_by_expiry = 1 if hold.on_expiry is OnExpiry.CAPTURE else 0
+            assert [capture.final for capture in by_expiry] == [True] * expected_by_expiry, hold
+        else:
+            assert by_expiry == [], hold
+            # Exactly one call ended it, and the hold is as that call answered.
+            assert len(endings) == 1, (hold, endings)
+            assert endings[0].reservation == hold
+        # Its entries: one movement each, the captured money arriving where each capture sent it.
+        entries = list(database[LEDGER].find({"kind": ENTRY, "reservationId": ObjectId(hold_id)}))
+        own = [entry for entry in entries if entry.get("walletId") == ObjectId(hold.wallet_id)]
+        kinds = Counter(entry["type"] for entry in own)
+        assert sorted(entry["amount"] for entry in own if entry["type"] == "HOLD") == sorted(
+            [first_amount, *(increment.amount for increment in hold.increments)]
+        )
+        assert sorted(entry["amount"] for entry in own if entry["type"] == "CAPTURE") == sorted(
+            capture.amount for capture in hold.captures
+        )
+        closing = "EXPIRE" if hold.status is ReservationStatus.EXPIRED else "RELEASE"
+        assert kinds[closing] == (1 if hold.released_amount else 0), (hold, kinds)
+        assert sum(entry["amount"] for entry in own if entry["type"] == closing) == hold.released_amount, hold
+        assert set(kinds) <= {"HOLD", "CAPTURE", closing}, kinds
+        sent: Counter = Counter()
+        arrived: Counter = Counter()
+        for entry in own:
+            if entry["type"] == "CAPTURE":
+                sent[entry["operationId"]] += entry["amount"]
+        for entry in entries:
+            if entry["type"] == "CAPTURE_IN":
+                arrived[entry["operationId"]] += entry["amount"]
+                to_accounts += entry["amount"] if "account" in entry else 0
+        assert sent == arrived, (sent, arrived)
+        answered = {movement.operation_id for _, movement in movements}
+        for entry in entries:
+            operation_id = entry["operationId"]
+            assert operation_id in answered or operation_id in setup or operation_id.startswith("expiry:"), entry
+
+    operations = Counter(operation for movements in by_hold.values() for operation, _ in movements)
+    print(
+        f"holds that follow a ride: {dict(statuses)}, calls committed {dict(operations)}, {len(reports)} expiry "
+        f"runs expired {sum(report.expired for report in reports[:-1])} (the last one {reports[-1].expired}), "
+        f"refusals {dict(outcomes.error_counts())}, {len(at_most)} raised the most times"
+    )
+    assert sum(report.expired for report in reports) == statuses[ReservationStatus.EXPIRED]
+    assert total_money(database) == money - to_accounts  # captures to wallets stay among the wallets
+    for wallet in wallets:
+        assert service.get_wallet(wallet).held == 0
+    # The race really happened: holds were raised and captured in parts, and some expired.
+    assert operations["increment_reservation"] > 0, operations
+    partial = [
+        movement
+        for movements in by_hold.values()
+        for _, movement in movements
+        if movement.reservation.status is ReservationStatus.PARTIALLY_CAPTURED
+    ]
+    assert partial, operations
+    assert statuses[ReservationStatus.EXPIRED] > 0, statuses
 
 
 # ---------------------------------------------------------------- transfers in both directions

@@ -1,6 +1,10 @@
 """A bank workload over HTTP, after Jepsen's: concurrent clients move money between wallets while
 the expiry schedule runs, then the whole ledger is checked from the API and from the database.
 
+Holds follow rides: clients raise them on the way (increments, some pushing the expiry out),
+capture them in parts (captures that are not final) and then in full or release them, and some
+holds capture what they still hold when they expire (to @revenue or to a driver's wallet).
+
 Clients behave as a careful real client does: every money-moving request carries an
 Idempotency-Key, and a timeout, a dropped connection, a 5xx or a 409 `conflict` is retried with the
 same key and body until a definite answer comes (honouring Retry-After), so each key's operation
@@ -35,11 +39,16 @@ ADMIN_SCOPE = "wallet:admin"
 OPENING_BALANCE = 50_000
 LONG_HOLD_SECONDS = 3600  # outlives the run: closed by a client or by the final release
 SHORT_HOLD_SECONDS = (1, 2)  # left to the expiry schedule
+PUSHED_OUT_SECONDS = (600, 3_600, 7_200)  # how far a raise may push a long hold's expiry (never due in the run)
+PAST_LIFETIME_SECONDS = 7 * 24 * 3600  # 7 days from now: past 7 days from the hold's placing, always refused
+MAX_INCREMENTS = 10
 CLIENT_TIMEOUT_SECONDS = 15
 IMPATIENT_SHARE = 0.08
 IMPATIENT_TIMEOUT_SECONDS = 0.005
 GIVE_UP_SECONDS = 180  # a request still without a definite answer after this fails the run
 TERMINAL = {"CAPTURED", "RELEASED", "EXPIRED"}
+OPEN = ("HELD", "PARTIALLY_CAPTURED")
+EXPIRY = "expiry:"  # the operation ids of the expiry schedule's batches
 
 
 @dataclass(frozen=True)
@@ -69,8 +78,11 @@ class WalletRef:
 class Hold:
     id: str
     wallet: WalletRef
-    amount: int
-    short: bool
+    amount: int  # what it held when placed
+    short: bool  # left to the expiry schedule
+    on_expiry: str = "release"
+    held: int = 0  # what it still holds, as the latest answer about it said (others may have changed it since)
+    due: float = float("inf")  # when it expires, by the client's monotonic clock (about)
 
 
 @dataclass
@@ -130,7 +142,8 @@ class Workload:
         self.admin_token = issue_token(f"bank-ops-{self.run_id}", (ADMIN_SCOPE,))
         self.answers: list[Answer] = []
         self.holds: dict[str, Hold] = {}
-        self.open_holds: list[Hold] = []
+        self.open_holds: list[Hold] = []  # long holds not yet closed by a client
+        self.short_holds: list[Hold] = []  # raised and captured in parts until they expire
         self.captured_holds: list[Hold] = []  # captured: the platform may refund them
         self._lock = threading.Lock()
         self._keys = itertools.count()
@@ -181,6 +194,13 @@ class Workload:
                 )
                 assert answer.status == 201, answer
                 self.wallets.append(WalletRef(answer.body["wallet"]["id"], owner, currency))
+        # Rides whose hold captures at expiry, in every currency and to either place, so that the
+        # schedule captures some holds during every run (the clients place more at random).
+        rng = random.Random(self.seed - 1)
+        for currency in CURRENCIES:
+            rider, driver = rng.sample([wallet for wallet in self.wallets if wallet.currency == currency], 2)
+            for capture_to in ({"walletId": driver.id}, {"account": "@revenue"}):
+                self._place_hold(rng, rider, short=True, expiry={"onExpiry": "capture", "captureTo": capture_to})
         clients = [
             threading.Thread(target=self._client, args=(random.Random(self.seed + number),), name=f"client-{number}")
             for number in range(self.size.clients)
@@ -199,6 +219,8 @@ class Workload:
             (self._withdraw, 14),
             (self._transfer, 20),
             (self._hold, 20),
+            (self._raise, 8),
+            (self._capture_part, 8),
             (self._capture, 12),
             (self._release, 8),
             (self._refund, 4),
@@ -237,22 +259,133 @@ class Workload:
 
     def _hold(self, rng: random.Random) -> None:
         wallet = rng.choice(self.wallets)
-        short = rng.random() < 0.3
+        expiry: dict = {}
+        if rng.random() < 0.3:  # a no-show fee, a pre-agreed fare: what is still held at expiry is captured
+            expiry["onExpiry"] = "capture"
+            place = rng.choice(["@revenue by default", "@revenue", "a driver"])
+            if place == "@revenue":
+                expiry["captureTo"] = {"account": "@revenue"}
+            elif place == "a driver":
+                expiry["captureTo"] = {"walletId": self._driver(rng, wallet).id}
+        self._place_hold(rng, wallet, short=rng.random() < 0.3, expiry=expiry)
+
+    def _place_hold(self, rng: random.Random, wallet: WalletRef, *, short: bool, expiry: dict) -> None:
         ttl = rng.choice(SHORT_HOLD_SECONDS) if short else LONG_HOLD_SECONDS
         body = {
             "amount": self._amount(rng),
             "ttlSeconds": ttl,
             "referenceType": "ride",
             "referenceId": uuid.uuid4().hex,
+            **expiry,
         }
         answer = self._money("hold", "POST", f"/v1/wallets/{wallet.id}/reservations", body, wallet, rng)
         if answer.status == 201:
             reservation = answer.body["reservation"]
-            hold = Hold(reservation["id"], wallet, reservation["amount"], short)
+            assert reservation["onExpiry"] == expiry.get("onExpiry", "release"), reservation
+            amount = reservation["amount"]
+            hold = Hold(
+                reservation["id"], wallet, amount, short, reservation["onExpiry"], amount, time.monotonic() + ttl
+            )
             with self._lock:
                 self.holds[hold.id] = hold
-                if not short:
-                    self.open_holds.append(hold)
+                (self.short_holds if short else self.open_holds).append(hold)
+
+    def _driver(self, rng: random.Random, rider: WalletRef) -> WalletRef:
+        """Another wallet in the rider's currency."""
+        return rng.choice([wallet for wallet in self.wallets if wallet.currency == rider.currency and wallet != rider])
+
+    def _any_open_hold(self, rng: random.Random) -> Hold | None:
+        """A hold still open as far as the clients know (long or short), left where it is: mostly
+        one not yet due, now and then a short one about to expire or expired (racing the schedule)."""
+        with self._lock:
+            now = time.monotonic()
+            self.short_holds = [hold for hold in self.short_holds if hold.due > now - 5]
+            candidates = [*self.open_holds, *self.short_holds]
+            if rng.random() < 0.9:
+                candidates = [hold for hold in candidates if hold.due > now + 0.2]
+            return rng.choice(candidates) if candidates else None
+
+    def _seen(self, hold: Hold, reservation: dict) -> None:
+        """What an answer says of a hold: what it still holds, whether it is open, whether it captured."""
+        with self._lock:
+            hold.held = reservation["heldAmount"]
+            if reservation["status"] not in OPEN:
+                for listed in (self.open_holds, self.short_holds):
+                    if hold in listed:
+                        listed.remove(hold)
+            if reservation["capturedAmount"] and hold not in self.captured_holds:
+                self.captured_holds.append(hold)
+
+    def _raise(self, rng: random.Random) -> None:
+        """The ride grows on the way (a detour, a wait): raise its hold, a long one's expiry perhaps pushed out."""
+        hold = self._any_open_hold(rng)
+        if hold is None:
+            return self._hold(rng)
+        # Mostly a little more; now and then more than the wallet has.
+        amount = rng.randint(60_000, 120_000) if rng.random() < 0.05 else rng.randint(1, 1_500)
+        body: dict = {"amount": amount, "referenceType": "detour"}
+        past_lifetime = False
+        if not hold.short and rng.random() < 0.4:
+            body["ttlSeconds"] = rng.choice(PUSHED_OUT_SECONDS)
+        elif not hold.short and rng.random() < 0.1:
+            body["ttlSeconds"] = PAST_LIFETIME_SECONDS
+            past_lifetime = True
+        answer = self._money("raise", "POST", f"/v1/reservations/{hold.id}/increments", body, hold.wallet, rng)
+        if answer.status == 201:
+            assert not past_lifetime, answer  # a hold never lives past 7 days from its placing
+            reservation = answer.body["reservation"]
+            increment = reservation["increments"][-1]
+            assert len(reservation["increments"]) <= MAX_INCREMENTS, reservation
+            assert (increment["amount"], increment["expiresAt"]) == (body["amount"], reservation["expiresAt"])
+            self._seen(hold, reservation)
+        elif answer.status == 422:
+            # Pushed past 7 days after it was placed, the only field a raise sent here may be refused on.
+            assert past_lifetime, answer
+            assert [error["field"] for error in answer.body["errors"]] == ["ttlSeconds"], answer
+        else:
+            # Ended or past its expiry (or raised the most times already), or more than the wallet has.
+            assert answer.body["code"] in ("invalid_state", "insufficient_funds"), answer
+
+    def _capture_part(self, rng: random.Random) -> None:
+        """A leg of the ride is paid: a capture that is not final takes part and leaves the rest held."""
+        hold = self._any_open_hold(rng)
+        if hold is None:
+            return self._hold(rng)
+        part = rng.randint(1, max(1, hold.held // 2))
+        body: dict = {"amount": part, "final": False, "referenceType": "fare_leg"}
+        if rng.random() < 0.5:
+            body["splits"] = self._splits(rng, hold, part)
+        answer = self._money("capture part", "POST", f"/v1/reservations/{hold.id}/capture", body, hold.wallet, rng)
+        if answer.status == 200:
+            reservation = answer.body["reservation"]
+            capture = reservation["captures"][-1]
+            assert (capture["amount"], capture["final"]) == (part, reservation["status"] == "CAPTURED"), reservation
+            assert reservation["status"] in ("PARTIALLY_CAPTURED", "CAPTURED"), reservation
+            assert reservation["releasedAmount"] == 0, reservation  # nothing is released by a capture that is not final
+            self._seen(hold, reservation)
+        else:
+            assert self._stale(answer) or answer.body.get("code") == "invalid_state", answer
+
+    def _splits(self, rng: random.Random, hold: Hold, fare: int) -> list[dict]:
+        """A ride's fare: most to a driver (another owner's wallet in the currency), the rest to @revenue."""
+        driver = self._driver(rng, hold.wallet)
+        share = rng.randint(0, fare)
+        return [
+            split
+            for split in ({"walletId": driver.id, "amount": share}, {"account": "@revenue", "amount": fare - share})
+            if split["amount"]
+        ]
+
+    @staticmethod
+    def _stale(answer: Answer) -> bool:
+        """A capture refused because the hold holds less than the client counted on (another client
+        took part of it first): a 422 on the amount, or on splits meant to add up to all it holds."""
+        errors = answer.body.get("errors") or []
+        return (
+            answer.status == 422
+            and bool(errors)
+            and all(error["field"] in ("amount", "splits") and "still holds" in error["message"] for error in errors)
+        )
 
     def _pick_hold(self, rng: random.Random) -> Hold | None:
         with self._lock:
@@ -266,27 +399,13 @@ class Workload:
         hold = self._pick_hold(rng)
         if hold is None:
             return self._hold(rng)
-        amount = rng.randint(1, hold.amount) if rng.random() < 0.5 else None
+        # All it still holds, or part of it (the rest released), as far as this client knows.
+        amount = rng.randint(1, max(1, hold.held)) if rng.random() < 0.5 else None
         body: dict = {} if amount is None else {"amount": amount}
         if rng.random() < 0.5:
-            # A ride's fare: most to a driver (another owner's wallet in the currency), the rest to @revenue.
-            drivers = [wallet for wallet in self.wallets if wallet.currency == hold.wallet.currency]
-            driver = rng.choice([wallet for wallet in drivers if wallet != hold.wallet])
-            fare = hold.amount if amount is None else amount
-            share = rng.randint(0, fare)
-            body["splits"] = [
-                split
-                for split in (
-                    {"walletId": driver.id, "amount": share},
-                    {"account": "@revenue", "amount": fare - share},
-                )
-                if split["amount"]
-            ]
+            body["splits"] = self._splits(rng, hold, hold.held if amount is None else amount)
         answer = self._money("capture", "POST", f"/v1/reservations/{hold.id}/capture", body, hold.wallet, rng)
         self._closed(hold, answer)
-        if answer.status == 200 and answer.body["reservation"]["capturedAmount"]:
-            with self._lock:
-                self.captured_holds.append(hold)
 
     def _refund(self, rng: random.Random) -> None:
         """The platform refunds part of a captured ride (a driver who spent the money meanwhile is a 409)."""
@@ -308,8 +427,14 @@ class Workload:
         self._closed(hold, answer)
 
     def _closed(self, hold: Hold, answer: Answer) -> None:
-        """A capture or release answered: the hold is closed now (by this call or a racing one)."""
-        assert answer.status == 200 or answer.body.get("code") == "invalid_state", answer
+        """A final capture or a release answered: the hold is closed now (by this call or a racing
+        one), or still open when the capture counted on more than it holds (the final release closes it)."""
+        assert answer.status == 200 or answer.body.get("code") == "invalid_state" or self._stale(answer), answer
+        if answer.status == 200:
+            reservation = answer.body["reservation"]
+            assert reservation["status"] in ("CAPTURED", "RELEASED"), reservation
+            assert reservation["heldAmount"] == 0, reservation
+            self._seen(hold, reservation)
         with self._lock:
             if hold in self.open_holds:
                 self.open_holds.remove(hold)
@@ -400,7 +525,7 @@ class Workload:
         so that nothing moves while the checks read."""
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            short = {"kind": RESERVATION, "status": "HELD", "expiresAt": {"$lt": _now_plus(60)}}
+            short = {"kind": RESERVATION, "status": {"$in": OPEN}, "expiresAt": {"$lt": _now_plus(60)}}
             if self.database[LEDGER].count_documents(short) == 0:
                 return
             time.sleep(0.5)
@@ -420,12 +545,15 @@ class Workload:
     def check_ledger(self) -> None:
         assert_ledger_consistent(self.database)
         api_totals: Counter = Counter()
+        by_expiry: Counter = Counter()  # what expiries captured to platform accounts, per currency
         for wallet in self.wallets:
-            api_totals[wallet.currency] += self._check_wallet_from_api(wallet)
+            api_totals[wallet.currency] += self._check_wallet_from_api(wallet, by_expiry)
         platform = self._acknowledged_platform_totals()
+        platform.update(by_expiry)  # update, not +: a Counter sum drops the negative totals (@funding's)
         for currency in CURRENCIES:
             # Money is conserved: the wallets hold exactly what the platform's accounts gave out,
-            # as the clients were told it, as the API shows it and as the database has it.
+            # as the clients were told it (and the holds say their expiries captured), as the API
+            # shows it and as the database has it.
             net = -platform[currency]
             assert api_totals[currency] == net, (currency, api_totals[currency], net)
             stored = sum(
@@ -455,8 +583,10 @@ class Workload:
     def _ids(self, currency: str) -> list:
         return [ObjectId(wallet.id) for wallet in self.wallets if wallet.currency == currency]
 
-    def _check_wallet_from_api(self, wallet: WalletRef) -> int:
-        """The wallet as its owner sees it: balance and held are the sums of its journal and holds."""
+    def _check_wallet_from_api(self, wallet: WalletRef, by_expiry: Counter) -> int:
+        """The wallet as its owner sees it: balance and held are the sums of its journal and of what
+        its open holds still hold, and each hold's figures add up. Adds what its holds' expiries
+        captured to platform accounts to `by_expiry`."""
         token = self.tokens[wallet.owner]
         shown = self.request("check", "GET", f"/v1/wallets/{wallet.id}", None, token=token).body
         entries = self._pages(f"/v1/wallets/{wallet.id}/transactions", token)
@@ -466,9 +596,47 @@ class Workload:
         assert shown["held"] == sum(entry["heldDelta"] for entry in entries), wallet
         # Available was never negative: after every entry in the wallet's history.
         assert all(entry["balanceAfter"] - entry["heldAfter"] >= 0 for entry in entries), wallet
-        held = self._pages(f"/v1/wallets/{wallet.id}/reservations?status=HELD", token)
-        assert shown["held"] == sum(hold["amount"] for hold in held), wallet
+        holds = self._pages(f"/v1/wallets/{wallet.id}/reservations", token)
+        for hold in holds:
+            self._check_hold_figures(hold)
+            if hold["status"] == "EXPIRED" and hold["onExpiry"] == "capture":
+                # The expiry's capture is the hold's last, of all it still held then, to its captureTo.
+                capture = hold["captures"][-1]
+                place = {name: value for name, value in hold["captureTo"].items() if value is not None}
+                assert capture["final"], hold
+                assert [(split.get("walletId"), split.get("account")) for split in capture["splits"]] == [
+                    (place.get("walletId"), place.get("account"))
+                ], hold
+                if "account" in place:
+                    by_expiry[hold["currency"]] += capture["amount"]
+        # What the wallet holds is what its open holds still hold, by status too.
+        assert shown["held"] == sum(hold["heldAmount"] for hold in holds if hold["status"] in OPEN), wallet
+        for status in OPEN:
+            listed = self._pages(f"/v1/wallets/{wallet.id}/reservations?status={status}", token)
+            assert sorted(hold["id"] for hold in listed) == sorted(
+                hold["id"] for hold in holds if hold["status"] == status
+            )
         return shown["balance"]
+
+    def _check_hold_figures(self, hold: dict) -> None:
+        """All a hold held is its first amount and its increments (at most 10, the expiry after each
+        never past 7 days after it was placed), and it is captured, released or still held: only
+        an ended hold released anything, and an open one still holds something."""
+        first = self.holds[hold["id"]].amount
+        increments = hold["increments"]
+        assert len(increments) <= MAX_INCREMENTS, hold
+        assert hold["amount"] == first + sum(increment["amount"] for increment in increments), hold
+        assert hold["capturedAmount"] + hold["releasedAmount"] + hold["heldAmount"] == hold["amount"], hold
+        assert hold["capturedAmount"] == sum(capture["amount"] for capture in hold["captures"]), hold
+        assert hold["refundedAmount"] <= hold["capturedAmount"], hold
+        latest = _parse(hold["createdAt"]) + timedelta(seconds=PAST_LIFETIME_SECONDS)
+        assert all(_parse(increment["expiresAt"]) <= latest for increment in increments), hold
+        if hold["status"] in OPEN:
+            assert hold["heldAmount"] > 0, hold
+            assert hold["releasedAmount"] == 0, hold
+        else:
+            assert hold["heldAmount"] == 0, hold
+        assert min(hold["capturedAmount"], hold["releasedAmount"], hold["heldAmount"]) >= 0, hold
 
     def _pages(self, path: str, token: str) -> list[dict]:
         items: list[dict] = []
@@ -513,7 +681,10 @@ class Workload:
         journal: dict[str, list[dict]] = defaultdict(list)
         wallet_ids = [ObjectId(wallet.id) for wallet in self.wallets]
         for entry in self.database[LEDGER].find({"kind": ENTRY, "walletId": {"$in": wallet_ids}}):
-            if entry["type"] != "EXPIRE":  # the schedule's, checked with the holds
+            if entry["operationId"].startswith(EXPIRY):  # the schedule's, checked with the holds
+                assert entry["type"] in ("EXPIRE", "CAPTURE", "CAPTURE_IN"), entry
+                assert str(entry["reservationId"]) in self.holds, entry
+            else:
                 journal[entry["operationId"]].append(entry)
         acknowledged = {answer.body["operationId"]: answer for answer in self._first_success_per_key()}
         assert set(journal) == set(acknowledged), "journal operations differ from the acknowledged ones"
@@ -545,7 +716,10 @@ class Workload:
             self._closed(hold, self._money("close", "POST", f"/v1/reservations/{hold.id}/release", {}, hold.wallet))
 
     def check_holds_closed(self) -> None:
-        """Every hold ended in exactly one terminal state; short ones the clients left alone expired."""
+        """Every hold ended in exactly one terminal state, all it held (its first amount and its
+        increments) captured or released; short ones the clients left alone expired, each ended by
+        one expiry: an EXPIRE of what it still held, or for onExpiry capture a CAPTURE of it that
+        arrived at its captureTo."""
         documents = {
             str(document["_id"]): document
             for document in self.database[LEDGER].find({"kind": RESERVATION, "_id": {"$in": self._hold_ids()}})
@@ -554,13 +728,35 @@ class Workload:
         for hold_id, hold in self.holds.items():
             document = documents[hold_id]
             assert document["status"] in TERMINAL, document
-            assert document["capturedAmount"] + document["releasedAmount"] == hold.amount, document
+            increments = document.get("increments", [])
+            assert len(increments) <= MAX_INCREMENTS, document
+            assert document["amount"] == hold.amount + sum(increment["amount"] for increment in increments), document
+            assert document["capturedAmount"] + document["releasedAmount"] == document["amount"], document
+            assert document.get("onExpiry", "release") == hold.on_expiry, document
         expired = [document for document in documents.values() if document["status"] == "EXPIRED"]
         assert all(self.holds[str(document["_id"])].short for document in expired), "a long hold expired"
-        expire_entries = self.database[LEDGER].count_documents(
-            {"kind": ENTRY, "type": "EXPIRE", "reservationId": {"$in": [document["_id"] for document in expired]}}
-        )
-        assert expire_entries == len(expired), (expire_entries, len(expired))
+        by_expiry: dict = defaultdict(list)
+        batches = {"$gte": EXPIRY, "$lt": EXPIRY[:-1] + ";"}  # the ids that start with "expiry:"
+        query = {"kind": ENTRY, "operationId": batches, "reservationId": {"$in": self._hold_ids()}}
+        for entry in self.database[LEDGER].find(query):
+            by_expiry[entry["reservationId"]].append(entry)
+        assert set(by_expiry) <= {document["_id"] for document in expired}, "an expiry moved a hold it did not end"
+        for document in expired:
+            entries = by_expiry[document["_id"]]
+            assert len({entry["operationId"] for entry in entries}) == 1, entries  # one batch ended it
+            moved = sorted((entry["type"], entry["amount"]) for entry in entries)
+            if document["onExpiry"] == "capture":
+                capture = document["captures"][-1]
+                assert capture["final"], document
+                still_held = capture["amount"]
+                assert moved == [("CAPTURE", still_held), ("CAPTURE_IN", still_held)], (document, moved)
+                arrived = next(entry for entry in entries if entry["type"] == "CAPTURE_IN")
+                assert (arrived.get("walletId"), arrived.get("account")) == (
+                    document["captureTo"].get("walletId"),
+                    document["captureTo"].get("account"),
+                ), (document, arrived)
+            else:
+                assert moved == [("EXPIRE", document["releasedAmount"])], (document, moved)
 
     def _hold_ids(self) -> list:
         return [ObjectId(hold_id) for hold_id in self.holds]
@@ -568,3 +764,7 @@ class Workload:
 
 def _now_plus(seconds: float) -> datetime:
     return datetime.now(UTC) + timedelta(seconds=seconds)
+
+
+def _parse(moment: str) -> datetime:
+    return datetime.fromisoformat(moment)

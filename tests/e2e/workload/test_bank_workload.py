@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 
+from bson import ObjectId
+
 from tests.e2e.workload.bank import Workload, WorkloadSize
 from tests.e2e.workload.chaos import KINDS, FaultDriver
 
@@ -29,13 +31,25 @@ def report(capsys, title: str, workload: Workload, extra: str = "") -> None:
 
 
 def assert_it_did_something(workload: Workload) -> None:
-    """The run exercised what it claims to: money moved every way, holds closed every way."""
+    """The run exercised what it claims to: money moved every way, holds were raised and captured
+    in parts, holds closed every way, and expiries both released and captured."""
     outcomes = {(operation, outcome) for operation, outcome in workload.figures.outcomes}
-    for operation, status in [("deposit", "201"), ("withdraw", "201"), ("transfer", "201"), ("hold", "201")]:
+    for operation, status in [
+        ("deposit", "201"),
+        ("withdraw", "201"),
+        ("transfer", "201"),
+        ("hold", "201"),
+        ("raise", "201"),
+        ("capture part", "200"),
+    ]:
         assert (operation, status) in outcomes, (operation, sorted(outcomes))
     assert ("capture", "200") in outcomes or ("release", "200") in outcomes, sorted(outcomes)
-    statuses = workload.database["ledger"].distinct("status", {"kind": "reservation"})
+    holds = {"kind": "reservation", "_id": {"$in": [ObjectId(hold) for hold in workload.holds]}}
+    statuses = workload.database["ledger"].distinct("status", holds)
     assert {"EXPIRED", "RELEASED"} <= set(statuses), statuses
+    for on_expiry in ("release", "capture"):
+        expired = workload.database["ledger"].count_documents({**holds, "status": "EXPIRED", "onExpiry": on_expiry})
+        assert expired > 0, f"no hold with onExpiry {on_expiry} expired"
 
 
 def wait_for(workload: Workload, running: threading.Thread, share: float) -> None:

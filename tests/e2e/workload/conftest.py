@@ -32,6 +32,7 @@ class Deployment:
     failpoints: FailPoints
     database_server: ControlledDatabase
     answers: Path  # what the database answered the service's containers (devtools/lambda_container.py)
+    events: Path  # where make run's bus delivers the events
 
     def database_answers(self) -> AnswerTotals:
         return read_answers(self.answers)
@@ -39,7 +40,8 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
-    """make run's server (expiry every second) on a database of its own; failpoints off before and after."""
+    """make run's server (expiry and the event publisher every second) on a database of its own, its
+    events in a file of its own; failpoints off before and after."""
     folder = tmp_path_factory.mktemp("deployment")
     database_server = controlled_database(folder)
     name = f"wallet_http_{uuid.uuid4().hex[:12]}"
@@ -49,6 +51,8 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "MONGODB_URI": database_server.uri,
         "MONGODB_DATABASE": name,
         "EXPIRY_INTERVAL_SECONDS": "1",
+        "PUBLISH_INTERVAL_SECONDS": "1",
+        "EVENTS_FILE": str(folder / "events.jsonl"),
         "DATABASE_ANSWERS_DIR": str(answers),
     }
     client = MongoClient(database_server.check_uri, appname="wallet-tests", serverSelectionTimeoutMS=10_000)
@@ -56,7 +60,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     try:
         failpoints.off()
         with running_server(folder / "server.log", environment) as server:
-            yield Deployment(server, client[name], failpoints, database_server, answers)
+            yield Deployment(server, client[name], failpoints, database_server, answers, folder / "events.jsonl")
     finally:
         failpoints.off()
         client.drop_database(name)

@@ -15,6 +15,7 @@ from bson import ObjectId
 
 from tests.e2e.workload.bank import Workload, WorkloadSize
 from tests.e2e.workload.chaos import KINDS, FaultDriver
+from tests.e2e.workload.delivered_events import assert_events_replay_the_ledger
 
 STEP_DOWN_SECONDS = 5
 NETWORK_ERROR = "no code (network error)"  # devtools/lambda_container.py's label
@@ -52,6 +53,12 @@ def assert_it_did_something(workload: Workload) -> None:
         assert expired > 0, f"no hold with onExpiry {on_expiry} expired"
 
 
+def replay_events(deployment, workload: Workload) -> int:
+    """The bus's events (make run's events file) replay to exactly the final balances."""
+    wallet_ids = [wallet.id for wallet in workload.wallets]
+    return assert_events_replay_the_ledger(deployment.database, deployment.events, wallet_ids)
+
+
 def wait_for(workload: Workload, running: threading.Thread, share: float) -> None:
     """Until the clients have done `share` of their operations (the workload still running)."""
     while workload.progress() < share:
@@ -63,7 +70,8 @@ def test_bank_workload(deployment, capsys):
     workload = Workload(deployment.server, deployment.database, size())
     workload.run()
     workload.check()
-    report(capsys, "bank workload", workload)
+    delivered = replay_events(deployment, workload)
+    report(capsys, "bank workload", workload, f"\nevents delivered and replayed: {delivered}")
     assert_it_did_something(workload)
 
 
@@ -93,6 +101,7 @@ def test_bank_workload_through_faults_a_step_down_and_a_crash(deployment, capsys
     assert not running.is_alive(), "the workload did not finish"
     workload.raise_failures()
     workload.check()  # nothing lost, nothing applied twice, every hold closed once
+    events.append(f"events delivered and replayed: {replay_events(deployment, workload)}")
     answers = deployment.database_answers() - answers_before
     armed = ", ".join(f"{kind} {count}" for kind, count in sorted(faults.armed.items()))
     received = ", ".join(f"{label} {count}" for label, count in sorted(answers.failed.items()))

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from bson import Int64, ObjectId
 
 from tests.ledger_checks import assert_ledger_consistent
-from wallet_service import EntryType, ReservationStatus, ValidationFailed, WalletService
+from wallet_service import EntryType, ReservationStatus, ValidationFailed
 from wallet_service.documents import LEDGER, WALLETS
-
-
-@pytest.fixture
-def clock():
-    return [datetime.now(UTC).replace(microsecond=0)]
-
-
-@pytest.fixture
-def timed(database, service, clock) -> WalletService:
-    return WalletService(database, clock=lambda: clock[0])
 
 
 def test_due_holds_expire_and_release_their_money(timed, database, clock):

@@ -3,7 +3,7 @@ captured or released at expiry as the hold says (`onExpiry`, `captureTo`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -20,16 +20,6 @@ from wallet_service import (
     WalletService,
 )
 from wallet_service.limits import MAX_INCREMENTS
-
-
-@pytest.fixture
-def clock():
-    return [datetime.now(UTC).replace(microsecond=0)]
-
-
-@pytest.fixture
-def timed(database, service, clock) -> WalletService:
-    return WalletService(database, clock=lambda: clock[0])
 
 
 @pytest.fixture

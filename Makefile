@@ -55,11 +55,10 @@ check: lint
 	$(PY) -m pytest -m "not e2e and not sam" -q -n 3
 
 # The tests that need neither an HTTP server nor Docker across 3 processes (as make check), then
-# the e2e tests and the SAM tests side by side, each group one test at a time in a process of its
-# own (they start servers and containers of their own: tests/conftest.py SERIAL_GROUPS).
+# the e2e and SAM tests one at a time (they start servers and containers of their own).
 test: lint sam-validate sam-build
 	$(PY) -m pytest -m "not e2e and not sam" -n 3
-	$(PY) -m pytest -m "e2e or sam" -n 2 --dist loadgroup
+	$(PY) -m pytest -m "e2e or sam"
 
 # The SAM CLI from the venv, telemetry off. sam-build puts the venv first on PATH so that SAM's
 # python3.13 workflow builds with the venv's Python 3.13 (the Lambda runtime's version) whatever

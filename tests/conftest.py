@@ -28,11 +28,6 @@ GROUPS = ("unit", "service", "handlers", "e2e", "sam", "tooling")  # tests/<grou
 TESTS = Path(__file__).parent
 
 
-# Groups whose tests run one at a time, in one process, when make test runs them beside each other
-# (`-n 2 --dist loadgroup`): they start servers and containers of their own, some on .local/.
-SERIAL_GROUPS = ("e2e", "sam")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Each test carries the marker of its folder: `make check` runs `-m "not e2e and not sam"`."""
     for item in items:
@@ -40,8 +35,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if group not in GROUPS:
             raise pytest.UsageError(f"{item.path}: every test lives in one of tests/{{{','.join(GROUPS)}}}/")
         item.add_marker(group)
-        if group in SERIAL_GROUPS:
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

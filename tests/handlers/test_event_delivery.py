@@ -298,6 +298,31 @@ def test_every_acknowledged_change_arrives_and_nothing_else(consumer, monkeypatc
     assert_ledger_consistent(consumer.database)
 
 
+def test_the_expiry_function_publishes_its_batches_events_and_no_others(consumer, monkeypatch):
+    """By its batches' operation ids: another wallet's unsent event, which the function that made it
+    may be publishing at this moment, is left to that function or the scheduled publisher."""
+    monkeypatch.setenv("EXPIRY_BATCH_SIZE", "1")  # two batches, two operations
+    rider = create_wallet(RIDER, opening=1_000).body["wallet"]["id"]
+    driver = create_wallet(DRIVER, opening=1_000).body["wallet"]["id"]
+    bystander = create_wallet("bystander-3").body["wallet"]["id"]
+    hold(rider, 300, "forgotten", ttlSeconds=1)
+    hold(driver, 200, "also-forgotten", sub=DRIVER, ttlSeconds=1)
+    consumer.drain()
+    unrelated = runtime.wallet_service().deposit(bystander, 50)  # committed, not published yet
+    time.sleep(1.1)
+    report = expire()
+    assert (report["expired"], len(set(report["operationIds"]))) == (2, 2)
+    messages = consumer.drain()
+    assert sorted((m["detail"]["walletId"], m["detail"]["type"]) for m in messages) == sorted(
+        [(rider, "reservation.expired"), (driver, "reservation.expired")]
+    )
+    assert {m["detail"]["operationId"] for m in messages} == set(report["operationIds"])
+    (left,) = consumer.outbox(sent=False)
+    assert (str(left["walletId"]), left["operationId"]) == (bystander, unrelated.operation_id)
+    assert publish(0, monkeypatch)["sent"] == 1
+    consumer.assert_everything_arrived(exactly_once=True)
+
+
 # ---------------------------------------------------------------- a function killed between commit and publish
 
 

@@ -118,12 +118,14 @@ def test_scheduled_expiry_event(wallets):
     time.sleep(1.1)
     report = function_module("expire_reservations").lambda_handler(load_event("expire_reservations"), LambdaContext())
     assert service.get_reservation(due).status == "EXPIRED"
+    (expiry,) = service.list_transactions(wallets["rider"], entry_type="EXPIRE").items
     assert report == {
         "expired": 1,
         "skipped": 0,
         "failed": 0,
         "skippedReservationIds": [],
         "failedReservationIds": [],
+        "operationIds": [expiry.operation_id],
     }
 
 

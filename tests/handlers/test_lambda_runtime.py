@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 
 import boto3
@@ -10,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from devtools.lambda_inputs import scheduled_event
+from devtools.paths import FUNCTIONS, LAYER
 from tests.lambda_harness import LambdaContext, function_module, http_event, invoke
 from tests.ledger_checks import assert_ledger_consistent
 from wallet_lambda import runtime
@@ -216,7 +220,7 @@ def test_the_eventbridge_sink_creates_its_client_on_first_use(monkeypatch, aws):
 
 
 def test_the_file_sink_writes_each_event_as_eventbridge_hands_it_to_a_target(tmp_path, capsys):
-    from wallet_lambda.event_sinks import FileSink
+    from wallet_lambda.event_sinks import TARGET_EVENT_KEYS, FileSink
     from wallet_service.publishing import detail
 
     path = tmp_path / "local" / "events.jsonl"
@@ -227,17 +231,7 @@ def test_the_file_sink_writes_each_event_as_eventbridge_hands_it_to_a_target(tmp
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert len(lines) == 3
     for line, event in zip(lines, [*events, events[0]], strict=True):
-        assert set(line) == {
-            "version",
-            "id",
-            "detail-type",
-            "source",
-            "account",
-            "time",
-            "region",
-            "resources",
-            "detail",
-        }
+        assert set(line) == TARGET_EVENT_KEYS
         assert (line["version"], line["source"], line["resources"]) == ("0", "wallet-service", [])
         assert line["detail-type"] == event["type"]
         assert line["time"] == "2026-11-30T12:00:01Z"
@@ -267,6 +261,18 @@ def test_publishing_after_a_commit_only_for_a_successful_change(lambda_env, monk
     assert delivery.after_commit(BY_NAME["FreezeWallet"], wallet_answer, 10_000).sent == 0
     assert delivery.after_commit(BY_NAME["Deposit"], {"statusCode": 201, "body": "not json"}, 10_000) is None  # logged
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.parametrize("function", ["expire_reservations", "publish_events"])
+def test_the_scheduled_functions_leave_the_operations_table_unimported(function):
+    """Its schemas would add some 10 ms to their cold start: only the HTTP functions need it."""
+    code = "import sys, app; print(sorted(name for name in sys.modules if name.startswith('wallet_lambda.')))"
+    path = os.pathsep.join([str(FUNCTIONS / function), str(LAYER)])
+    imported = subprocess.run(
+        [sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=True
+    ).stdout
+    assert "wallet_lambda.delivery" in imported
+    assert "wallet_lambda.operations" not in imported
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from bson import Int64, ObjectId
 
 from tests.ledger_checks import assert_ledger_consistent
 from wallet_service import EntryType, ReservationStatus, ValidationFailed
-from wallet_service.documents import LEDGER, WALLETS
+from wallet_service.documents import ENTRY, LEDGER, WALLETS
 
 
 def test_due_holds_expire_and_release_their_money(timed, database, clock):
@@ -31,8 +31,13 @@ def test_due_holds_expire_and_release_their_money(timed, database, clock):
     expiries = timed.list_transactions(wallets[1], entry_type="EXPIRE").items
     assert sorted(entry.amount for entry in expiries) == [101, 104]
     assert all(entry.type is EntryType.EXPIRE and entry.held_delta == -entry.amount for entry in expiries)
+    # Two batches, each its operation: what the expiry function publishes by.
+    assert len(set(report.operation_ids)) == 2
+    operations = database[LEDGER].distinct("operationId", {"kind": ENTRY, "type": "EXPIRE"})
+    assert set(operations) == set(report.operation_ids)
     assert_ledger_consistent(database)
-    assert timed.expire_reservations().expired == 0  # nothing twice
+    again = timed.expire_reservations()
+    assert (again.expired, again.operation_ids) == (0, ())  # nothing twice
 
 
 def test_expiry_uses_the_given_cutoff(timed, clock):
@@ -78,6 +83,25 @@ def test_a_hold_whose_wallet_is_gone_is_skipped(timed, database, clock):
     report = timed.expire_reservations()
     assert (report.expired, report.skipped) == (0, 1)
     assert database[LEDGER].find_one({"_id": ObjectId(hold)})["status"] == "HELD"
+
+
+def test_a_hold_whose_payee_wallet_is_gone_is_skipped_with_its_wallets_holds(timed, database, clock):
+    """A capture to a missing wallet skips every hold of the payer's wallet; one to an account needs no wallet."""
+    payer = timed.create_wallet("rider", "USD", opening_balance=1_000).wallet.id
+    payee = timed.create_wallet("driver", "USD").wallet.id
+    other = timed.create_wallet("other", "USD", opening_balance=1_000).wallet.id
+    to_gone = timed.create_reservation(
+        payer, 100, ttl_seconds=60, on_expiry="capture", capture_to={"walletId": payee}
+    ).reservation.id
+    beside_it = timed.create_reservation(payer, 50, ttl_seconds=60).reservation.id
+    to_account = timed.create_reservation(other, 70, ttl_seconds=60, on_expiry="capture").reservation.id
+    database[WALLETS].delete_one({"_id": ObjectId(payee)})
+    clock[0] += timedelta(seconds=61)
+    report = timed.expire_reservations()
+    assert (report.expired, report.skipped) == (1, 2)
+    assert set(report.skipped_reservation_ids) == {to_gone, beside_it}
+    assert timed.get_reservation(to_account).status is ReservationStatus.EXPIRED
+    assert timed.get_wallet(payer).held == 150
 
 
 def test_many_holds_on_one_wallet_in_one_batch(timed, database, clock):

@@ -29,6 +29,10 @@ CLIENT_CONNECT_SECONDS = 1.0
 CLIENT_READ_SECONDS = 2.0
 CLIENT_MAX_ATTEMPTS = 2  # the call and one retry
 LOCAL_ACCOUNT = "123456789012"  # the account id of the local stand-in's events (as in the sample events)
+# The keys of an event as EventBridge hands it to a rule's target: what eventbridge_event builds and FileSink writes.
+TARGET_EVENT_KEYS = frozenset(
+    {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+)
 
 
 def _time(event: dict) -> datetime:

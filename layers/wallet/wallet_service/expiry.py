@@ -7,7 +7,8 @@ inside a transaction that also moves its money, so each hold's money moves once.
 be expired (its wallet is missing or holds less than it should) is left open, logged and reported
 as skipped; a batch that keeps failing is reported as failed. Neither is tried again in the run.
 Each batch writes an operation record with its counts, so a batch whose commit's outcome was
-unknown reports, when retried, what it did.
+unknown reports, when retried, what it did. The report names the operation ids of the batches that
+expired holds, by which their events are published.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ def expire_reservations(db: Database, command: commands.Expiry, time_limit: floa
     cutoff = db.clock() if command.cutoff is None else command.cutoff
     stop_at = time.monotonic() + time_limit
     expired = 0
+    operation_ids: list[str] = []
     passed_over: list[ObjectId] = []
     skipped: list[str] = []
     failed: list[str] = []
@@ -64,6 +66,8 @@ def expire_reservations(db: Database, command: commands.Expiry, time_limit: floa
             passed_over.extend(due)
             continue
         expired += count
+        if count:
+            operation_ids.append(batch.operation_id)
         skipped.extend(str(reservation_id) for reservation_id in unexpirable)
         passed_over.extend(unexpirable)
     return ExpiryReport(
@@ -72,6 +76,7 @@ def expire_reservations(db: Database, command: commands.Expiry, time_limit: floa
         failed=len(failed),
         skipped_reservation_ids=tuple(skipped),
         failed_reservation_ids=tuple(failed),
+        operation_ids=tuple(operation_ids),
     )
 
 
@@ -167,7 +172,9 @@ def _ends(holds: list[dict], wallets: dict[ObjectId, dict], now: datetime) -> tu
         wallet = wallets.get(wallet_id)
         taken = change([posting for end in wallet_ends for posting in end.own])
         payees_missing = [
-            end for end in wallet_ends if end.payee and end.payee.get("walletId", wallet_id) not in wallets
+            end
+            for end in wallet_ends
+            if end.payee is not None and "walletId" in end.payee and end.payee["walletId"] not in wallets
         ]
         if (
             wallet is None

@@ -267,6 +267,7 @@ class ExpiryReport(WalletModel):
     failed: int
     skipped_reservation_ids: tuple[str, ...] = ()
     failed_reservation_ids: tuple[str, ...] = ()
+    operation_ids: tuple[str, ...] = ()  # of the batches that expired holds: their entries and events carry it
 
 
 class Discrepancy(WalletModel):

@@ -89,8 +89,8 @@ def _sources(db: Database, session: ClientSession, call: Call, hold: dict, comma
         if not at_place:
             errors.append(FieldError(f"from[{number}]", "is not a destination of this hold's captures"))
             continue
-        if source.amount > sum(amount for _, _, amount in at_place):
-            held_there = sum(amount for _, _, amount in at_place)
+        held_there = sum(amount for _, _, amount in at_place)
+        if source.amount > held_there:
             errors.append(FieldError(f"from[{number}].amount", f"must be at most the {held_there} left there"))
             continue
         wanted = source.amount

@@ -178,12 +178,11 @@ def _close(
     return move(db, call, work)
 
 
-def settlement(hold: dict, capture_id: ObjectId | None, details: Details, ended_by: EntryType) -> list[Posting]:
-    """The postings of one change to a hold, from the hold after it: the capture `capture_id` (if
+def settlement(hold: dict, capture: dict | None, details: Details, ended_by: EntryType) -> list[Posting]:
+    """The postings of one change to a hold, from the hold after it: the change's `capture` (if
     any) leaves the wallet; if the change ended the hold, what it released is `ended_by` (RELEASE,
     or EXPIRE for the expiry job)."""
     postings = []
-    capture = next((capture for capture in hold.get("captures", ()) if capture["id"] == capture_id), None)
     if capture is not None:
         postings.append(Posting(EntryType.CAPTURE, capture["amount"], details, reservation_id=hold["_id"]))
     if hold["status"] not in OPEN_HOLD_STATUSES and hold["releasedAmount"]:
@@ -194,24 +193,24 @@ def settlement(hold: dict, capture_id: ObjectId | None, details: Details, ended_
 def _settle(
     db: Database, session: ClientSession, call: Call, hold: dict, capture_id: ObjectId, now, details: Details
 ) -> Movement:
-    own = settlement(hold, capture_id, details, EntryType.RELEASE)
+    capture = next((capture for capture in hold.get("captures", ()) if capture["id"] == capture_id), None)
+    own = settlement(hold, capture, details, EntryType.RELEASE)
     wallet = settle(db, session, hold["walletId"], own, now)
     if wallet is None:
         raise_if_recorded(db, session, call, hold["ownerId"])
         raise InvalidState(f"wallet {hold['walletId']} holds less than reservation {hold['_id']}")
     operation_id = call.operation_id(hold["ownerId"])
-    paid, payees = _pay(db, session, hold, capture_id, details, operation_id, now)
+    paid, payees = _pay(db, session, hold, capture, details, operation_id, now)
     entries = [*placed(wallet, own, operation_id, now), *paid]
     return record(db, session, call, now, wallet, entries, reservation=hold, others=payees)
 
 
 def _pay(
-    db: Database, session: ClientSession, hold: dict, capture_id: ObjectId, details: Details, operation_id: str, now
+    db: Database, session: ClientSession, hold: dict, capture: dict | None, details: Details, operation_id: str, now
 ) -> tuple[list[dict], list[dict]]:
-    """The captured money arriving at the capture's destinations, a CAPTURE_IN on each: a wallet is
+    """The captured money arriving at `capture`'s destinations, a CAPTURE_IN on each: a wallet is
     credited (a frozen one still receives, as with a deposit); a platform account gets its entry.
     Returns the entries and the wallets paid."""
-    capture = next((capture for capture in hold.get("captures", ()) if capture["id"] == capture_id), None)
     if capture is None:
         return [], []
     currency = hold["currency"]

@@ -1,20 +1,23 @@
 """The real SAM CLI path: the built functions in Lambda containers, through `sam local`.
 
 One module fixture makes sure of a Docker engine (starting Debian's dockerd here when none runs, and
-stopping it afterwards), the python3.13 base image (devtools/lambda_image.py) and one `sam build`,
-and serves the database on the Docker bridge's gateway address, where the containers reach it.
-Then every sample event in events/ goes through `sam local invoke` (ids swapped in as
-tests/handlers/test_events.py does), each answer and its effect on the database checked, and the end-to-end
-HTTP suite of tests/e2e/test_local_api.py runs again, test for test, against `sam local start-api
---warm-containers EAGER` (devtools/sam_local.py api). SAM CLI does not emulate JWT authorizers;
-devtools/sam_local.py puts API Gateway's check in front of SAM's runner, so the bad-token cases
-run here too. How long each part took is written to .local/sam-local-timings.json.
+stopping it afterwards), the python3.13 base image (devtools/lambda_image.py) and one `sam build`
+(into a folder of the module's own), and serves the database on the Docker bridge's gateway address,
+where the containers reach it. Then every sample event in events/ goes through `sam local invoke`
+(ids swapped in as tests/handlers/test_events.py does), each answer and its effect on the database
+checked, and the end-to-end HTTP suite of tests/e2e/test_local_api.py runs again, test for test,
+against `sam local start-api --warm-containers EAGER` (devtools/sam_local.py api). SAM CLI does not
+emulate JWT authorizers; devtools/sam_local.py puts API Gateway's check in front of SAM's runner, so
+the bad-token cases run here too. SAM CLI builds the functions' image (base image, emulator, layer)
+once, not again for every invoke and container while nothing in it changed (devtools/sam_local.py
+reuse_unchanged_function_images). How long each part took is written to .local/sam-local-timings.json.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -99,6 +102,13 @@ def sam(tmp_path_factory) -> Iterator[SamLocal]:
     timings: dict[str, float] = {}
     engine = _timed(timings, "engine", sam_local.ensure_engine)
     cleanup: list = []
+    # A build of this module's own (SAM_BUILD_DIR, inherited by every sam process below): a `sam
+    # build` elsewhere in the checkout meanwhile (make sam-build, another make test) must not
+    # replace the functions under start-api.
+    environment = pytest.MonkeyPatch()
+    build = tmp_path_factory.mktemp("sam_build")
+    environment.setenv("SAM_BUILD_DIR", str(build))
+    cleanup.extend([lambda: shutil.rmtree(build, ignore_errors=True), environment.undo])
     try:
         arch = sam_local.architecture()
         _timed(timings, "image", lambda: ensure_image(arch))
@@ -321,12 +331,14 @@ def test_the_scheduled_expiry_event_in_a_container(sam, ledger):
     kept = service.create_reservation(wallet, 100, ttl_seconds=3600).reservation.id
     time.sleep(1.1)
     report = sam_invoke(sam, "expire_reservations", load_event("expire_reservations"), name).body
+    (expiry,) = service.list_transactions(wallet, entry_type="EXPIRE").items
     assert report == {
         "expired": 1,
         "skipped": 0,
         "failed": 0,
         "skippedReservationIds": [],
         "failedReservationIds": [],
+        "operationIds": [expiry.operation_id],
     }
     assert (service.get_reservation(due).status, service.get_reservation(kept).status) == ("EXPIRED", "HELD")
     assert (service.get_wallet(wallet).held, service.get_wallet(wallet).available) == (100, 400)

@@ -13,10 +13,18 @@ folder and the layer (layers/wallet) on PYTHONPATH, as Lambda lays them out (/va
 - **warm call**: `lambda_handler` again with the same event on a second set of documents (a new
   Idempotency-Key), which is what every later invocation of the container pays.
 
+In each function's warm-up run it also counts the connections the container holds, as the server
+sees them: a separate client asks `currentOp` for the connections of the container's appName before
+the first call, after it, and after a few warm calls; the container's own pool events tell its pooled
+connections from its monitors. It prints them with what the client's settings
+(`wallet_lambda.runtime.CLIENT_SETTINGS`) predict, and the formula for a replica set of any size,
+and exits 1 if a container holds more than predicted.
+
 The database is the embedded one, started in this process (or MONGODB_URI's); each run gets a
 database of its own, with the indexes already in place as in a deployed stage, and the documents
 the events name (a rider's and a driver's wallet and a hold, twice over), so every call is a
-success (2xx) on the path it exists for. One discarded warm-up run (it writes the bytecode caches),
+success (2xx) on the path it exists for; the seed's own events are marked sent, so a call publishes
+only the events it makes. One discarded warm-up run (it writes the bytecode caches),
 then `--repeat` measured runs; the table shows medians. The imports: the cumulative time of the
 top-level `app` import and its three heaviest dependencies: for each package, the cumulative time
 of the imports our own code (app, wallet_lambda, wallet_service) made of it, with everything those pulled
@@ -63,6 +71,16 @@ RESULT = "importtime-result: "  # the child's timings, one JSON line on stdout
 PHASES = ("init", "first", "warm")  # after the import: wallet_service(), the first call, a warm call
 EVENTS_VARIABLE = "IMPORTTIME_EVENTS"
 CONTEXT_VARIABLE = "IMPORTTIME_CONTEXT"
+CONNECTIONS_VARIABLE = "IMPORTTIME_CONNECTIONS"  # "1": count the container's connections (the warm-up run)
+OBSERVER_APP_NAME = "importtime-observer"  # the client that counts them, not counted itself
+EXTRA_WARM_CALLS = 3  # after the measured warm call, while counting: a pool that grew would show
+# When the container's connections are counted: after the import, after the first call (init included,
+# as in Lambda's first invocation), and after the last warm call.
+CONNECTION_MOMENTS = {
+    "before": "before the first call",
+    "first": "after the first call",
+    "warm": f"after {1 + EXTRA_WARM_CALLS} warm calls",
+}
 CONTEXT_FILE = Path(lambda_inputs.__file__)  # read by the child, which has no devtools on its path
 # The ids the sample events carry (tests/handlers/test_events.py swaps them the same way).
 RIDER_WALLET = "65f0c0ffee0000000000a001"
@@ -90,6 +108,49 @@ def phase(name):
 
 with open(os.environ[{EVENTS_VARIABLE!r}]) as file:
     events = json.load(file)
+
+# The container's connections as the server sees them, counted between the timed phases: those of
+# the container's appName that a separate client's currentOp lists and that were not there before
+# it started (a test process's, under the same name); its pool's own events say which are pooled.
+counting = os.environ.get({CONNECTIONS_VARIABLE!r}) == "1"
+connections = {{}}
+if counting:
+    phase("count")
+    from pymongo import MongoClient, monitoring
+
+    observer = MongoClient(os.environ["MONGODB_URI"], appname={OBSERVER_APP_NAME!r})  # made before the listener
+
+    class PoolConnections(monitoring.ConnectionPoolListener):
+        open = 0
+
+        def connection_created(self, event):
+            self.open += 1
+
+        def connection_closed(self, event):
+            self.open -= 1
+
+    for name in ("pool_created", "pool_ready", "pool_cleared", "pool_closed", "connection_ready",
+                 "connection_check_out_started", "connection_check_out_failed", "connection_checked_out",
+                 "connection_checked_in"):
+        setattr(PoolConnections, name, lambda self, event: None)
+    pooled = PoolConnections()
+    monitoring.register(pooled)  # heard by the clients made from now on: the container's
+    app_name = os.environ["POWERTOOLS_SERVICE_NAME"]  # the runtime's appname
+
+    def app_of(op):
+        return ((op.get("clientMetadata") or {{}}).get("application") or {{}}).get("name", op.get("appName"))
+
+    def app_connections():
+        inprog = observer.admin.command("currentOp", {{"$all": True}})["inprog"]
+        return {{op["connectionId"] for op in inprog if app_of(op) == app_name}}
+
+    already_there = app_connections()
+
+    def count(moment):
+        connections[moment] = {{"total": len(app_connections() - already_there), "pool": pooled.open}}
+
+    count("before")
+
 phase("init")
 started = time.perf_counter()
 runtime.wallet_service()
@@ -97,15 +158,24 @@ initialized = time.perf_counter()
 phase("first")
 first = {MODULE}.lambda_handler(events["first"], Context())
 called = time.perf_counter()
+if counting:
+    phase("count")
+    count("first")
 phase("warm")
+warm_started = time.perf_counter()
 warm = {MODULE}.lambda_handler(events["warm"], Context())
 done = time.perf_counter()
 phase("end")
+if counting:
+    for _ in range({EXTRA_WARM_CALLS}):  # replays or refusals of the same request: they use the database too
+        {MODULE}.lambda_handler(events["warm"], Context())
+    count("warm")
 print({RESULT!r} + json.dumps({{
     "init_us": round((initialized - started) * 1e6),
     "first_us": round((called - initialized) * 1e6),
-    "warm_us": round((done - called) * 1e6),
+    "warm_us": round((done - warm_started) * 1e6),
     "statuses": [answer.get("statusCode", 200) for answer in (first, warm)],
+    "connections": connections,
 }}), flush=True)
 """
 
@@ -132,6 +202,8 @@ class Sample:
     # and the imports each phase made, by top-level package (cumulative times of its top-level imports).
     phases_us: dict[str, int] = field(default_factory=dict)
     lazy_imports_us: dict[str, dict[str, int]] = field(default_factory=dict)
+    # When counted: the container's connections at each of CONNECTION_MOMENTS, {"total", "pool"}.
+    connections: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def parse_tree(stderr: str) -> list[Node]:
@@ -203,6 +275,7 @@ def parse_invocation(stdout: str, stderr: str, sample: Sample) -> tuple[Sample, 
         sample.dependencies_us,
         {name: timings[f"{name}_us"] for name in PHASES},
         {name: imports_by_package(sections.get(name, "")) for name in PHASES},
+        timings.get("connections", {}),
     ), timings["statuses"]
 
 
@@ -291,10 +364,18 @@ def _service(database):
     return WalletService(database)
 
 
+class AcceptingSink:
+    """Takes every event: the seed's events count as sent, so no measured call publishes them."""
+
+    def put(self, events) -> list[bool]:
+        return [True] * len(events)
+
+
 def seed(database, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
     """Indexes, as a deployed stage has them, and for the events of function `name` two sets of the
-    documents they name: {example id: real id} for the first call and for the warm call. None for
-    create_wallet and open_account, whose events open something (nothing may exist yet)."""
+    documents they name: {example id: real id} for the first call and for the warm call, their
+    events already sent. None for create_wallet and open_account, whose events open something
+    (nothing may exist yet)."""
     service = _service(database)
     service.ensure_indexes()
     if name in ("create_wallet", "open_account"):
@@ -307,6 +388,9 @@ def seed(database, name: str) -> tuple[dict[str, str], dict[str, str]] | None:
         if name == "refund_reservation":  # a refund gives back what a capture took
             service.capture_reservation(hold)
         sets.append({RIDER_WALLET: rider, DRIVER_WALLET: driver, RESERVATION: hold})
+    published = service.publish_events(AcceptingSink(), older_than_seconds=0, time_limit=30)
+    if published.pending or published.failed:
+        raise RuntimeError(f"the seed's events were not all marked sent: {published}")
     return sets[0], sets[1]
 
 
@@ -331,8 +415,16 @@ def events_for(name: str, ids: tuple[dict[str, str], dict[str, str]] | None) -> 
 # ------------------------------------------------------------------------------------ measuring
 
 
-def measure_once(name: str, *, lambda_env: bool, layout: Layout = Layout(), database: Database | None = None) -> Sample:
-    """One fresh process: the import, and with a `database` also init, a first and a warm call."""
+def measure_once(
+    name: str,
+    *,
+    lambda_env: bool,
+    layout: Layout = Layout(),
+    database: Database | None = None,
+    count_connections: bool = False,
+) -> Sample:
+    """One fresh process: the import, and with a `database` also init, a first and a warm call (and,
+    `count_connections`, the container's connections around them)."""
     function_dir = layout.function_dir(name)
     if not (function_dir / f"{MODULE}.py").is_file():
         raise FileNotFoundError(
@@ -351,6 +443,7 @@ def measure_once(name: str, *, lambda_env: bool, layout: Layout = Layout(), data
                 "MONGODB_DATABASE": database_name,
                 EVENTS_VARIABLE: str(events_file),
                 CONTEXT_VARIABLE: str(CONTEXT_FILE),
+                CONNECTIONS_VARIABLE: "1" if count_connections else "",
             }
             code = CHILD
         try:
@@ -387,6 +480,7 @@ class Result:
     phases_ms: dict[str, float] = field(default_factory=dict)  # median ms of init, first and warm calls
     lazy_ms: dict[str, float] = field(default_factory=dict)  # median ms of imports made during init and first call
     lazy_heaviest: list[tuple[str, float]] = field(default_factory=list)
+    connections: dict[str, dict[str, int]] = field(default_factory=dict)  # the warm-up run's count (Sample's)
 
     @property
     def cold_start_ms(self) -> float:
@@ -406,7 +500,8 @@ def _heaviest(by_package: dict[str, float], count: int = 3) -> list[tuple[str, f
 def measure(
     name: str, *, repeat: int, lambda_env: bool, layout: Layout = Layout(), database: Database | None = None
 ) -> Result:
-    measure_once(name, lambda_env=lambda_env, layout=layout, database=database)  # warm-up: bytecode, file cache
+    # The warm-up run writes the bytecode caches; its timings are discarded, so it counts the connections.
+    warm_up = measure_once(name, lambda_env=lambda_env, layout=layout, database=database, count_connections=True)
     samples = [measure_once(name, lambda_env=lambda_env, layout=layout, database=database) for _ in range(repeat)]
     heaviest = _heaviest(_median_by_package([sample.dependencies_us for sample in samples]))
     median_ms = statistics.median(sample.cumulative_us for sample in samples) / 1000
@@ -424,7 +519,7 @@ def measure(
         phase: statistics.median(sum(sample.lazy_imports_us[phase].values()) for sample in samples) / 1000
         for phase in PHASES
     }
-    return Result(name, median_ms, heaviest, phases, lazy, _heaviest(_median_by_package(cold)))
+    return Result(name, median_ms, heaviest, phases, lazy, _heaviest(_median_by_package(cold)), warm_up.connections)
 
 
 def machine() -> str:
@@ -467,6 +562,55 @@ def table(results: list[Result]) -> str:
     return "\n".join(lines)
 
 
+def _held(counted: dict[str, int] | None) -> str:
+    if not counted:
+        return "-"
+    total, pool = counted["total"], counted["pool"]
+    return f"{total} ({pool} pool, {total - pool} monitoring)" if total else "0"
+
+
+def connections_report(results: list[Result]) -> tuple[str, bool]:
+    """The connections each function's container held (functions that held the same, in one row),
+    what the client's settings predict, and the formula for a replica set; and whether every
+    container held at most what the settings predict."""
+    from wallet_lambda.runtime import CLIENT_SETTINGS, MONITOR_CONNECTIONS, connections_per_container
+
+    on_primary, on_secondary = connections_per_container()
+    pool, mode = CLIENT_SETTINGS["maxPoolSize"], CLIENT_SETTINGS["serverMonitoringMode"]
+    monitors = MONITOR_CONNECTIONS[mode]
+    rows: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for result in results:
+        rows[tuple(_held(result.connections.get(moment)) for moment in CONNECTION_MOMENTS)].append(result.name)
+    lines = [
+        "Connections one container holds, as the server's currentOp lists them (the container's appName, "
+        "asked by a separate client); pooled ones by the client's own pool events, the rest are its monitors:",
+        "",
+        "| functions | " + " | ".join(CONNECTION_MOMENTS.values()) + " |",
+        "| --- |" + " ---: |" * len(CONNECTION_MOMENTS),
+    ]
+    for counts, names in rows.items():
+        label = f"all {len(names)}" if len(rows) == 1 and len(names) > 1 else ", ".join(names)
+        lines.append(f"| {label} | " + " | ".join(counts) + " |")
+    over = [
+        result.name
+        for result in results
+        if any(counted["total"] > on_primary for counted in result.connections.values())
+    ]
+    lines += [
+        "",
+        f"The client's settings (wallet_lambda.runtime.CLIENT_SETTINGS): maxPoolSize {pool}, "
+        f'serverMonitoringMode "{mode}" ({monitors} monitoring connection{"s" * (monitors > 1)} per server): '
+        f"at most {on_primary} per container on the primary (or a single server), {on_secondary} on each secondary.",
+        "C warm containers on an N-node replica set hold at most (every read and write goes to the primary)",
+        f"  on the primary:                 C x ({pool} pool + {monitors} monitoring) = {on_primary} x C",
+        f"  on each of the N-1 secondaries: C x {monitors} monitoring = {on_secondary} x C",
+        "and C is at most the functions' reserved concurrency, summed (template.yaml's Capacity parameters).",
+    ]
+    if over:
+        lines.append(f"MORE THAN THE SETTINGS PREDICT: {', '.join(over)}")
+    return "\n".join(lines), not over
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.importtime", description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="measured runs per function (default 5)")
@@ -504,7 +648,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{where}.\n"
     )
     print(table(results))
-    return 0
+    if args.import_only:
+        return 0
+    report, as_predicted = connections_report(results)
+    print(f"\n{report}")
+    return 0 if as_predicted else 1
 
 
 if __name__ == "__main__":

@@ -356,7 +356,9 @@ def build_document() -> dict[str, Any]:
                     description=(
                         "A JWT from the configured issuer, checked by API Gateway's JWT authorizer "
                         "(issuer and audience). `sub` is the owner; the scope `wallet:admin` grants "
-                        "every wallet, opening wallets for others and freezing."
+                        "every wallet, opening wallets for others and freezing (the stack's own Cognito "
+                        "pool names it `wallet-api/wallet:admin`; its platform client gets a token by the "
+                        "client-credentials grant)."
                     ),
                 )
             },

@@ -1,4 +1,5 @@
-"""How `make importtime` (devtools/importtime.py) reads a child's output; no process is started."""
+"""How `make importtime` (devtools/importtime.py) reads a child's output, and the connections one
+function's container holds, counted for real in a child against the tests' database."""
 
 from __future__ import annotations
 
@@ -6,7 +7,20 @@ import json
 
 import pytest
 
-from devtools.importtime import PHASE, RESULT, Result, events_for, parse, parse_invocation, table
+from devtools.importtime import (
+    CONNECTION_MOMENTS,
+    PHASE,
+    RESULT,
+    Database,
+    Result,
+    connections_report,
+    events_for,
+    measure_once,
+    parse,
+    parse_invocation,
+    table,
+)
+from wallet_lambda.runtime import CLIENT_SETTINGS, connections_per_container
 
 # -X importtime output: post-order, two spaces of indent per level; then the phases' own imports.
 STDERR = f"""import time: self [us] | cumulative | imported package
@@ -78,3 +92,38 @@ def test_the_table_adds_up_the_cold_start():
     assert table([result]).splitlines()[-1] == (
         "| deposit | 250 | 8 | 6 | 264 | 4.5 | aws_lambda_powertools 165, pymongo 43 | none |"
     )
+
+
+def test_the_connections_counted_are_kept_with_the_timings():
+    counted = {"before": {"total": 0, "pool": 0}, "first": {"total": 2, "pool": 1}, "warm": {"total": 2, "pool": 1}}
+    timings = {"init_us": 1, "first_us": 1, "warm_us": 1, "statuses": [200, 200], "connections": counted}
+    sample, _ = parse_invocation(RESULT + json.dumps(timings), STDERR, parse(STDERR))
+    assert sample.connections == counted
+
+
+def test_the_report_shows_the_connections_and_the_formula():
+    held = {"before": {"total": 0, "pool": 0}, "first": {"total": 2, "pool": 1}, "warm": {"total": 2, "pool": 1}}
+    results = [Result(name, 1.0, [], connections=held) for name in ("deposit", "health")]
+    report, as_predicted = connections_report(results)
+    on_primary, on_secondary = connections_per_container()
+    assert as_predicted
+    assert "| all 2 | 0 | 2 (1 pool, 1 monitoring) | 2 (1 pool, 1 monitoring) |" in report
+    assert f"= {on_primary} x C" in report
+    assert f"= {on_secondary} x C" in report
+    grown = {**held, "warm": {"total": on_primary + 1, "pool": on_primary}}
+    report, as_predicted = connections_report([*results, Result("transfer", 1.0, [], connections=grown)])
+    assert not as_predicted
+    assert report.splitlines()[-1] == "MORE THAN THE SETTINGS PREDICT: transfer"
+
+
+def test_a_warm_container_holds_what_its_client_settings_predict(mongo_uri, mongo_client):
+    """One real child (the deposit function, as `make importtime` runs it): nothing before its first
+    call, then its pool and one monitor on this one server, and no more after several warm calls."""
+    sample = measure_once(
+        "deposit", lambda_env=True, database=Database(mongo_uri, mongo_client), count_connections=True
+    )
+    pool = CLIENT_SETTINGS["maxPoolSize"]
+    on_primary, _ = connections_per_container()
+    assert set(sample.connections) == set(CONNECTION_MOMENTS)
+    assert sample.connections["before"] == {"total": 0, "pool": 0}
+    assert sample.connections["first"] == sample.connections["warm"] == {"total": on_primary, "pool": pool}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +33,13 @@ from wallet_service.limits import (
 )
 
 from . import delivery, problems, runtime
-from .observability import logger, metrics, tracer
+from .observability import count_amount_moved, logger, metrics, tracer
 from .operations import Operation
 from .problems import Problem
 
-ADMIN_SCOPE = "wallet:admin"
+# The scope that makes a caller an administrator: wallet:admin, or as the issuer names it (the
+# template's own Cognito pool grants wallet-api/wallet:admin: a resource server's scopes carry its id).
+DEFAULT_ADMIN_SCOPE = "wallet:admin"
 MAX_BODY_BYTES = 16 * 1024
 IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 JSON_CONTENT_TYPE = re.compile(r"application/([a-z0-9.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
@@ -90,7 +93,11 @@ def _caller_of(event: dict) -> Caller:
             scopes.update(value.split())
         elif isinstance(value, list):
             scopes.update(str(item) for item in value)
-    return Caller(owner_id=subject, admin=ADMIN_SCOPE in scopes)
+    return Caller(owner_id=subject, admin=admin_scope() in scopes)
+
+
+def admin_scope() -> str:
+    return os.environ.get("ADMIN_SCOPE") or DEFAULT_ADMIN_SCOPE
 
 
 def idempotency_key(route_owner: Router | APIGatewayHttpResolver) -> str:
@@ -104,11 +111,23 @@ def json_response(status: int, model: Any, *, headers: dict[str, str] | None = N
 
 
 def movement_response(operation: Operation, movement: Movement, *, location: str | None = None) -> Response:
-    """A money response; a replay carries the original status and body, marked by a header."""
+    """A money response; a replay carries the original status and body, marked by a header. The money
+    the call moved is counted (AmountMoved); a replay moved none."""
+    if not movement.replayed:
+        _count_amount_moved(operation, movement)
     headers = {"Idempotent-Replayed": "true" if movement.replayed else "false"}
     if location:
         headers["Location"] = location
     return json_response(operation.status, movement, headers=headers)
+
+
+def _count_amount_moved(operation: Operation, movement: Movement) -> None:
+    """The money a movement moved, as its operation's row defines it (operations.Operation.moved)."""
+    if operation.moved is None:
+        return
+    amount = sum(entry.amount for entry in movement.entries if entry.type == operation.moved)
+    if amount:
+        count_amount_moved(operation.name, movement.wallet.currency, amount)
 
 
 PROBLEM_DESCRIPTIONS = {
@@ -237,7 +256,7 @@ def _refuse_early(event: dict, operation: Operation) -> Problem | None:
     if operation.admin_only:
         try:
             if not _caller_of(event).admin:
-                return problems.forbidden(f"this operation needs the {ADMIN_SCOPE} scope")
+                return problems.forbidden(f"this operation needs the {admin_scope()} scope")
         except Problem as refusal:
             return refusal
     key = headers.get("idempotency-key")

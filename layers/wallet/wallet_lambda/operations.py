@@ -6,7 +6,8 @@ template test and the local tools read the same rows. `path` is written as API G
 OpenAPI write it; `function` is the function's folder under functions/ and `name` its logical id
 in template.yaml and its operationId. `publishes` says which events a function sends to the bus
 (wallet_lambda.delivery): those of the operation its answer names, of the wallet it answers, or
-(the scheduled ones) every unsent event that is due.
+(the scheduled ones) every unsent event that is due. `moved` says which of its answer's entries are
+the money it moved (the AmountMoved metric).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from wallet_service import (
     AccountEntryPage,
     EntryPage,
+    EntryType,
     Movement,
     PlatformAccount,
     Reservation,
@@ -41,6 +43,12 @@ PUBLISHES_OPERATION = "operation"
 PUBLISHES_WALLET = "wallet"
 PUBLISHES_DUE = "due"
 
+# What "money moved" means (Operation.moved, the AmountMoved metric): the amounts of the answer's
+# entries of one type, the money that changed hands. A transfer counts its TRANSFER_OUT (the amount
+# once, not both sides); a capture what it captured (not the rest a final capture releases); a refund
+# what went back to the payer; opening a wallet its opening balance. Placing, raising and releasing a
+# hold move none: the money never leaves its wallet.
+
 
 @dataclass(frozen=True, slots=True)
 class Operation:
@@ -58,6 +66,7 @@ class Operation:
     admin_only: bool = False
     public: bool = False  # no token needed
     publishes: str = ""  # PUBLISHES_OPERATION, PUBLISHES_WALLET, PUBLISHES_DUE or "" (no events)
+    moved: EntryType | None = None  # the type of the answer's entries that are the money it moved
 
     @property
     def route(self) -> str:
@@ -112,7 +121,7 @@ OPERATIONS: tuple[Operation, ...] = (
     #         name                  function               method  path                                         status
     Operation("CreateWallet",       "create_wallet",       "POST", "/v1/wallets",                               201,
               "Open a wallet", "Wallets", Movement, "the wallet, and its opening DEPOSIT entry if any",
-              (*MONEY_PROBLEMS, 403), publishes=PUBLISHES_OPERATION),
+              (*MONEY_PROBLEMS, 403), publishes=PUBLISHES_OPERATION, moved=EntryType.DEPOSIT),
     Operation("GetWallet",          "get_wallet",          "GET",  "/v1/wallets/{walletId}",                    200,
               "Read a wallet", "Wallets", Wallet, "the wallet", READ_PROBLEMS),
     Operation("GetBalance",         "get_balance",         "GET",  "/v1/wallets/{walletId}/balance",            200,
@@ -129,14 +138,14 @@ OPERATIONS: tuple[Operation, ...] = (
               READ_PROBLEMS),
     Operation("Deposit",            "deposit",             "POST", "/v1/wallets/{walletId}/deposits",           201,
               "Add money to a wallet", "Money movements", Movement, "the deposit entry and the wallet after it",
-              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
+              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=PUBLISHES_OPERATION, moved=EntryType.DEPOSIT),
     Operation("Withdraw",           "withdraw",            "POST", "/v1/wallets/{walletId}/withdrawals",        201,
               "Take money out of a wallet", "Money movements", Movement,
               "the withdrawal entry and the wallet after it", MONEY_PROBLEMS, needs_idempotency_key=True,
-              publishes=PUBLISHES_OPERATION),
+              publishes=PUBLISHES_OPERATION, moved=EntryType.WITHDRAWAL),
     Operation("Transfer",           "transfer",            "POST", "/v1/transfers",                             201,
               "Transfer between wallets", "Money movements", Movement, "the entries and wallets the caller may see",
-              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
+              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=PUBLISHES_OPERATION, moved=EntryType.TRANSFER_OUT),
     Operation("CreateReservation",  "create_reservation",  "POST", "/v1/wallets/{walletId}/reservations",       201,
               "Hold money", "Holds", Movement, "the reservation, its HOLD entry and the wallet", MONEY_PROBLEMS,
               needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
@@ -151,7 +160,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("CaptureReservation", "capture_reservation", "POST", "/v1/reservations/{reservationId}/capture",  200,
               "Take all or part of a hold; a final capture releases the rest", "Holds", Movement,
               "the reservation, its entries and the wallet", MONEY_PROBLEMS, needs_idempotency_key=True,
-              publishes=PUBLISHES_OPERATION),
+              publishes=PUBLISHES_OPERATION, moved=EntryType.CAPTURE),
     Operation("ReleaseReservation", "release_reservation", "POST", "/v1/reservations/{reservationId}/release",  200,
               "Give a hold back", "Holds", Movement, "the reservation, its entries and the wallet", MONEY_PROBLEMS,
               needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
@@ -159,7 +168,7 @@ OPERATIONS: tuple[Operation, ...] = (
               "Refund part or all of a captured hold (admin)", "Holds", Movement,
               "the refund's entries, the hold's wallet and the reservation with its refunds",
               (*MONEY_PROBLEMS, 403), needs_idempotency_key=True, admin_only=True,
-              publishes=PUBLISHES_OPERATION),
+              publishes=PUBLISHES_OPERATION, moved=EntryType.REFUND_IN),
     Operation("ListTransactions",   "list_transactions",   "GET",  "/v1/wallets/{walletId}/transactions",       200,
               "List a wallet's journal entries", "Journal", EntryPage, PAGE, READ_PROBLEMS),
     Operation("OpenAccount",        "open_account",        "POST", "/v1/accounts",                              201,

@@ -26,6 +26,32 @@ MINIMUM_DATABASE_SECONDS = 0.2
 # and answer, if at all, only just before Lambda cuts it off; with the cap it answers 503 in time.
 REQUEST_DATABASE_SECONDS = 5.0
 
+# The container's MongoClient, said once: wallet_service() makes it, and the connection budget (make
+# importtime, tests/tooling/test_connection_budget.py) multiplies what it holds by the template's
+# reserved concurrency. Every connection counts against the database's per-node limit (Atlas M10:
+# 1,500), so each container opens the fewest it can.
+CLIENT_SETTINGS = {
+    # One connection: a Lambda container serves one request at a time, and no function uses the client
+    # from a second thread (publishing after a commit, expiry, the audit and the publisher all run in
+    # the invocation's own); a bigger pool would only raise what every container may hold. A replica
+    # set pins no connection to a transaction or a cursor (only a load balancer would, needing more).
+    # Calls from several threads of one process (the tests) wait for it in turn.
+    "maxPoolSize": 1,
+    # Check the servers by polling, as pymongo does by itself inside Lambda (it sees
+    # AWS_LAMBDA_RUNTIME_API): one connection per server, where streaming holds two, and a server
+    # selection that finds no primary asks for a new check at once, so a step-down's end is seen
+    # within half a second. Said here so every place that runs the handlers (make run's containers
+    # too) monitors alike.
+    "serverMonitoringMode": "poll",
+    "serverSelectionTimeoutMS": 2000,
+    "connectTimeoutMS": 2000,
+    "retryWrites": True,
+    "retryReads": True,
+}
+# The connections that watch each server, by serverMonitoringMode: polling checks on one; streaming
+# keeps a hello stream open on one and measures round trips on another (measured: make importtime).
+MONITOR_CONNECTIONS = {"poll": 1, "stream": 2}
+
 _lock = threading.Lock()
 _client: MongoClient | None = None
 _service: WalletService | None = None
@@ -56,24 +82,19 @@ def wallet_service() -> WalletService:
         with _lock:
             if _service is None:
                 client = MongoClient(
-                    database_uri(),
-                    appname=os.environ.get("POWERTOOLS_SERVICE_NAME", "wallet"),
-                    maxPoolSize=4,
-                    serverSelectionTimeoutMS=2000,
-                    connectTimeoutMS=2000,
-                    retryWrites=True,
-                    retryReads=True,
-                    # Check the servers by polling, as pymongo does by itself inside Lambda (it sees
-                    # AWS_LAMBDA_RUNTIME_API): one connection fewer per server than streaming, and a
-                    # server selection that finds no primary asks for a new check at once, so a
-                    # step-down's end is seen within half a second. Said here so every place that
-                    # runs the handlers (make run's containers too) monitors alike.
-                    serverMonitoringMode="poll",
+                    database_uri(), appname=os.environ.get("POWERTOOLS_SERVICE_NAME", "wallet"), **CLIENT_SETTINGS
                 )
                 service = WalletService(client[os.environ.get("MONGODB_DATABASE", "wallet")])
                 service.ensure_indexes()
                 _client, _service = client, service
     return _service
+
+
+def connections_per_container(settings: dict = CLIENT_SETTINGS) -> tuple[int, int]:
+    """The most connections one container's client holds: (on the primary, on each secondary). Its
+    pool is on the primary only (every read and write goes there); each server has its monitor."""
+    monitors = MONITOR_CONNECTIONS[settings["serverMonitoringMode"]]
+    return settings["maxPoolSize"] + monitors, monitors
 
 
 def event_sink() -> EventSink | None:

@@ -48,7 +48,8 @@ DESCRIPTION = (
     "that follow a ride (raised as it goes, captured in one part or several, released or expired), "
     "refunds, platform accounts, and each wallet's journal. JSON in camelCase; amounts are integers in "
     "minor units. Every request but `GET /health` needs a JWT bearer token (its `sub` is the owner; "
-    "the `wallet:admin` scope may act on any wallet). Money-moving requests need an `Idempotency-Key` "
+    "a GET needs the `wallet:read` scope, a change `wallet:write`, and `wallet:admin` may act on any "
+    "wallet). Money-moving requests need an `Idempotency-Key` "
     "header: a repeat with the same key and body answers the original response with "
     "`Idempotent-Replayed: true`. Errors are `application/problem+json` (RFC 9457) with a stable `code`."
 )
@@ -355,10 +356,11 @@ def build_document() -> dict[str, Any]:
                     bearerFormat="JWT",
                     description=(
                         "A JWT from the configured issuer, checked by API Gateway's JWT authorizer "
-                        "(issuer and audience). `sub` is the owner; the scope `wallet:admin` grants "
-                        "every wallet, opening wallets for others and freezing (the stack's own Cognito "
-                        "pool names it `wallet-api/wallet:admin`; its platform client gets a token by the "
-                        "client-credentials grant)."
+                        "(issuer and audience). `sub` is the owner. Scopes: `wallet:read` for a GET, "
+                        "`wallet:write` for a change, `wallet:admin` for every wallet, opening wallets for "
+                        "others, freezing and refunds (it grants the other two). The stack's own Cognito "
+                        "pool names them `wallet-api/wallet:...`; its platform client gets a token by the "
+                        "client-credentials grant."
                     ),
                 )
             },

@@ -17,7 +17,7 @@ def create_wallet(body: Annotated[CreateWalletRequest, Body()]):
     who = http.caller(router)
     owner_id = body.owner_id or who.owner_id
     if not who.admin and (owner_id != who.owner_id or body.opening_balance):
-        raise problems.forbidden(f"opening another owner's wallet or one with money in it needs {http.admin_scope()}")
+        raise problems.forbidden(f"opening another owner's wallet or one with money in it needs {http.scope('admin')}")
     movement = wallet_service().create_wallet(
         owner_id,
         body.currency,

@@ -18,7 +18,6 @@ from samtranslator.yaml_helper import yaml_parse
 
 from devtools.paths import TEMPLATE
 from tests.tooling.test_connection_budget import samconfig_overrides
-from wallet_lambda.http import DEFAULT_ADMIN_SCOPE
 
 OWN_ISSUER = {"JwtIssuer": "https://auth.example.com/", "JwtAudience": "wallet-api"}
 POOL = {"JwtIssuer": "", "JwtAudience": ""}
@@ -120,9 +119,7 @@ def test_an_issuer_of_ones_own_creates_no_pool_and_is_the_one_the_authorizer_tru
         "audience": ["wallet-api"],
     }
     environment = template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert (
-        resolve(environment["ADMIN_SCOPE"], parameters(OWN_ISSUER), conditions_for(OWN_ISSUER)) == DEFAULT_ADMIN_SCOPE
-    )
+    assert resolve(environment["SCOPE_PREFIX"], parameters(OWN_ISSUER), conditions_for(OWN_ISSUER)) == ""
 
 
 def test_without_an_issuer_the_stack_creates_a_pool_whose_tokens_the_authorizer_trusts():
@@ -143,7 +140,7 @@ def test_the_pool_has_no_sign_ups_and_its_resource_server_defines_the_three_scop
     assert {scope["ScopeName"] for scope in server["Scopes"]} == SCOPES
 
 
-def test_the_platform_client_uses_client_credentials_with_every_scope_and_the_functions_know_its_admin_scope():
+def test_the_platform_client_uses_client_credentials_with_every_scope_and_the_functions_know_their_names():
     resources = template()["Resources"]
     client = resources["PlatformClient"]
     identifier = resources["WalletResourceServer"]["Properties"]["Identifier"]
@@ -154,10 +151,7 @@ def test_the_platform_client_uses_client_credentials_with_every_scope_and_the_fu
     assert properties["AllowedOAuthFlows"] == ["client_credentials"]
     assert set(properties["AllowedOAuthScopes"]) == {f"{identifier}/{scope}" for scope in SCOPES}
     environment = template()["Globals"]["Function"]["Environment"]["Variables"]
-    assert (
-        resolve(environment["ADMIN_SCOPE"], parameters(POOL), conditions_for(POOL))
-        == f"{identifier}/{DEFAULT_ADMIN_SCOPE}"
-    )
+    assert resolve(environment["SCOPE_PREFIX"], parameters(POOL), conditions_for(POOL)) == f"{identifier}/"
 
 
 def test_the_pool_domain_is_the_given_prefix_or_the_stack_and_account():

@@ -37,9 +37,6 @@ from .observability import count_amount_moved, logger, metrics, tracer
 from .operations import Operation
 from .problems import Problem
 
-# The scope that makes a caller an administrator: wallet:admin, or as the issuer names it (the
-# template's own Cognito pool grants wallet-api/wallet:admin: a resource server's scopes carry its id).
-DEFAULT_ADMIN_SCOPE = "wallet:admin"
 MAX_BODY_BYTES = 16 * 1024
 IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 JSON_CONTENT_TYPE = re.compile(r"application/([a-z0-9.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
@@ -65,7 +62,15 @@ def route(router: Router, operation: Operation) -> Callable:
 @dataclass(frozen=True, slots=True)
 class Caller:
     owner_id: str
-    admin: bool
+    scopes: frozenset[str]
+
+    @property
+    def admin(self) -> bool:
+        return scope("admin") in self.scopes
+
+    def may(self, needed: str) -> bool:
+        """Whether the token grants `needed` (read, write, admin); wallet:admin grants every one."""
+        return not needed or self.admin or scope(needed) in self.scopes
 
     @property
     def owner_filter(self) -> str | None:
@@ -93,11 +98,13 @@ def _caller_of(event: dict) -> Caller:
             scopes.update(value.split())
         elif isinstance(value, list):
             scopes.update(str(item) for item in value)
-    return Caller(owner_id=subject, admin=admin_scope() in scopes)
+    return Caller(owner_id=subject, scopes=frozenset(scopes))
 
 
-def admin_scope() -> str:
-    return os.environ.get("ADMIN_SCOPE") or DEFAULT_ADMIN_SCOPE
+def scope(name: str) -> str:
+    """A scope as the issuer names it: wallet:read, wallet:write or wallet:admin, after SCOPE_PREFIX
+    (the template's own Cognito pool sets wallet-api/: a resource server's scopes carry its id)."""
+    return f"{os.environ.get('SCOPE_PREFIX', '')}wallet:{name}"
 
 
 def idempotency_key(route_owner: Router | APIGatewayHttpResolver) -> str:
@@ -233,7 +240,7 @@ def lambda_handler_for(router: Router, operation: Operation) -> Callable[[dict, 
 
 def _refuse_early(event: dict, operation: Operation) -> Problem | None:
     """Checks API Gateway does not do, before the body is parsed: size, media type, JSON, keys, and
-    the scope an administrator's operation needs (before anything of the request is looked at)."""
+    the scope the operation needs (before anything of the request is looked at)."""
     headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
     body = event.get("body")
     if body:
@@ -253,10 +260,10 @@ def _refuse_early(event: dict, operation: Operation) -> Problem | None:
             return problems.bad_request("malformed_json", f"the key {duplicate.args[0]!r} appears twice in one object")
         except (ValueError, UnicodeDecodeError) as error:
             return problems.bad_request("malformed_json", f"the body is not valid JSON: {error}")
-    if operation.admin_only:
+    if operation.scope:
         try:
-            if not _caller_of(event).admin:
-                return problems.forbidden(f"this operation needs the {admin_scope()} scope")
+            if not _caller_of(event).may(operation.scope):
+                return problems.forbidden(f"this operation needs the {scope(operation.scope)} scope")
         except Problem as refusal:
             return refusal
     key = headers.get("idempotency-key")

@@ -31,11 +31,10 @@ from .schemas import Health
 
 # The problems each kind of route can answer, besides the ones every route answers before routing
 # (400 malformed, 413 too large, 415 not JSON): see http.PROBLEM_DESCRIPTIONS.
-READ_PROBLEMS = (401, 404, 422, 500, 503)  # 400 also for a cursor this listing did not issue
-ADMIN_PROBLEMS = (401, 403, 404, 409, 422, 500, 503)
-MONEY_PROBLEMS = (401, 404, 409, 422, 500, 503)
+# 403: the token lacks the operation's scope (Operation.scope).
+READ_PROBLEMS = (401, 403, 404, 422, 500, 503)  # 400 also for a cursor this listing did not issue
+MONEY_PROBLEMS = (401, 403, 404, 409, 422, 500, 503)
 HEALTH_PROBLEMS = (500, 503)
-ADMIN_READ_PROBLEMS = (401, 403, 404, 422, 500, 503)
 
 # What a function publishes (Operation.publishes): nothing, the events of the operation its answer
 # names (`operationId`), those of the wallet it answers (`id`), or every unsent event that is due.
@@ -67,6 +66,17 @@ class Operation:
     public: bool = False  # no token needed
     publishes: str = ""  # PUBLISHES_OPERATION, PUBLISHES_WALLET, PUBLISHES_DUE or "" (no events)
     moved: EntryType | None = None  # the type of the answer's entries that are the money it moved
+
+    @property
+    def scope(self) -> str:
+        """The scope a caller's token needs (wallet_lambda.http.scope names it as the issuer does):
+        none for a public route, admin for an administrator's, read for a GET, write for the rest.
+        wallet:admin grants every one."""
+        if self.public:
+            return ""
+        if self.admin_only:
+            return "admin"
+        return "read" if self.method == "GET" else "write"
 
     @property
     def route(self) -> str:
@@ -121,17 +131,17 @@ OPERATIONS: tuple[Operation, ...] = (
     #         name                  function               method  path                                         status
     Operation("CreateWallet",       "create_wallet",       "POST", "/v1/wallets",                               201,
               "Open a wallet", "Wallets", Movement, "the wallet, and its opening DEPOSIT entry if any",
-              (*MONEY_PROBLEMS, 403), publishes=PUBLISHES_OPERATION, moved=EntryType.DEPOSIT),
+              MONEY_PROBLEMS, publishes=PUBLISHES_OPERATION, moved=EntryType.DEPOSIT),
     Operation("GetWallet",          "get_wallet",          "GET",  "/v1/wallets/{walletId}",                    200,
               "Read a wallet", "Wallets", Wallet, "the wallet", READ_PROBLEMS),
     Operation("GetBalance",         "get_balance",         "GET",  "/v1/wallets/{walletId}/balance",            200,
               "A wallet's balance at a time", "Wallets", WalletBalance,
               "balance, held and available as they were at `at`", READ_PROBLEMS),
     Operation("FreezeWallet",       "freeze_wallet",       "POST", "/v1/wallets/{walletId}/freeze",             200,
-              "Freeze a wallet", "Wallets", Wallet, "the wallet after the change", ADMIN_PROBLEMS,
+              "Freeze a wallet", "Wallets", Wallet, "the wallet after the change", MONEY_PROBLEMS,
               admin_only=True, publishes=PUBLISHES_WALLET),
     Operation("UnfreezeWallet",     "unfreeze_wallet",     "POST", "/v1/wallets/{walletId}/unfreeze",           200,
-              "Unfreeze a wallet", "Wallets", Wallet, "the wallet after the change", ADMIN_PROBLEMS,
+              "Unfreeze a wallet", "Wallets", Wallet, "the wallet after the change", MONEY_PROBLEMS,
               admin_only=True, publishes=PUBLISHES_WALLET),
     Operation("SetWalletAlerts",    "set_wallet_alerts",   "PUT",  "/v1/wallets/{walletId}/alerts",             200,
               "Set or remove a wallet's balance alert", "Wallets", Wallet, "the wallet with its alert",
@@ -167,7 +177,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("RefundReservation",  "refund_reservation",  "POST", "/v1/reservations/{reservationId}/refunds",  201,
               "Refund part or all of a captured hold (admin)", "Holds", Movement,
               "the refund's entries, the hold's wallet and the reservation with its refunds",
-              (*MONEY_PROBLEMS, 403), needs_idempotency_key=True, admin_only=True,
+              MONEY_PROBLEMS, needs_idempotency_key=True, admin_only=True,
               publishes=PUBLISHES_OPERATION, moved=EntryType.REFUND_IN),
     Operation("ListTransactions",   "list_transactions",   "GET",  "/v1/wallets/{walletId}/transactions",       200,
               "List a wallet's journal entries", "Journal", EntryPage, PAGE, READ_PROBLEMS),
@@ -176,10 +186,10 @@ OPERATIONS: tuple[Operation, ...] = (
               (401, 403, 409, 422, 500, 503), admin_only=True),
     Operation("GetAccount",         "get_account",         "GET",  "/v1/accounts/{name}",                       200,
               "Read a platform account's balance", "Platform accounts", PlatformAccount,
-              "the account and its balance in the currency", ADMIN_READ_PROBLEMS, admin_only=True),
+              "the account and its balance in the currency", READ_PROBLEMS, admin_only=True),
     Operation("ListAccountTransactions", "list_account_transactions", "GET", "/v1/accounts/{name}/transactions", 200,
               "List a platform account's postings", "Platform accounts", AccountEntryPage, PAGE,
-              ADMIN_READ_PROBLEMS, admin_only=True),
+              READ_PROBLEMS, admin_only=True),
     Operation("Health",             "health",              "GET",  "/health",                                   200,
               "Health", "Service", Health, "the database answered", HEALTH_PROBLEMS, public=True),
     Operation("ExpireReservations", "expire_reservations", "",     "",                                          0,

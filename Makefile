@@ -28,6 +28,7 @@ help:
 	@echo "make sam-invoke FN=Deposit EVENT=events/deposit.json  sam build + sam local invoke in a Lambda container"
 	@echo "make sam-api       sam build + sam local start-api --warm-containers EAGER on 127.0.0.1:\$$PORT (default 3000)"
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"
+	@echo "make template-alarms  regenerate template.yaml's per-function Errors and Throttles alarms (tests fail while stale)"
 	@echo "make importtime    cold start of every function: import, init (client, connection, indexes), first call; median of 5 fresh processes"
 	@echo "make demo    the wallet's story against the running local API (BASE_URL, default http://127.0.0.1:\$$PORT or 3000)"
 	@echo "make audit   prove the ledger of make run's database: zero-sum per currency, wallets, holds (exit 1 on a discrepancy)"
@@ -54,11 +55,34 @@ format: $(STAMP)
 check: lint
 	$(PY) -m pytest -m "not e2e and not sam" -q -n 3
 
-# The tests that need neither an HTTP server nor Docker across 3 processes (as make check), then
-# the e2e and SAM tests one at a time (they start servers and containers of their own).
+# The tests that need neither an HTTP server nor Docker across 3 processes (as make check); then the
+# e2e and the SAM tests side by side, each group one test at a time (they start servers and
+# containers) in a pytest process of its own (xdist groups split modules across workers, and two
+# make-run servers met on .local/db). Each has its own pytest temp folder, free ports, embedded
+# databases and DB_PATH (make run's database and events file); the development key is made first, as
+# both would make it. Each logs to a file (to tail -f meanwhile), printed when both have ended;
+# either failing fails make test. set -m makes each a job of its own (a plain background job ignores
+# SIGINT), and the trap passes Ctrl-C on once, so each stops its servers as in the foreground. With
+# MONGODB_URI both would share one server, where the e2e workloads step down the primary, arm
+# failpoints on the service's connections (SAM's containers' too) and kill all sessions: there they
+# run one after the other.
 test: lint sam-validate sam-build
 	$(PY) -m pytest -m "not e2e and not sam" -n 3
-	$(PY) -m pytest -m "e2e or sam"
+	@if [ -n "$$MONGODB_URI" ]; then exec $(PY) -m pytest -m "e2e or sam"; fi; \
+	$(PY) -c 'from devtools.local_auth import signing_key; signing_key()'; \
+	run=$$(mktemp -d "$${TMPDIR:-/tmp}/wallet-make-test.XXXXXX"); \
+	echo "e2e and SAM tests side by side, each one test at a time; logs: $$run/e2e.log, $$run/sam.log"; \
+	set -m; \
+	DB_PATH=$$run/e2e/db $(PY) -m pytest -m e2e </dev/null >$$run/e2e.log 2>&1 & e2e=$$!; \
+	DB_PATH=$$run/sam/db $(PY) -m pytest -m sam </dev/null >$$run/sam.log 2>&1 & sam=$$!; \
+	set +m; \
+	trap 'kill -INT $$e2e $$sam 2>/dev/null' INT TERM; \
+	ended() { wait $$1; local code=$$?; while kill -0 $$1 2>/dev/null; do wait $$1; code=$$?; done; return $$code; }; \
+	ended $$e2e; e2e_code=$$?; ended $$sam; sam_code=$$?; \
+	for group in e2e sam; do echo; echo "===== make test: the $$group tests ====="; cat $$run/$$group.log; done; \
+	echo; echo "make test: e2e tests exit $$e2e_code, SAM tests exit $$sam_code"; \
+	rm -rf $$run; \
+	[ $$e2e_code -eq 0 ] && [ $$sam_code -eq 0 ]
 
 # The SAM CLI from the venv, telemetry off. sam-build puts the venv first on PATH so that SAM's
 # python3.13 workflow builds with the venv's Python 3.13 (the Lambda runtime's version) whatever
@@ -122,6 +146,11 @@ db: $(STAMP)
 
 openapi: $(STAMP)
 	$(PY) -m devtools.openapi --write
+
+# The block between template.yaml's function-alarm markers, from devtools/function_alarms.py's spec.
+.PHONY: template-alarms
+template-alarms: $(STAMP)
+	$(PY) -m devtools.function_alarms --write
 
 importtime: $(STAMP)
 	$(PY) -m devtools.importtime

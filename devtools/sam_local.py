@@ -10,7 +10,13 @@ EAGER` on 127.0.0.1:PORT (default 3000). Both first make sure of everything SAM 
   machine's bridge address, and the port SAM publishes on 127.0.0.1 to reach each container;
 - the python3.13 base image under the name SAM looks for (devtools/lambda_image.py: the official
   image where the registry answers, else an offline stand-in), used with --skip-pull-image;
-- `sam build` for this machine's architecture (SAM_ARCH), as `make sam-build` does;
+- `sam build` for this machine's architecture (SAM_ARCH), as `make sam-build` does, into
+  SAM_BUILD_DIR when set (the tests build into a folder of their own: a `sam build` elsewhere in the
+  checkout replaces .aws-sam/build under a starting start-api, which then fails with SAM's "Can not
+  observe non exist path"), else .aws-sam/build;
+- the functions' image (the base image, SAM's emulator and the template's layer) built once while
+  what goes into it is unchanged, not again on every invoke and for every warm container (see
+  `reuse_unchanged_function_images`);
 - the database where containers reach it: the embedded server listening on the bridge's gateway
   address (e.g. 172.17.0.1, never beyond this machine), or MONGODB_URI (one on loopback is relayed
   by a plain TCP relay listening on that gateway address); handed to every function with
@@ -32,6 +38,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import io
 import ipaddress
 import json
@@ -42,6 +49,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -50,9 +58,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from devtools.paths import LOCAL, ROOT, SAM_BUILD
 
 WORK = LOCAL
-BUILD_DIR = SAM_BUILD
-BUILT_TEMPLATE = BUILD_DIR / "template.yaml"
+BUILD_DIR = SAM_BUILD  # make sam-build's; SAM_BUILD_DIR chooses another (build_dir())
 DOCKERD_LOG = WORK / "dockerd.log"
+FUNCTION_IMAGES = WORK / "sam-function-images.json"  # reuse_unchanged_function_images()
 VENV_BIN = Path(sys.executable).parent
 SAM = VENV_BIN / "sam"
 DEFAULT_PORT = 3000
@@ -214,12 +222,22 @@ def architecture() -> str:
     return lambda_architecture()
 
 
+def build_dir() -> Path:
+    """Where `sam build` writes and `sam local` reads: SAM_BUILD_DIR, else .aws-sam/build."""
+    chosen = os.environ.get("SAM_BUILD_DIR")
+    return Path(chosen).resolve() if chosen else BUILD_DIR
+
+
+def built_template() -> Path:
+    return build_dir() / "template.yaml"
+
+
 def sam_build(arch: str | None = None) -> None:
     """`make sam-build`: SAM's cached build for `arch`, then bytecode (Lambda's file system is read-only)."""
     arch = arch or architecture()
     started = time.monotonic()
     result = subprocess.run(
-        [str(SAM), "build", "--parameter-overrides", f"Architecture={arch}"],
+        [str(SAM), "build", "--build-dir", str(build_dir()), "--parameter-overrides", f"Architecture={arch}"],
         cwd=ROOT,
         env=_sam_environment(),
         capture_output=True,
@@ -228,11 +246,129 @@ def sam_build(arch: str | None = None) -> None:
     if result.returncode != 0:
         raise SamLocalError(f"sam build failed:\n{(result.stdout + result.stderr)[-3000:]}")
     subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(BUILD_DIR)],
+        [sys.executable, "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", str(build_dir())],
         check=True,
         capture_output=True,
     )
     _log(f"sam build ({arch}) in {time.monotonic() - started:.1f} s")
+
+
+# --- the functions' image: built once while its inputs are unchanged -------------------------------
+
+_IMAGES_LOCK = threading.Lock()
+
+
+def reuse_unchanged_function_images() -> None:
+    """Make SAM CLI (in this process) reuse the function image it built last while its inputs are unchanged.
+
+    For a function with a layer defined in the template, SAM CLI 1.153.1 builds the image it runs
+    (FROM the base image, ADD its emulator, ADD the layer into /opt: samcli/local/docker/lambda_image.py
+    `LambdaImage.build`) again on every `sam local invoke`, and for each function's container that
+    `--warm-containers EAGER` starts, though nothing changed: here ~8 s each (a 66 MB layer sent to
+    Docker as a build context), 26 invokes and 25 containers in tests/sam. This wrapper returns the
+    image SAM built last instead, when Docker still has that very image (same id) and every input is
+    as it was then: SAM CLI's version, runtime and architecture, the base image's id, the emulator
+    binary, and every file of each layer (path, size, mtime, mode; `sam build` rewrites them all).
+    Anything else (an image function, a layer from an ARN, --force-image-build) goes to SAM as is.
+    What was built is remembered in .local/sam-function-images.json, so that `sam local invoke`, a
+    process per call, reuses it too.
+    """
+    from samcli.local.docker.lambda_image import LambdaImage
+
+    if getattr(LambdaImage.build, "reuses_unchanged_images", False):
+        return
+    original = LambdaImage.build
+
+    def build(self, runtime, packagetype, image, layers, architecture, stream=None, function_name=None):
+        def sam_builds() -> str:
+            return original(self, runtime, packagetype, image, layers, architecture, stream, function_name)
+
+        inputs = _function_image_inputs(self, runtime, packagetype, image, layers, architecture)
+        if inputs is None:
+            return sam_builds()
+        with _IMAGES_LOCK:  # EAGER starts every container at once: one builds, the others reuse
+            known = _read_function_images().get(inputs)
+            if known and _image_id(self.docker_client, known["tag"]) == known["id"]:
+                return known["tag"]
+            tag = sam_builds()
+            built = _image_id(self.docker_client, tag)
+            if built:
+                _remember_function_image(inputs, tag, built)
+            return tag
+
+    build.reuses_unchanged_images = True
+    LambdaImage.build = build
+
+
+def _function_image_inputs(lambda_image, runtime, packagetype, image, layers, architecture) -> str | None:
+    """A digest of everything SAM's image build puts in the image, or None where SAM must decide itself."""
+    import samcli
+    from samcli.lib.utils.codeuri import resolve_code_path
+    from samcli.lib.utils.packagetype import ZIP
+    from samcli.local.docker.lambda_image import LambdaImage
+    from samcli.local.docker.utils import get_rapid_name
+
+    from devtools.lambda_image import RUNTIME, image_name
+
+    if (
+        packagetype != ZIP
+        or image
+        or runtime != RUNTIME
+        or lambda_image.invoke_images
+        or lambda_image.force_image_build
+        or not layers
+        or not all(layer.is_defined_within_template and layer.codeuri for layer in layers)
+    ):
+        return None
+    base = _image_id(lambda_image.docker_client, image_name(architecture))
+    emulator = Path(LambdaImage._RAPID_SOURCE_PATH, get_rapid_name(architecture))
+    if base is None or not emulator.is_file():
+        return None
+    digest = hashlib.sha256()
+    for part in (samcli.__version__, runtime, architecture, base, _stat_line(emulator, emulator.name)):
+        digest.update(part.encode() + b"\0")
+    for layer in layers:
+        folder = Path(resolve_code_path(lambda_image.layer_downloader.cwd, layer.codeuri))
+        if not folder.is_dir():
+            return None
+        digest.update(f"layer {layer.name} {folder}\0".encode())
+        for root, directories, files in os.walk(folder, followlinks=True):  # SAM's tarball follows links
+            directories.sort()
+            for name in sorted(files):
+                path = Path(root, name)
+                digest.update(_stat_line(path, str(path.relative_to(folder))).encode() + b"\0")
+    return digest.hexdigest()
+
+
+def _stat_line(path: Path, shown: str) -> str:
+    found = path.stat()
+    return f"{shown} {found.st_size} {found.st_mtime_ns} {found.st_mode:o}"
+
+
+def _image_id(docker_client, name: str) -> str | None:
+    import docker
+
+    try:
+        return docker_client.images.get(name).id
+    except docker.errors.ImageNotFound:
+        return None
+
+
+def _read_function_images() -> dict[str, dict[str, str]]:
+    try:
+        return json.loads(FUNCTION_IMAGES.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _remember_function_image(inputs: str, tag: str, image_id: str) -> None:
+    """One entry per image name: the inputs of the image it names now."""
+    known = {key: value for key, value in _read_function_images().items() if value.get("tag") != tag}
+    known[inputs] = {"tag": tag, "id": image_id}
+    FUNCTION_IMAGES.parent.mkdir(exist_ok=True)
+    partial = FUNCTION_IMAGES.with_name(f"{FUNCTION_IMAGES.name}.{os.getpid()}")
+    partial.write_text(json.dumps(known, indent=2) + "\n")
+    partial.replace(FUNCTION_IMAGES)  # whole or not at all: another process may be reading it
 
 
 def _loopback(host: str) -> bool:
@@ -308,7 +444,7 @@ def parameter_overrides(arch: str) -> list[str]:
 def local_options(env_vars: Path, arch: str) -> list[str]:
     return [
         "--template",
-        str(BUILT_TEMPLATE),
+        str(built_template()),
         "--env-vars",
         str(env_vars),
         "--skip-pull-image",
@@ -340,7 +476,9 @@ def prepared(*, build: bool = True) -> Iterator[tuple[str, str, Engine]]:
 
 
 def invoke_command(function: str, event: Path, env_vars: Path, arch: str) -> list[str]:
-    return [str(SAM), "local", "invoke", function, "--event", str(event), *local_options(env_vars, arch)]
+    """`sam local invoke`, through `sam_cli` (SAM CLI's own command, reusing an unchanged image); run from ROOT."""
+    command = ["local", "invoke", function, "--event", str(event), *local_options(env_vars, arch)]
+    return [sys.executable, "-m", "devtools.sam_local", "sam", *command]
 
 
 def invoke(function: str, event: Path, *, build: bool = True) -> int:
@@ -430,6 +568,7 @@ def _install_hooks() -> None:
 
     from devtools.local_api import Scheduler, load_functions
 
+    reuse_unchanged_function_images()
     functions = load_functions()
     public = {name for name, function in functions.items() if function.public}
     original = local_api_service.LocalApigwService
@@ -502,16 +641,29 @@ def _interrupt(*_) -> None:
     raise KeyboardInterrupt
 
 
+def sam_cli(arguments: list[str]) -> None:
+    """SAM CLI itself (`sam ARGUMENTS`), reusing an unchanged function image (invoke_command runs this)."""
+    from samcli.cli.main import cli
+
+    reuse_unchanged_function_images()
+    cli.main(args=arguments, prog_name="sam")
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["sam"]:  # everything after it is SAM CLI's, options included
+        sam_cli(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("sam", help="SAM CLI with these arguments, reusing an unchanged function image")
     run_invoke = commands.add_parser("invoke", help="sam local invoke FUNCTION with EVENT")
     run_invoke.add_argument("function")
     run_invoke.add_argument("event", type=Path)
-    run_invoke.add_argument("--no-build", action="store_true", help="use .aws-sam/build as it is")
+    no_build = "use the last build (SAM_BUILD_DIR, else .aws-sam/build) as it is"
+    run_invoke.add_argument("--no-build", action="store_true", help=no_build)
     api = commands.add_parser("api", help="sam local start-api --warm-containers EAGER")
     api.add_argument("--port", type=int, default=int(os.environ.get("PORT") or DEFAULT_PORT))
-    api.add_argument("--no-build", action="store_true", help="use .aws-sam/build as it is")
+    api.add_argument("--no-build", action="store_true", help=no_build)
     arguments = parser.parse_args()
     # Ctrl-C and SIGTERM stop cleanly, even when started with SIGINT ignored (as a background job).
     signal.signal(signal.SIGINT, signal.default_int_handler)

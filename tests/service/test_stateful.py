@@ -225,6 +225,14 @@ class LedgerMachine(RuleBasedStateMachine):
             return None
         return owner if acting_as == "self" else next(other for other in OWNERS if other != owner)
 
+    def call_on_hold(
+        self, hold: ModelHold | None, use_key: bool, acting_as: str | None
+    ) -> tuple[str, str | None, str | None, str | None]:
+        """What a call on `hold` (None: one that does not exist) sends and is booked under: the hold's
+        id, the Idempotency-Key, the hold's owner and the owner_id argument."""
+        owner = hold and hold.wallet.owner
+        return MISSING_ID if hold is None else hold.id, self.key(use_key), owner, self.owner_argument(acting_as, owner)
+
     def committed(self, owner: str, key: str | None, signature: tuple, invoke: Callable[[], Movement], result):
         """Book a call that moved money: one more operation record, and its key for later replays."""
         assert result.replayed is False
@@ -702,7 +710,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def capture_hold(
         self, hold: ModelHold | None, pick: int, portion: str, final: bool, use_key: bool, acting_as: str | None
     ) -> None:
-        hold_id = MISSING_ID if hold is None else hold.id
+        hold_id, key, owner, owner_id = self.call_on_hold(hold, use_key, acting_as)
         still_held = max(1, 0 if hold is None else hold.held)
         amount = {
             "all": None,
@@ -710,9 +718,6 @@ class LedgerMachine(RuleBasedStateMachine):
             "exactly all": still_held,
             "too much": still_held + 1,
         }[portion]
-        key = self.key(use_key)
-        owner = hold and hold.wallet.owner
-        owner_id = self.owner_argument(acting_as, owner)
 
         def invoke() -> Movement:
             return self.service.capture_reservation(
@@ -737,10 +742,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.committed(hold.wallet.owner, key, signature, invoke, result)
 
     def release_hold(self, hold: ModelHold | None, use_key: bool, acting_as: str | None) -> None:
-        hold_id = MISSING_ID if hold is None else hold.id
-        key = self.key(use_key)
-        owner = hold and hold.wallet.owner
-        owner_id = self.owner_argument(acting_as, owner)
+        hold_id, key, owner, owner_id = self.call_on_hold(hold, use_key, acting_as)
 
         def invoke() -> Movement:
             return self.service.release_reservation(hold_id, idempotency_key=key, owner_id=owner_id)
@@ -806,11 +808,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self, hold: ModelHold | None, amount: int, ttl_choice: int | str | None, use_key: bool, acting_as: str | None
     ) -> bool:
         """Raise the hold by `amount`, pushing its expiry out by `ttl_choice`: whether it was raised."""
-        hold_id = MISSING_ID if hold is None else hold.id
+        hold_id, key, owner, owner_id = self.call_on_hold(hold, use_key, acting_as)
         ttl = self.raise_ttl(hold, ttl_choice)
-        key = self.key(use_key)
-        owner = hold and hold.wallet.owner
-        owner_id = self.owner_argument(acting_as, owner)
 
         def invoke() -> Movement:
             return self.service.increment_reservation(

@@ -26,5 +26,4 @@ def count_amount_moved(operation: str, currency: str, amount: int) -> None:
     with single_metric(name="AmountMoved", unit=MetricUnit.Count, value=amount, namespace=metrics.namespace) as metric:
         metric.add_dimension(name="operation", value=operation)
         metric.add_dimension(name="currency", value=currency)
-        if metrics.service:
-            metric.add_dimension(name="service", value=metrics.service)
+        metric.add_dimension(name="service", value=metrics.service)

@@ -1,8 +1,9 @@
 """The embedded database: SecantusDB, a MongoDB-wire server on WiredTiger, as a process of its own.
 
 No MongoDB server can be installed on the development machines, so tests, benchmarks and local
-runs start SecantusDB (`python -m secantus`), which answers as a single-node replica set
-(`setName: secantus`) with MongoDB's transaction semantics. It is started with:
+runs start SecantusDB through its launcher (`python devtools/secantus_launcher.py`, which closes
+gaps in its query planner and hands over to `python -m secantus`'s command line); it answers as a
+single-node replica set (`setName: secantus`) with MongoDB's transaction semantics. It is started with:
 
 - `--sync-on-commit`: the WiredTiger log is flushed at every commit, so a commit that was
   acknowledged survives a kill -9 (without it, the last commits before a crash were lost);
@@ -37,6 +38,7 @@ from pymongo.errors import PyMongoError
 from devtools.paths import LOCAL
 
 LOCAL_DATABASE = LOCAL / "db"
+LAUNCHER = Path(__file__).with_name("secantus_launcher.py")
 START_SECONDS = 30
 STOP_SECONDS = 30
 PR_SET_PDEATHSIG = 1
@@ -92,8 +94,7 @@ class EmbeddedMongo:
     def command(self) -> list[str]:
         return [
             sys.executable,
-            "-m",
-            "secantus",
+            str(LAUNCHER),
             "--host",
             self.host,
             "--port",

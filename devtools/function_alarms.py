@@ -71,6 +71,9 @@ JOB_ERRORS = {
     "PublishEvents": (
         "A PublishEvents run failed or timed out (see its logs); the next minute's run sends the same events"
     ),
+    "RollCheckpoints": (
+        "A RollCheckpoints run failed or timed out (see its logs); the next minute's run rolls the same postings"
+    ),
     "MigrateLedger": "MigrateLedger failed or timed out (see its logs); invoking it again is safe",
 }
 

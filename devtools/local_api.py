@@ -123,9 +123,10 @@ INTERVAL_VARIABLES = {
     "ExpireReservations": "EXPIRY_INTERVAL_SECONDS",
     "AuditLedger": "AUDIT_INTERVAL_SECONDS",
     "PublishEvents": "PUBLISH_INTERVAL_SECONDS",
+    "RollCheckpoints": "CHECKPOINT_INTERVAL_SECONDS",
 }
 # What a scheduled run reports that is worth a line of the log when it is not zero.
-NOTEWORTHY = ("expired", "skipped", "failed", "discrepancies", "sent", "pending")
+NOTEWORTHY = ("expired", "skipped", "failed", "discrepancies", "sent", "pending", "postings")
 
 
 def interval_seconds(function) -> float:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pymongo.database import Database
 
 from wallet_service import EntryType
-from wallet_service.documents import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLET_CLAIM, WALLETS
+from wallet_service.documents import CHECKPOINT, CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLET_CLAIM, WALLETS
 from wallet_service.postings import EFFECTS
 
 
@@ -46,6 +46,24 @@ def assert_ledger_consistent(database: Database) -> None:
         for hold in holds:
             assert_hold_explained(ledger, wallet_id, hold)
     assert_postings_balanced(ledger, {wallet["_id"]: wallet["currency"] for wallet in wallets})
+    assert_checkpoints_explained(ledger)
+
+
+def assert_checkpoints_explained(ledger) -> None:
+    """Each platform account's checkpoint is the sum and the count of the postings rolled into it
+    (`tail: false`); every posting is rolled or in its account's tail, and only an account with a
+    checkpoint has rolled ones."""
+    rolled: dict[tuple[str, str], list[int]] = {}
+    for posting in ledger.find({"kind": ENTRY, "account": {"$exists": True}}):
+        assert posting.get("tail") in (True, False), posting
+        if posting["tail"] is False:
+            rolled.setdefault((posting["account"], posting["currency"]), []).append(posting["balanceDelta"])
+    checkpoints = {(point["account"], point["currency"]): point for point in ledger.find({"kind": CHECKPOINT})}
+    assert set(rolled) <= set(checkpoints), "postings rolled into no checkpoint"
+    for pair, point in checkpoints.items():
+        assert (point["_id"], point["tail"]) == (f"checkpoint:{pair[0]}:{pair[1]}", True), point
+        amounts = rolled.get(pair, [])
+        assert (point["balanceDelta"], point["postings"]) == (sum(amounts), len(amounts)), point
 
 
 OPEN = ("HELD", "PARTIALLY_CAPTURED")

@@ -198,6 +198,28 @@ def test_the_audit_and_migration_events(wallets, capsys):
     assert migrated == {"entriesDated": 0, "postingsAdded": 0, "holdsUpdated": 0}
 
 
+def test_the_checkpoint_event(wallets, capsys):
+    """The every-minute roll takes each platform account's new postings into its checkpoint, and
+    says how many (two deposits' FUNDING and a ride's CAPTURE_IN: @funding and @revenue)."""
+    service = runtime.wallet_service()
+    service.deposit(wallets["rider"], 500)
+    service.deposit(wallets["driver"], 10)
+    hold = service.create_reservation(wallets["rider"], 300).reservation.id
+    service.capture_reservation(hold, 300)
+    report = function_module("roll_checkpoints").lambda_handler(load_event("roll_checkpoints"), LambdaContext())
+    assert report == {"accounts": 2, "postings": 3, "finished": True}
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    (emitted,) = [line for line in metrics if line.get("operation") == "RollCheckpoints"]
+    assert emitted["PostingsRolled"] in (3, 3.0, [3.0])
+    assert service.get_account("@funding", "USD").balance == -510
+    assert service.get_account("@revenue", "USD").balance == 300
+    assert function_module("roll_checkpoints").lambda_handler(load_event("roll_checkpoints"), LambdaContext()) == {
+        "accounts": 0,
+        "postings": 0,
+        "finished": True,
+    }
+
+
 def test_the_alerts_event(wallets):
     """The rider sets a balance alert on its wallet: a PUT, no Idempotency-Key, the wallet answered."""
     answer = invoke("set_wallet_alerts", load_event("set_wallet_alerts", rider=wallets["rider"]))

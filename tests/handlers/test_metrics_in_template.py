@@ -352,7 +352,7 @@ def run_the_service(monkeypatch) -> dict[str, int]:
     with monkeypatch.context() as patched:
         patched.setattr(WalletService, "get_wallet", unexpected)
         answers["bug"] = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", wallet)).status
-    for job in ("expire_reservations", "audit_ledger", "publish_events"):
+    for job in ("expire_reservations", "audit_ledger", "publish_events", "roll_checkpoints"):
         function_module(job).lambda_handler(scheduled_event(f"wallet-{job}"), LambdaContext())
     monkeypatch.setenv("MONGODB_URI", "mongodb://127.0.0.1:9/?directConnection=true&serverSelectionTimeoutMS=300")
     runtime.reset()

@@ -135,7 +135,13 @@ def sam(tmp_path_factory) -> Iterator[SamLocal]:
         engine.stop()
 
 
-SCHEDULED_EVENTS = ("expire_reservations", "audit_ledger", "migrate_ledger", "publish_events")  # not HTTP
+SCHEDULED_EVENTS = (  # not HTTP
+    "expire_reservations",
+    "audit_ledger",
+    "migrate_ledger",
+    "publish_events",
+    "roll_checkpoints",
+)
 
 
 def sam_invoke(sam: SamLocal, name: str, event: dict, database: str, variables: dict | None = None) -> Answer:
@@ -317,6 +323,9 @@ def test_the_audit_and_migration_events_in_containers(sam, ledger):
     assert (audited["discrepancies"], audited["wallets"]) == (0, 1), audited
     migrated = sam_invoke(sam, "migrate_ledger", load_event("migrate_ledger"), name).body
     assert migrated == {"entriesDated": 0, "postingsAdded": 0, "holdsUpdated": 0}
+    rolled = sam_invoke(sam, "roll_checkpoints", load_event("roll_checkpoints"), name).body
+    assert rolled == {"accounts": 1, "postings": 1, "finished": True}  # the opening balance's FUNDING
+    assert service.get_account("@funding", "USD").balance == -100
 
 
 def test_the_health_event_in_a_container(sam, ledger):

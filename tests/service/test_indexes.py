@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wallet_service import WalletService
-from wallet_service.documents import LEDGER, LEDGER_INDEXES, OPERATION, WALLETS
+from wallet_service.documents import LEDGER, LEDGER_INDEXES, OPERATION, RETIRED_INDEXES, WALLETS
 
 
 def test_ensure_indexes_is_idempotent(service: WalletService, database):
@@ -13,6 +13,16 @@ def test_ensure_indexes_is_idempotent(service: WalletService, database):
     assert {name: database[name].index_information() for name in (WALLETS, LEDGER)} == first
     assert {index.document["name"] for index in LEDGER_INDEXES} <= set(first[LEDGER])
     assert set(first[WALLETS]) <= {"_id_"}  # every movement updates a wallet: no other index to maintain
+
+
+def test_an_index_an_earlier_version_made_is_dropped(service: WalletService, database):
+    database[LEDGER].create_index(
+        [("status", 1), ("expiresAt", 1)],
+        partialFilterExpression={"kind": "reservation", "status": "PARTIALLY_CAPTURED"},
+        name=RETIRED_INDEXES[0],
+    )
+    service.ensure_indexes()
+    assert set(RETIRED_INDEXES) & set(database[LEDGER].index_information()) == set()
 
 
 def test_index_definitions_do_not_conflict():

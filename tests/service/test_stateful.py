@@ -883,6 +883,13 @@ class LedgerMachine(RuleBasedStateMachine):
         """Several holds due at once, across wallets, in batches."""
         self.expire(MAX_TTL_SECONDS + 1, batch_size)
 
+    @rule()
+    def roll_checkpoints(self) -> None:
+        """The every-minute roll: the platform accounts' postings into their checkpoints; no balance moves."""
+        report = self.service.roll_checkpoints()
+        assert report.finished
+        event(f"roll: {'some' if report.postings else 'no'} postings")
+
     # ---------------------------------------------------------------- idempotency keys
 
     def replayable(self) -> list[KeyedCall | KeptRefusal]:
@@ -971,6 +978,9 @@ class LedgerMachine(RuleBasedStateMachine):
         fingerprint = (self.database[LEDGER].count_documents({}), *(model.sequence for model in self.wallets.values()))
         if fingerprint != self.checked:
             assert_ledger_consistent(self.database)
+            # Each platform account's balance as the service reads it: its checkpoint and its tail.
+            for (account, currency), total in self.platform.items():
+                assert self.service.get_account(account, currency).balance == total, (account, currency)
             self.checked = fingerprint
 
 

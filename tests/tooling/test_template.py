@@ -43,7 +43,7 @@ ROUTES = {
     "ListAccountTransactions": ("GET", "/v1/accounts/{name}/transactions"),
     "Health": ("GET", "/health"),
 }
-SCHEDULED = {"ExpireReservations", "AuditLedger", "PublishEvents"}
+SCHEDULED = {"ExpireReservations", "AuditLedger", "PublishEvents", "RollCheckpoints"}
 INVOKED = {"MigrateLedger"}  # no trigger: an operator invokes it (the one-off migration)
 PUBLIC = {"Health"}
 ADMIN_ONLY = {

@@ -121,7 +121,8 @@ TAGS = {
     "Journal": "Every entry of a wallet, newest first, keyset-paged.",
     "Platform accounts": (
         "The platform's side of every movement (admin): `@funding`, `@payouts`, `@revenue` in every "
-        "currency, and any account an administrator opens. A balance is the sum of the account's postings."
+        "currency, and any account an administrator opens. A balance is the sum of the account's postings, "
+        "read as its checkpoint plus the postings since."
     ),
     "Service": "Health of the service and its database.",
 }
@@ -199,6 +200,9 @@ OPERATIONS: tuple[Operation, ...] = (
               publishes=PUBLISHES_DUE),
     Operation("AuditLedger",        "audit_ledger",        "",     "",                                          0,
               "Prove the ledger (EventBridge schedule, hourly)", "Service", None, "", ()),
+    Operation("RollCheckpoints",    "roll_checkpoints",    "",     "",                                          0,
+              "Roll platform accounts' postings into their checkpoints (EventBridge schedule)", "Service", None,
+              "", ()),
     Operation("MigrateLedger",      "migrate_ledger",      "",     "",                                          0,
               "Bring a single-entry ledger to double entry (invoked once)", "Service", None, "", ()),
 )

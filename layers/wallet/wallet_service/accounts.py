@@ -2,8 +2,8 @@
 administrator opens (`@tips`, `@tax`, `@driver-payables`, ...), one per name and currency.
 
 An account is not a document that movements update, or every deposit would wait on every other
-there: its postings are journal entries (`account`, `currency`), its balance their sum, read with
-one aggregation on the `account_entries` index. An opened account is a `platform_account`
+there: its postings are journal entries (`account`, `currency`), its balance their sum, read as its
+checkpoint plus the postings since (checkpoints.py). An opened account is a `platform_account`
 document in the ledger whose _id is its name and currency, and it is never closed, so a process
 may remember the accounts it has seen."""
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from . import answers, documents, reads
+from . import answers, checkpoints, documents, reads
 from .errors import AccountExists, FieldError, NotFound, ValidationFailed
 from .models import AccountEntryPage, PlatformAccount
 from .postings import BUILT_IN_ACCOUNTS
@@ -37,10 +37,7 @@ def open_account(db: Database, account: reads.AccountName) -> PlatformAccount:
 def get_account(db: Database, account: reads.AccountName) -> PlatformAccount:
     if not is_open(db, None, account.name, account.currency):
         raise NotFound(f"no platform account {account.name} in {account.currency}")
-    match = {"account": account.name, "currency": account.currency}
-    pipeline = [{"$match": match}, {"$group": {"_id": None, "balance": {"$sum": "$balanceDelta"}}}]
-    found = db.read(lambda: list(db.ledger.aggregate(pipeline)))
-    balance = found[0]["balance"] if found else 0
+    balance = checkpoints.balance(db, account.name, account.currency)
     built_in = account.name in BUILT_IN_ACCOUNTS
     return PlatformAccount(name=account.name, currency=account.currency, balance=balance, built_in=built_in)
 
@@ -50,9 +47,7 @@ def list_account_entries(db: Database, page: reads.AccountPage) -> AccountEntryP
     account = page.account
     if not is_open(db, None, account.name, account.currency):
         raise NotFound(f"no platform account {account.name} in {account.currency}")
-    query: dict = {"account": account.name, "currency": account.currency}
-    if page.position is not None:
-        query["_id"] = {"$lt": page.position}
+    query = checkpoints.postings_query(account.name, account.currency, before=page.position)
     found = db.read(lambda: list(db.ledger.find(query).sort("_id", -1).limit(page.limit + 1)))
     items = tuple(answers.account_entry_from_document(document) for document in found[: page.limit])
     next_cursor = encode_cursor(page.cursor_scope, items[-1].id) if len(found) > page.limit else None

@@ -10,10 +10,13 @@ whole or not at all, and live traffic is never blocked: reads take no locks):
 - each hold's captured + released + still held = amount, refunded <= captured; its wallet's
   entries for it explain its figures (its HOLD entries, one and one per increment, add up to its
   amount, its CAPTURE entries to what it captured, its RELEASE and EXPIRE entries to what it
-  released); and each wallet's held is what its open holds still hold.
+  released); and each wallet's held is what its open holds still hold;
+- each platform account's checkpoint is the sum and the count of the postings rolled into it, and
+  no posting of a checkpointed account is outside both the checkpoint and the tail.
 
-Wallets and holds are read a batch at a time (one transaction per batch); the zero-sum check is
-one aggregation. It reports what it checked and every discrepancy; it never changes anything.
+Wallets and holds are read a batch at a time (one transaction per batch); the zero-sum and the
+checkpoints are one pass over the entries, in one transaction with the checkpoints. It reports what
+it checked and every discrepancy; it never changes anything.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from .transactions import database_errors
 def audit_ledger(db: Database, batch_size: int = 200) -> AuditReport:
     found: list[Discrepancy] = []
     with database_errors():
-        totals = db.runner.run(lambda session: _totals_by_currency(db, session))
+        totals, found_in_checkpoints, checkpoints = db.runner.run(lambda session: _ledger_sums(db, session))
+        found.extend(found_in_checkpoints)
         for currency, total in sorted(totals.items(), key=lambda item: item[0] or ""):
             if currency is None:  # entries from before double entry: `make migrate` dates them
                 found.append(_found("ledger_imbalance", "no currency", f"postings without a currency sum to {total}"))
@@ -52,6 +56,7 @@ def audit_ledger(db: Database, batch_size: int = 200) -> AuditReport:
         wallets=wallets,
         entries=entries,
         holds=holds,
+        checkpoints=checkpoints,
         discrepancies=tuple(found),
     )
 
@@ -82,12 +87,46 @@ def _found(kind: str, subject: str, detail: str) -> Discrepancy:
     return Discrepancy(kind=kind, subject=subject, detail=detail)
 
 
-def _totals_by_currency(db: Database, session: ClientSession) -> dict[str, int]:
-    pipeline = [
-        {"$match": {"kind": documents.ENTRY}},
-        {"$group": {"_id": "$currency", "total": {"$sum": "$balanceDelta"}}},
-    ]
-    return {row["_id"]: row["total"] for row in db.ledger.aggregate(pipeline, session=session)}
+class _Sums:
+    """One pass over the entries: balanceDelta per currency, and the postings of each platform
+    account (per currency) rolled into its checkpoint and written before checkpoints existed."""
+
+    def __init__(self, db: Database, session: ClientSession) -> None:
+        self.totals: dict[str | None, int] = {}
+        self.rolled: dict[tuple, tuple[int, int]] = {}  # (account, currency): (sum, count)
+        self.untracked: dict[tuple, int] = {}  # (account, currency): postings with no `tail` at all
+        group = {"currency": "$currency", "account": "$account", "tail": "$tail"}
+        pipeline = [
+            {"$match": {"kind": documents.ENTRY}},
+            {"$group": {"_id": group, "total": {"$sum": "$balanceDelta"}, "postings": {"$sum": 1}}},
+        ]
+        for row in db.ledger.aggregate(pipeline, session=session):
+            currency, account, tail = (row["_id"].get(field) for field in group)
+            self.totals[currency] = self.totals.get(currency, 0) + row["total"]
+            if account is not None and tail is False:
+                self.rolled[(account, currency)] = (row["total"], row["postings"])
+            elif account is not None and tail is None:
+                self.untracked[(account, currency)] = row["postings"]
+
+
+def _ledger_sums(db: Database, session: ClientSession) -> tuple[dict, list[Discrepancy], int]:
+    """(balanceDelta per currency, each checkpoint's discrepancies, checkpoints checked), at one snapshot."""
+    sums = _Sums(db, session)
+    query = {"kind": documents.CHECKPOINT, "tail": True}  # a checkpoint heads its account's tail
+    points = db.ledger.find(query, session=session).hint("account_tails")
+    checkpoints = {(at["account"], at["currency"]): (at["balanceDelta"], at["postings"]) for at in points}
+    found = []
+    for pair in sorted(checkpoints.keys() | sums.rolled.keys()):
+        subject, rolled = " ".join(pair), sums.rolled.get(pair, (0, 0))
+        if pair not in checkpoints:
+            found.append(_found("checkpoint_mismatch", subject, f"postings rolled {rolled} with no checkpoint"))
+        elif checkpoints[pair] != rolled:
+            detail = "checkpoint {} of {} postings".format(*checkpoints[pair])
+            found.append(_found("checkpoint_mismatch", subject, f"{detail}; rolled into it {rolled[0]} of {rolled[1]}"))
+        if pair in checkpoints and sums.untracked.get(pair):
+            detail = f"{sums.untracked[pair]} postings outside its checkpoint and its tail"
+            found.append(_found("checkpoint_mismatch", subject, detail))
+    return sums.totals, found, len(checkpoints)
 
 
 class _Batch:

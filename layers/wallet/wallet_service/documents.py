@@ -5,12 +5,13 @@ Two collections:
 
 - `wallets`: one document per wallet; the single point every money movement updates, so
   concurrent movements on one wallet collide there and one of them retries.
-- `ledger`: everything a movement inserts, told apart by `kind` (`event`: the outbox, outbox.py):
-  `entry` (append-only journal entries: a wallet's, with `walletId` and its `sequence`, or a
-  platform account's, with `account`; every entry has its `currency`), `reservation` (holds), `operation` (the record of
-  one money-moving call: its idempotency key, request fingerprint and full result) and
-  `wallet_claim` (one per owner and currency: its _id is the pair, so a second wallet is refused)
-  and `platform_account` (an account an administrator opened: its _id is its name and currency).
+- `ledger`: everything a movement inserts, told apart by `kind`: `entry` (append-only journal
+  entries: a wallet's, with `walletId` and its `sequence`, or a platform account's, with `account`;
+  each with its `currency`), `reservation` (holds), `operation` (the record of one money-moving
+  call: its idempotency key, request fingerprint and full result), `event` (the outbox),
+  `wallet_claim` (its _id is an owner and a currency, so a second wallet is refused),
+  `platform_account` (one an administrator opened: its _id is its name and currency) and
+  `checkpoint` (a platform account's balance up to its last roll, per currency: checkpoints.py).
   Keeping them in one collection lets a movement write all of them with one insert command,
   so a deposit costs three round trips (wallet update, insert, commit) instead of five.
   The only TTL index covers operation records alone (it is partial on `kind`), on a field
@@ -27,10 +28,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.database import Database
 
 from .limits import IDEMPOTENCY_RETENTION
-from .models import (
-    ReservationStatus,
-    WalletStatus,
-)
+from .models import ReservationStatus, WalletStatus
 from .postings import Details, Posted, Posting, WalletState
 
 WALLETS = "wallets"
@@ -42,6 +40,7 @@ OPERATION = "operation"
 WALLET_CLAIM = "wallet_claim"
 PLATFORM_ACCOUNT = "platform_account"
 EVENT = "event"
+CHECKPOINT = "checkpoint"
 
 CODEC_OPTIONS = CodecOptions(tz_aware=True, tzinfo=UTC)
 
@@ -61,25 +60,30 @@ LEDGER_INDEXES = [
         [("walletId", ASCENDING), ("kind", ASCENDING), ("type", ASCENDING), ("sequence", DESCENDING)],
         name="wallet_entries_by_type",
     ),
-    # A platform account's postings, newest first, and its balance (their sum) per currency.
+    # A platform account's postings per currency, newest first; and its balance: its checkpoint and
+    # the postings since (checkpoints.py), an index of the tails alone.
     IndexModel([("account", ASCENDING), ("currency", ASCENDING), ("_id", DESCENDING)], name="account_entries"),
+    IndexModel(
+        [("account", ASCENDING), ("currency", ASCENDING)], partialFilterExpression={"tail": True}, name="account_tails"
+    ),
     IndexModel([("walletId", ASCENDING), ("kind", ASCENDING), ("_id", DESCENDING)], name="wallet_reservations"),
     IndexModel(
         [("walletId", ASCENDING), ("kind", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],
         name="wallet_reservations_by_status",
     ),
     # Only the open holds, the ones the expiry job looks for: small whatever the ledger's size. One
-    # index per open status (an equality filter every server plans alike; the job's query has a
-    # clause for each). Their keys differ: two indexes on one key pattern are refused by older servers.
+    # index per open status (the job's query has a clause for each). Their keys differ: two indexes
+    # on one key pattern are refused by older servers; the second leads with the fields its filter
+    # fixes, so that a server planning only key fields (SecantusDB) reads it too.
     IndexModel(
         [("expiresAt", ASCENDING)],
         partialFilterExpression={"kind": RESERVATION, "status": "HELD"},
         name="held_reservations_by_expiry",
     ),
     IndexModel(
-        [("status", ASCENDING), ("expiresAt", ASCENDING)],
+        [("kind", ASCENDING), ("status", ASCENDING), ("expiresAt", ASCENDING)],
         partialFilterExpression={"kind": RESERVATION, "status": "PARTIALLY_CAPTURED"},
-        name="partially_captured_reservations_by_expiry",
+        name="partially_captured_reservations_due",
     ),
     # The outbox: events not yet published, per wallet in order, and the oldest first (the
     # scheduled publisher). Small whatever the ledger's size: published events leave them.
@@ -107,6 +111,11 @@ LEDGER_INDEXES = [
 ]
 
 
+# Indexes an earlier version made, dropped by ensure_indexes: the partially captured holds' on
+# (status, expiresAt), which a server planning only key fields could not read for the due holds.
+RETIRED_INDEXES = ("partially_captured_reservations_by_expiry",)
+
+
 def ensure_indexes(database: Database) -> None:
     """Create every index; a no-op when they exist, so it is safe on every cold start.
 
@@ -115,6 +124,8 @@ def ensure_indexes(database: Database) -> None:
     report a concurrent update as a duplicate key). One wallet per owner and currency is a
     `wallet_claim` in the ledger whose _id is the pair, inserted with the wallet."""
     database[LEDGER].create_indexes(LEDGER_INDEXES)
+    for name in set(RETIRED_INDEXES) & set(database[LEDGER].index_information()):
+        database[LEDGER].drop_index(name)
 
 
 def wallet_claim_id(owner_id: str, currency: str) -> dict:
@@ -206,7 +217,7 @@ def journal_entries(
 def account_entries(currency: str, postings: Sequence[Posting], operation_id: str, now: datetime) -> list[dict]:
     """The entry documents of postings on platform accounts: `account` names the account; no
     sequence, no after-values (nothing is updated). `walletId` is absent, `counterpartyWalletId`
-    names the wallet on the other side."""
+    names the wallet on the other side. `tail` is true until it is rolled into a checkpoint."""
     entries = []
     for posting in postings:
         entry = {
@@ -218,6 +229,7 @@ def account_entries(currency: str, postings: Sequence[Posting], operation_id: st
             "amount": Int64(posting.amount),
             "balanceDelta": Int64(posting.balance_delta),
             "heldDelta": Int64(posting.held_delta),
+            "tail": True,
             **_posting_fields(posting, operation_id, now),
         }
         entries.append(entry)

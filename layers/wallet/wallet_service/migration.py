@@ -110,6 +110,7 @@ def _other_side(entry: dict, currency: str) -> dict:
         "amount": entry["amount"],
         "balanceDelta": Int64(EFFECTS[entry_type].balance * entry["amount"]),
         "heldDelta": Int64(0),
+        "tail": True,  # not in its account's checkpoint yet (checkpoints.py)
         "metadata": entry.get("metadata", {}),
         "operationId": entry["operationId"],
         "createdAt": entry["createdAt"],

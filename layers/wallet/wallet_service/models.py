@@ -273,7 +273,7 @@ class ExpiryReport(WalletModel):
 class Discrepancy(WalletModel):
     """Something the audit found wrong: its kind, what it is about (a currency, a wallet or a hold id), how."""
 
-    kind: str  # ledger_imbalance, wallet_mismatch, broken_chain, negative_available, hold_mismatch
+    kind: str  # ledger_imbalance, wallet_mismatch, broken_chain, negative_available, hold_mismatch, checkpoint_mismatch
     subject: str
     detail: str
 
@@ -283,6 +283,7 @@ class AuditReport(WalletModel):
     wallets: int
     entries: int
     holds: int
+    checkpoints: int
     discrepancies: tuple[Discrepancy, ...]
 
     @computed_field
@@ -293,8 +294,14 @@ class AuditReport(WalletModel):
     @computed_field
     @property
     def wallet_mismatches(self) -> int:
-        """Wallets and holds whose figures their entries do not explain."""
+        """Wallets, holds and platform accounts' checkpoints whose figures their entries do not explain."""
         return len({found.subject for found in self.discrepancies if found.kind != "ledger_imbalance"})
+
+
+class CheckpointReport(WalletModel):
+    accounts: int  # platform accounts (one per currency) whose tail was rolled into their checkpoint
+    postings: int  # postings rolled in
+    finished: bool  # false when the time limit ended the run with tails left to roll
 
 
 class MigrationReport(WalletModel):

@@ -19,6 +19,7 @@ from pymongo.database import Database as MongoDatabase
 from . import (
     accounts,
     audit,
+    checkpoints,
     commands,
     documents,
     expiry,
@@ -36,6 +37,7 @@ from .limits import DEFAULT_PAGE_SIZE, DEFAULT_TTL_SECONDS
 from .models import (
     AccountEntryPage,
     AuditReport,
+    CheckpointReport,
     EntryPage,
     EntryType,
     ExpiryReport,
@@ -288,7 +290,8 @@ class WalletService:
         return accounts.open_account(self._db, reads.account_name(name, currency))
 
     def get_account(self, name: str, currency: str) -> PlatformAccount:
-        """A platform account's balance in a currency: the sum of its postings."""
+        """A platform account's balance in a currency: the sum of its postings, read as its checkpoint
+        plus the postings since."""
         return accounts.get_account(self._db, reads.account_name(name, currency))
 
     def list_account_entries(
@@ -321,6 +324,11 @@ class WalletService:
         """Prove the ledger: zero-sum per currency, every wallet's counters and chain, every hold's
         figures. Reads only, in snapshot transactions, a batch of wallets at a time."""
         return audit.audit_ledger(self._db, batch_size)
+
+    def roll_checkpoints(self, *, time_limit: float = 50.0) -> CheckpointReport:
+        """Roll each platform account's postings since its checkpoint into it, a batch per
+        transaction, so its balance stays cheap to read. No batch starts after `time_limit` seconds."""
+        return checkpoints.roll_checkpoints(self._db, time_limit)
 
     def migrate_ledger(self) -> MigrationReport:
         """Bring a ledger written before double entry over to it: idempotent, one wallet per transaction."""

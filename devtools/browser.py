@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from pathlib import Path
+
+from devtools import debian
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Elsewhere (a laptop, GitHub's Ubuntu runners) another build of Chromium may be on PATH.
@@ -41,14 +42,9 @@ def ensure_chromium() -> Path:
             return Path(found)
     if os.geteuid() != 0:
         raise BrowserUnavailable("Chromium is not installed: run `sudo apt-get install chromium` (Debian's package)")
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-qq"],
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-    ):
-        result = subprocess.run(command, capture_output=True, text=True, env=environment)
-        if result.returncode != 0:
-            raise BrowserUnavailable(f"{' '.join(command)} failed: {result.stderr.strip()[-800:]}")
+    failure = debian.install("chromium")
+    if failure is not None:
+        raise BrowserUnavailable(failure)
     if not os.access(CHROMIUM, os.X_OK):
         raise BrowserUnavailable(f"apt-get installed chromium but {CHROMIUM} is missing")
     return CHROMIUM

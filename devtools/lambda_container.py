@@ -105,6 +105,12 @@ class LambdaContainer:
         self._process = self._connection = None
 
     def stop(self) -> None:
+        """End the container now, as Lambda ends an environment: an invocation running in it (a
+        scheduled job's run, minutes long at most) ends as a crash would, which its transactions
+        make safe, instead of holding `make run`'s Ctrl-C until it is done."""
+        process = self._process
+        if process is not None and process.is_alive():
+            process.kill()  # the invocation waiting on it, if any, reads the end of its pipe and stops
         with self._lock:
             self._discard()
 

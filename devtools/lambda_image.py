@@ -42,6 +42,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from devtools import debian
 from devtools.paths import LOCAL
 
 WORK = LOCAL
@@ -216,11 +217,9 @@ def _ensure_debootstrap() -> None:
     if os.geteuid() != 0:
         raise ImageError("debootstrap is missing; install it (apt-get install debootstrap) or run as root")
     _log("installing debootstrap (apt-get)")
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "debootstrap"]):
-        result = subprocess.run(command, capture_output=True, text=True, env=environment)
-        if result.returncode != 0:
-            raise ImageError(f"{' '.join(command)} failed: {result.stderr.strip()[-500:]}")
+    failure = debian.install("debootstrap", recommends=True)
+    if failure is not None:
+        raise ImageError(failure)
 
 
 def _debian_architecture(arch: str) -> str:

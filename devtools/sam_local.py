@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from devtools import debian
 from devtools.paths import LOCAL, ROOT, SAM_BUILD
 
 WORK = LOCAL
@@ -119,15 +120,10 @@ def _install_docker() -> None:
     if created:
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
-        for command in (
-            ["apt-get", "update", "-qq"],
-            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "docker.io"],
-        ):
-            result = subprocess.run(command, capture_output=True, text=True, env=environment)
-            if result.returncode != 0:
-                raise SamLocalError(f"{' '.join(command)} failed: {result.stderr.strip()[-800:]}")
+        failure = debian.install("docker.io")
+        if failure is not None:
+            raise SamLocalError(failure)
     finally:
         if created:
             policy.unlink()

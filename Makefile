@@ -17,7 +17,7 @@ help:
 	@echo "make run     the whole API on 127.0.0.1:\$$PORT (default 3000) with the expiry schedule, Swagger UI at /docs"
 	@echo "make check   lint and every test that needs neither an HTTP server nor Docker (unit, service, handlers, tooling), under 2 minutes"
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
-	@echo "make bench   round trips, ops/s beside bare-pymongo floors, 1-8 threads with write conflicts, journal pages, expiry"
+	@echo "make bench   round trips, ops/s beside bare-pymongo floors, 1-8 threads with write conflicts, journal pages, expiry, events, then five operations near-empty and at 30,000 wallets / 200,000 ledger documents (SCALE=large: also 100,000 / 1,000,000; SCALE=none: not)"
 	@echo "make fuzz    Schemathesis fuzzing of make run's server from openapi.json, longer than make test's (FUZZ_SECONDS=240 per token, FUZZ_SEED)"
 	@echo "make soak    the bank workload, plain and through faults, a step-down and a crash, bigger than make test's (SOAK_OWNERS=12 SOAK_CLIENTS=12 SOAK_OPERATIONS=400)"
 	@echo "make load    HTTP load on make run's server: req/s, p50/p95/p99 and errors per route, then at 1,2,4,8 client threads with write conflicts (LOAD_DURATION=30 LOAD_CONCURRENCY=8 LOAD_WALLETS=16 LOAD_THREADS_SWEEP=1,2,4,8, BASE_URL)"
@@ -102,8 +102,10 @@ sam-build: $(STAMP)
 	@# (measured ~1.2 s instead of ~0.4 s per function). unchecked-hash survives the zip's timestamps.
 	$(PY) -m compileall -q --invalidation-mode unchecked-hash .aws-sam/build
 
+# The database grown for the scale measurement (benchmarks/scale.py): default, large or none.
+SCALE ?= default
 bench: $(STAMP)
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --scale $(SCALE)
 
 # HTTP load on make run's server started for the run (or BASE_URL's API): LOAD_DURATION seconds
 # (30), LOAD_CONCURRENCY client threads (8), LOAD_WALLETS wallets (16); a Markdown table on stdout,

@@ -1,6 +1,8 @@
 """`python -m benchmarks`: the benchmark run (benchmarks/suite.py).
 
-`python -m benchmarks profile OPERATION` profiles one operation instead (benchmarks/profiling.py)."""
+`python -m benchmarks profile OPERATION` profiles one operation instead (benchmarks/profiling.py);
+`python -m benchmarks scale [--wallets N --documents N]` measures only the operations near-empty
+and on a grown database (benchmarks/scale.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,10 @@ def _run() -> int:
         from benchmarks.profiling import main as profile
 
         return profile(sys.argv[2:])
+    if sys.argv[1:2] == ["scale"]:
+        from benchmarks.scale import main as scale
+
+        return scale(sys.argv[2:])
     from benchmarks.suite import main
 
     return main(sys.argv[1:])

@@ -9,6 +9,9 @@ from .events import PATH_LABELS, Latency, Publisher
 from .floors import Floors
 from .journal import ENTRIES, LIMIT, SAMPLES, Page
 from .roundtrips import RoundTrips
+from .scale import LABELS as SCALE_LABELS
+from .scale import ROUND_SECONDS, Scale
+from .scale import TARGET as SCALE_TARGET
 from .scenarios import CALLER_RETRIES, OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
 from .throughput import Rate
 
@@ -71,6 +74,8 @@ class Run:
     expiry: Rate | None = None
     events: Latency | None = None
     publishers: list[Publisher] = field(default_factory=list)
+    scale: list[Scale] = field(default_factory=list)  # one per size measured
+    command: str = "make bench"  # what made the run, for the title
 
 
 def over_budget(run: Run) -> list[str]:
@@ -83,8 +88,11 @@ def over_budget(run: Run) -> list[str]:
 
 def render(run: Run) -> str:
     over = over_budget(run)
+    budgets = ""
+    if run.round_trips:
+        budgets = "Over budget: " + "; ".join(over) if over else "Every operation is within its round-trip budget."
     sections = [
-        "# Wallet service benchmark (`make bench`)",
+        f"# Wallet service benchmark (`{run.command}`)",
         "\n".join(f"- {name}: {value}" for name, value in run.header.items()),
         _round_trips(run),
         _floors(run),
@@ -92,8 +100,9 @@ def render(run: Run) -> str:
         _journal(run),
         _expiry(run),
         _events(run),
+        _scale(run),
         _notes(run),
-        "Over budget: " + "; ".join(over) if over else "Every operation is within its round-trip budget.",
+        budgets,
     ]
     return "\n\n".join(section for section in sections if section)
 
@@ -109,6 +118,8 @@ def _rate(value: float) -> str:
 
 
 def _round_trips(run: Run) -> str:
+    if not run.round_trips:
+        return ""
     rows = []
     for operation in (*OPERATIONS, *ROUND_TRIP_ONLY, EXPIRY):
         trips = run.round_trips.get(operation)
@@ -343,7 +354,66 @@ def _events(run: Run) -> str:
     return "\n\n".join(parts)
 
 
+def _scale(run: Run) -> str:
+    if not run.scale:
+        return ""
+    first = run.scale[0]
+    parts = [
+        "## As the database grows\n\n"
+        "The grown database is copies of a town made through the service (its riders' and drivers' wallets, "
+        "deposits, withdrawals, a transfer, holds captured with splits, in parts, raised, released, refunded, "
+        "expired, left open), every id remapped in each copy, inserted in bulk; the near-empty one holds only "
+        "the measured wallets, made through the service on both before any timing (a rich rider, a driver, a "
+        f"wallet with {first.journal_entries} entries of its own). Both on the same server; the platform "
+        "accounts' postings rolled into their checkpoints on both (`roll_checkpoints`) before the rounds. "
+        f"{first.rounds} rounds on one thread, each every operation near-empty, then every operation grown, "
+        f"{first.calls} calls of each (fewer when they pass {ROUND_SECONDS:g} s); ops/s are medians over the "
+        "rounds, grown / near-empty the median of the rounds' ratios. Each money-moving call has its own "
+        "idempotency key."
+    ]
+    for measured in run.scale:
+        growth, rolled = measured.growth, measured.rolled
+        rows = []
+        for row in measured.rows:
+            below = row.ratio < SCALE_TARGET
+            ratio = f"{row.ratio:.3f}" if below and round(row.ratio, 2) >= SCALE_TARGET else f"{row.ratio:.2f}"
+            rows.append(
+                [
+                    SCALE_LABELS[row.operation],
+                    _rate(row.near_empty),
+                    _rate(row.grown),
+                    ratio + (f" (below {SCALE_TARGET:.2f})" if below else ""),
+                ]
+            )
+        header = ["operation", "near-empty ops/s", "grown ops/s", "grown / near-empty"]
+        table = _table(header, ["---", "---:", "---:", "---:"], rows)
+        below = measured.below_target()
+        verdict = (
+            f"Below {SCALE_TARGET:.2f} of near-empty: {', '.join(below)}."
+            if below
+            else f"Every operation runs at {SCALE_TARGET:.2f} or more of its near-empty rate."
+        )
+        quartiles = "; ".join(
+            f"{row.operation} {row.ratio_quartiles[0]:.2f}-{row.ratio_quartiles[1]:.2f}" for row in measured.rows
+        )
+        calls = f"{rolled.calls} call{'s' if rolled.calls > 1 else ''} of `roll_checkpoints`"
+        parts.append(
+            f"### {growth.wallets:,} wallets, {growth.documents:,} ledger documents\n\n"
+            f"Asked for {measured.wallets_wanted:,} wallets and {measured.documents_wanted:,} ledger documents; "
+            "counted in the database after growing. Growing took "
+            f"{growth.seconds:,.0f} s: the town ({growth.town_wallets} wallets, {growth.town_documents} ledger "
+            f"documents, {growth.town_calls} calls) in {growth.town_seconds:.1f} s, then {growth.copies:,} copies "
+            f"cloned and inserted in {growth.clone_seconds:,.0f} s "
+            f"({growth.documents / max(growth.clone_seconds, 1e-9):,.0f} ledger documents/s). Rolling the grown "
+            f"database's {rolled.postings:,} platform postings into their checkpoints took {rolled.seconds:.1f} s "
+            f"({calls}).\n\n{table}\n\n{verdict} The rounds' ratios, quartiles: {quartiles}."
+        )
+    return "\n\n".join(parts)
+
+
 def _notes(run: Run) -> str:
+    if not run.floors:
+        return ""
     notes = [
         "Floors. *Same commands*: the commands one real service call sent (captured with a pymongo "
         "CommandListener), replayed with bare pymongo (`database.command` in a transaction with the service's "

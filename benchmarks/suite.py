@@ -3,8 +3,10 @@
 In order: round trips per operation; on one thread, each operation beside its two floors; the money
 operations on 1, 2, 4 and 8 threads with the database's failed replies counted; pages of a
 10,000-entry journal with their plans; expiry; a deposit's latency with and without publishing its
-event, and the publisher's events per second. Progress goes to stderr. The exit status is 1 when an
-operation needs more round trips than its budget; timings are reported and never checked.
+event, and the publisher's events per second; then five operations near-empty and on a grown
+database (benchmarks/scale.py: 30,000 wallets and 200,000 ledger documents; `--scale large` also
+100,000 and 1,000,000). Progress goes to stderr. The exit status is 1 when an operation needs more
+round trips than its budget; timings are reported and never checked.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pymongo import MongoClient
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
 from wallet_service import WalletService, publishing
 
-from . import events, floors, journal, provenance, report, throughput
+from . import events, floors, journal, provenance, report, scale, throughput
 from .monitor import CommandRecorder
 from .roundtrips import measure_expiry, measure_operation
 from .scenarios import OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
@@ -37,29 +39,74 @@ def main(argv: list[str]) -> int:
     options = _parse(argv)
     began = time.perf_counter()
     with ExitStack() as stack:
-        uri = external_uri()
-        if uri is None:
-            _progress("starting the embedded database")
-            uri = stack.enter_context(EmbeddedMongo()).uri
-        recorder = CommandRecorder()
-        client = MongoClient(uri, serverSelectionTimeoutMS=5000, maxPoolSize=64, event_listeners=[recorder])
-        stack.callback(client.close)
-        counters = ConflictCounters(client)
-        run = report.Run(
-            header=_header(describe(client, embedded=external_uri() is None)),
-            settings={**vars(options), "expiry_trip_holds": EXPIRY_ROUND_TRIP_HOLDS},
-            server_counters=counters.available,
+        client, recorder, counters, run = connect(
+            stack, settings={**vars(options), "expiry_trip_holds": EXPIRY_ROUND_TRIP_HOLDS}
         )
         _measure(client, recorder, counters, options, run)
+        for size in SCALES[options.scale]:
+            wallets, documents_ = scale.SIZES[size]
+            run.scale.append(measure_scale(client, wallets, documents_, options))
     print(report.render(run))
-    _progress(f"total {time.perf_counter() - began:.0f} s")
+    progress(f"total {time.perf_counter() - began:.0f} s")
     return 1 if report.over_budget(run) else 0
+
+
+# The scale measurements of each --scale: the sizes of scale.SIZES measured, in order.
+SCALES = {"default": ("default",), "large": ("default", "large"), "none": ()}
+
+
+def connect(
+    stack: ExitStack, *, settings: dict, command: str = "make bench"
+) -> tuple[MongoClient, CommandRecorder, ConflictCounters, report.Run]:
+    """A client on MONGODB_URI's server or on an embedded one started for the run (both closed by
+    `stack`), with its command recorder and conflict counters, and the run's report with its header."""
+    uri = external_uri()
+    if uri is None:
+        progress("starting the embedded database")
+        uri = stack.enter_context(EmbeddedMongo()).uri
+    recorder = CommandRecorder()
+    client = MongoClient(uri, serverSelectionTimeoutMS=5000, maxPoolSize=64, event_listeners=[recorder])
+    stack.callback(client.close)
+    counters = ConflictCounters(client)
+    run = report.Run(
+        header=_header(describe(client, embedded=external_uri() is None)),
+        settings=settings,
+        server_counters=counters.available,
+        command=command,
+    )
+    return client, recorder, counters, run
+
+
+def measure_scale(client: MongoClient, wallets: int, documents_: int, options) -> scale.Scale:
+    """benchmarks/scale.py at one size, on two databases of its own. They are dropped afterwards on
+    MONGODB_URI's server only: the embedded one's storage goes with it at the end of the run, and
+    SecantusDB drops a database by deleting each document's and index entry's key, one by one
+    (about 2 ms a ledger document here: minutes for a grown database)."""
+    drop = external_uri() is not None
+    with (
+        _database(client, "scale_near_empty", drop=drop) as (_, near),
+        _database(client, "scale_grown", drop=drop) as (_, grown),
+    ):
+        return scale.measure(
+            client,
+            client[near],
+            client[grown],
+            wallets=wallets,
+            documents_=documents_,
+            rounds=options.rounds,
+            calls=options.calls_per_round,
+            progress=progress,
+        )
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=11, help="rounds of service and floors per operation (11)")
-    parser.add_argument("--calls-per-round", type=int, default=15, help="calls of each path per round (15)")
+    parser.add_argument(
+        "--rounds", type=int, default=11, help="rounds of each interleaved measurement: floors, events, scale (11)"
+    )
+    parser.add_argument(
+        "--calls-per-round", type=int, default=15, help="calls of each path (or operation) per round (15)"
+    )
     parser.add_argument("--threads", default="1,2,4,8", help="thread counts of the throughput runs (1,2,4,8)")
     parser.add_argument("--calls", type=int, default=400, help="most calls of one throughput run, all threads (400)")
     parser.add_argument("--seconds", type=float, default=1.5, help="time limit of one throughput run (1.5)")
@@ -68,6 +115,13 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--publisher-events", type=int, default=2000, help="unsent events of the publisher's run (2000)"
     )
     parser.add_argument("--publisher-wallets", type=int, default=200, help="wallets those events are spread over (200)")
+    parser.add_argument(
+        "--scale",
+        choices=tuple(SCALES),
+        default="default",
+        help="the database grown to 30,000 wallets and 200,000 ledger documents (default), also to 100,000 "
+        "and 1,000,000 (large), or not at all (none)",
+    )
     options = parser.parse_args(argv)
     try:
         options.threads = sorted({int(count) for count in options.threads.split(",")})
@@ -87,22 +141,22 @@ def _measure(
 ) -> None:
     with _database(client, "round_trips") as (service, _):
         for operation in (*OPERATIONS, *ROUND_TRIP_ONLY):
-            _progress(f"round trips: {operation}")
+            progress(f"round trips: {operation}")
             run.round_trips[operation] = measure_operation(service, recorder, operation, operation)
-    _progress(f"round trips: {report.EXPIRY} ({EXPIRY_ROUND_TRIP_HOLDS} due holds)")
+    progress(f"round trips: {report.EXPIRY} ({EXPIRY_ROUND_TRIP_HOLDS} due holds)")
     with _database(client, "round_trips_expiry") as (service, _):  # of its own: the holds above are due too
         run.round_trips[report.EXPIRY] = measure_expiry(service, recorder, "expiry", EXPIRY_ROUND_TRIP_HOLDS)
 
     with ExitStack() as databases:  # every operation's database stays until all rounds are done
         rounds: dict[str, floors.FloorRounds] = {}
         for operation in OPERATIONS:
-            _progress(f"one thread, service and floors: setting up {operation}")
+            progress(f"one thread, service and floors: setting up {operation}")
             service, name = databases.enter_context(_database(client, "floors"))
             rounds[operation] = floors.FloorRounds(
                 client, recorder, service, name, operation, rounds=options.rounds, calls=options.calls_per_round
             )
         for number in range(options.rounds):
-            _progress(f"one thread, service and floors: round {number + 1} of {options.rounds}, every operation")
+            progress(f"one thread, service and floors: round {number + 1} of {options.rounds}, every operation")
             for operation in OPERATIONS:
                 rounds[operation].round(number)
         run.floors = {operation: bench.result() for operation, bench in rounds.items()}
@@ -112,7 +166,7 @@ def _measure(
         # operation (a capture) does not prepare hundreds of holds it never uses.
         calls = min(options.calls, math.ceil(2 * run.floors[operation].service * options.seconds))
         for threads in options.threads:
-            _progress(f"threads: {operation} on {threads}")
+            progress(f"threads: {operation} on {threads}")
             with _database(client, "threads") as (service, _):
                 run.threads.setdefault(operation, {})[threads] = throughput.threaded(
                     service,
@@ -125,28 +179,29 @@ def _measure(
                     counters=counters,
                 )
 
-    _progress(f"journal: {journal.ENTRIES} entries")
+    progress(f"journal: {journal.ENTRIES} entries")
     with _database(client, "journal") as (service, name):
         wallet_id = journal.build(service, client[name])
         run.journal = journal.measure(service, client[name], recorder, wallet_id)
 
-    _progress(f"expiry: {options.expiry_holds} holds")
+    progress(f"expiry: {options.expiry_holds} holds")
     with _database(client, "expiry") as (service, _):
         run.expiry = throughput.expiry(service, "expiry", holds=options.expiry_holds)
 
-    _progress("events: a deposit with and without publishing its event")
+    progress("events: a deposit with and without publishing its event")
     with _database(client, "events") as (service, _):
         run.events = events.latency(service, recorder, rounds=options.rounds, calls=options.calls_per_round)
     shapes = ((options.publisher_events, options.publisher_wallets), (events.ONE_WALLET_EVENTS, 1))
     for count, wallets in shapes:
-        _progress(f"events: the publisher over {count} unsent events of {wallets} wallets")
+        progress(f"events: the publisher over {count} unsent events of {wallets} wallets")
         with _database(client, "publisher") as (service, _):
             run.publishers.append(events.publisher(service, recorder, "publisher", events=count, wallets=wallets))
 
 
 @contextmanager
-def _database(client: MongoClient, purpose: str) -> Iterator[tuple[WalletService, str]]:
-    """A service on a database of its own with the indexes in place, dropped afterwards (also on a real deployment)."""
+def _database(client: MongoClient, purpose: str, *, drop: bool = True) -> Iterator[tuple[WalletService, str]]:
+    """A service on a database of its own with the indexes in place, dropped afterwards (also on a
+    real deployment) unless `drop` is false."""
     name = f"wallet_bench_{purpose}_{uuid.uuid4().hex[:8]}"
     try:
         # A roomy retry budget: calls colliding under threads should retry, not give up.
@@ -154,7 +209,8 @@ def _database(client: MongoClient, purpose: str) -> Iterator[tuple[WalletService
         service.ensure_indexes()
         yield service, name
     finally:
-        client.drop_database(name)
+        if drop:
+            client.drop_database(name)
 
 
 def _header(database: str) -> dict[str, str]:
@@ -170,5 +226,5 @@ def _header(database: str) -> dict[str, str]:
 STARTED = time.perf_counter()
 
 
-def _progress(message: str) -> None:
+def progress(message: str) -> None:
     print(f"[bench {time.perf_counter() - STARTED:5.0f} s] {message}", file=sys.stderr, flush=True)

@@ -1,14 +1,18 @@
 """The machinery of `make bench` (benchmarks/): that the floors replay what the service does, that
 write conflicts are counted from the database's answers, that journal pages and plans are read
 right, that the outbox costs a deposit no round trip and publishing sends each event once, and what
-the report says. No timing is checked."""
+the report says; that a grown database is copies of a town with ids of their own that pass the audit,
+and that the five operations of the scale measurement run on it. No timing is checked."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import ObjectId
@@ -16,7 +20,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
-from benchmarks import events, floors, journal, replay, report
+from benchmarks import events, floors, journal, replay, report, scale, suite, town
 from benchmarks.monitor import WRITE_CONFLICT, Answers, CommandRecorder
 from benchmarks.roundtrips import RoundTrips, measure_expiry, measure_operation
 from benchmarks.scenarios import OPERATIONS, prepare
@@ -301,3 +305,218 @@ def test_the_report_shows_the_outbox_and_the_publisher():
     assert "| 2,000 events of 200 wallets | 2.00 | 1,000 | 200 | 220 |" in rendered
     assert "| 500 events of 1 wallet | 1.00 | 500 | 500 | 502 |" in rendered
     assert rendered.index("## Events") < rendered.index("## Notes")
+
+
+# ---------------------------------------------------------------- as the database grows (benchmarks/scale.py)
+
+TINY_WALLETS, TINY_DOCUMENTS = 200, 1_500
+
+
+@pytest.fixture(scope="module")
+def made_town(mongo_client: MongoClient) -> town.Made:
+    return town.make(mongo_client)
+
+
+@pytest.fixture(scope="module")
+def scaled(
+    mongo_client: MongoClient, made_town: town.Made, embedded_server
+) -> Iterator[tuple[Database, Database, scale.Scale]]:
+    """One tiny scale measurement (2 rounds of 2 calls), its two databases kept for the checks, then
+    dropped on MONGODB_URI's server (SecantusDB takes seconds to drop them, and its storage is the
+    session's own)."""
+    tag = uuid.uuid4().hex[:8]
+    near, grown = mongo_client[f"wallet_test_near_{tag}"], mongo_client[f"wallet_test_grown_{tag}"]
+    try:
+        measured = scale.measure(
+            mongo_client,
+            near,
+            grown,
+            wallets=TINY_WALLETS,
+            documents_=TINY_DOCUMENTS,
+            rounds=2,
+            calls=2,
+            journal_cycles=15,
+            made=made_town,
+        )
+        yield near, grown, measured
+    finally:
+        if embedded_server is None:
+            mongo_client.drop_database(near.name)
+            mongo_client.drop_database(grown.name)
+
+
+def _ids(documents_: list[dict]) -> set:
+    """Every id in the documents: ObjectIds, ids written in strings (operation ids, 24-hex ids in an
+    entry's or event's _id, in JSON), owner ids, reference ids, call ids and every _id."""
+    found: set = set()
+
+    def walk(value, name: str | None = None) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, key)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item, name)
+        elif isinstance(value, ObjectId):
+            found.add(str(value))
+        elif isinstance(value, str):
+            found.update(token for token in town.TOKENS.findall(value) if not token.startswith("town-"))
+            if name in ("ownerId", "referenceId", "callId"):
+                found.add(value)
+
+    for document in documents_:
+        walk(document)
+        found.add(json.dumps(document["_id"], sort_keys=True, default=str))
+    return found
+
+
+def test_the_town_holds_every_kind_of_document_at_the_default_ratio(made_town):
+    kinds = Counter(document["kind"] for document in made_town.town.ledger)
+    assert set(kinds) == set(town.CLONED_KINDS)
+    holds = [document for document in made_town.town.ledger if document["kind"] == documents.RESERVATION]
+    assert {hold["status"] for hold in holds} == {
+        "HELD",
+        "PARTIALLY_CAPTURED",
+        "CAPTURED",
+        "RELEASED",
+        "EXPIRED",
+    }
+    assert any(hold.get("refunds") for hold in holds)
+    assert any(hold.get("increments") for hold in holds)
+    ratio = len(made_town.town.ledger) / len(made_town.town.wallets)
+    assert abs(ratio - town.TOWN_RATIO) < 0.1
+
+
+def test_every_copy_of_the_town_has_ids_of_its_own(made_town):
+    """No two copies, nor a copy and the town, share a wallet, entry, hold, operation, event or claim
+    id, an owner or a reference; and each copy refers to its own ids consistently."""
+    original = made_town.town
+    first, second = original.clone(1), original.clone(2)
+    town_ids = _ids([*original.wallets, *original.ledger])
+    first_ids, second_ids = _ids([*first[0], *first[1]]), _ids([*second[0], *second[1]])
+    assert first_ids.isdisjoint(second_ids)
+    assert first_ids.isdisjoint(town_ids)
+    assert len(first_ids) == len(town_ids)  # remapped one to one
+    wallets, ledger = first
+    owners = {wallet["_id"]: wallet["ownerId"] for wallet in wallets}
+    for document in ledger:
+        if document["kind"] == documents.ENTRY and "walletId" in document:
+            assert document["_id"] == f"{document['walletId']}:{document['sequence']}"
+        if document["kind"] == documents.WALLET_CLAIM:
+            assert document["_id"]["ownerId"] == owners[document["walletId"]]
+        if document["kind"] == documents.OPERATION and document.get("idempotencyKey"):
+            digest = hashlib.sha256(f"{document['ownerId']}\x00{document['idempotencyKey']}".encode()).hexdigest()
+            assert document["_id"] == f"key:{digest}"
+        if document["kind"] == documents.EVENT:
+            assert document["sent"] is True
+            assert document["sentAt"] > document["createdAt"]
+
+
+def test_a_grown_database_reaches_its_counts_and_leaves_no_job_a_backlog(scaled):
+    _, grown, measured = scaled
+    growth = measured.growth
+    assert growth.wallets >= TINY_WALLETS
+    assert growth.documents >= TINY_DOCUMENTS
+    assert growth.copies == max(
+        math.ceil(TINY_WALLETS / growth.town_wallets), math.ceil(TINY_DOCUMENTS / growth.town_documents)
+    )
+    assert growth.wallets == growth.copies * growth.town_wallets
+    checkpoints = grown[documents.LEDGER].count_documents({"kind": documents.CHECKPOINT})
+    assert checkpoints == 3  # @funding, @payouts and @revenue in USD, each holding every copy's postings
+    assert growth.documents == growth.copies * growth.town_documents + checkpoints
+    cloned = {"ownerId": {"$regex": "^town-"}}
+    assert grown[documents.LEDGER].count_documents({**cloned, "kind": documents.EVENT, "sent": False}) == 0
+    open_holds = list(
+        grown[documents.LEDGER].find(
+            {**cloned, "kind": documents.RESERVATION, "status": {"$in": ["HELD", "PARTIALLY_CAPTURED"]}}
+        )
+    )
+    assert len(open_holds) == 2 * growth.copies
+    assert min(hold["expiresAt"] for hold in open_holds).replace(tzinfo=UTC) > datetime.now(UTC) + timedelta(days=1)
+
+
+def test_a_grown_database_passes_the_audit(scaled):
+    """Every copy is a consistent piece of ledger: the audit finds nothing, and every reference
+    points at a document of the grown database."""
+    _, grown, _ = scaled
+    audit = WalletService(grown).audit_ledger()
+    assert audit.discrepancies == ()
+    assert audit.wallets == grown[documents.WALLETS].count_documents({})
+    ledger = grown[documents.LEDGER]
+    wallet_ids = {wallet["_id"] for wallet in grown[documents.WALLETS].find({}, {"_id": 1})}
+    hold_ids = {hold["_id"] for hold in ledger.find({"kind": documents.RESERVATION}, {"_id": 1})}
+    operation_ids = {record["_id"] for record in ledger.find({"kind": documents.OPERATION}, {"_id": 1})}
+    for document in ledger.find({"kind": {"$in": [documents.ENTRY, documents.RESERVATION, documents.EVENT]}}):
+        for field in ("walletId", "counterpartyWalletId"):
+            assert document.get(field, next(iter(wallet_ids))) in wallet_ids
+        assert document.get("reservationId", next(iter(hold_ids))) in hold_ids
+        if document["kind"] != documents.EVENT:  # a freeze's event has an operation id and no record
+            assert document["operationId"] in operation_ids
+    claims = list(ledger.find({"kind": documents.WALLET_CLAIM}))
+    assert {claim["walletId"] for claim in claims} == wallet_ids
+
+
+def test_the_five_operations_run_on_both_databases(scaled):
+    near, grown, measured = scaled
+    assert [row.operation for row in measured.rows] == list(scale.OPERATIONS)
+    assert all(min(row.near_empty, row.grown, row.ratio) > 0 for row in measured.rows)
+    assert measured.journal_entries == 1 + 4 * 15
+    assert measured.rolled.postings > 0
+    for database in (near, grown):
+        riders = list(database[documents.WALLETS].find({"ownerId": {"$regex": "^scale-.*-rider$"}}))
+        assert len(riders) == 1
+        # Warm-up and 2 rounds of 2 calls, each a deposit of 100, or a hold of 100 of which 60 is captured.
+        calls = scale.WARM_UP + 2 * 2
+        assert riders[0]["balance"] == scale.RICH + calls * (scale.DEPOSIT - scale.CAPTURE)
+        assert riders[0]["held"] == 0
+
+
+def test_a_subject_reads_a_page_and_a_balance_mid_history(bench_service):
+    subject = scale.Subject(bench_service, "subject", journal_cycles=20)
+    assert subject.journal_entries == 81
+    page = subject.calls["journal_page"]()
+    assert [item.sequence for item in page.items] == list(range(81, 31, -1))
+    balance = subject.calls["balance_at"]()
+    assert balance.sequence == subject.middle_sequence == 1 + 4 * 10
+    revenue = subject.calls["revenue_balance"]()
+    assert revenue.balance == 20 * (scale.CAPTURE - scale.DRIVER_SHARE)
+
+
+def _scale_run(ratios: dict[str, float]) -> report.Run:
+    run = report.Run(header={"Date": "today"}, settings={}, server_counters=False, command="python -m benchmarks scale")
+    growth = town.Growth(71, 474, 104, 2.0, 423, 290.0, 30_033, 200_502)
+    rolled = scale.Rolled(postings=28_916, calls=4, seconds=164.4)
+    run.scale.append(
+        scale.Scale(
+            30_000,
+            200_000,
+            growth,
+            rolled,
+            11,
+            15,
+            301,
+            [
+                scale.Row(operation, 200.0, 200.0 * ratio, ratio, (ratio - 0.05, ratio + 0.05))
+                for operation, ratio in ratios.items()
+            ],
+        )
+    )
+    return run
+
+
+def test_the_report_shows_the_ratios_and_flags_those_below_the_target():
+    ratios = dict.fromkeys(scale.OPERATIONS, 1.0) | {"journal_page": 0.7, "balance_at": 0.797}
+    rendered = report.render(_scale_run(ratios))
+    assert rendered.startswith("# Wallet service benchmark (`python -m benchmarks scale`)")
+    assert "## As the database grows" in rendered
+    assert "### 30,033 wallets, 200,502 ledger documents" in rendered
+    assert "Growing took 292 s" in rendered
+    assert "| operation | near-empty ops/s | grown ops/s | grown / near-empty |" in rendered
+    assert "| deposit | 200 | 200 | 1.00 |" in rendered
+    assert f"| {scale.LABELS['journal_page']} | 200 | 140 | 0.70 (below 0.80) |" in rendered
+    assert f"| {scale.LABELS['balance_at']} | 200 | 159 | 0.797 (below 0.80) |" in rendered
+    assert "Below 0.80 of near-empty: journal_page, balance_at." in rendered
+    assert "round-trip budget" not in rendered  # no round trips measured in this run
+    assert "Every operation runs at 0.80 or more" in report.render(_scale_run(dict.fromkeys(scale.OPERATIONS, 0.9)))
+    assert suite.SCALES[suite._parse(["--scale", "large"]).scale] == ("default", "large")
+    assert suite.SCALES[suite._parse([]).scale] == ("default",)

@@ -279,7 +279,10 @@ def serve(port: int) -> None:
         pass
     finally:
         for step in reversed(cleanup):
+            began = time.monotonic()
             step()
+            if time.monotonic() - began > 1:  # what a slow Ctrl-C waited on
+                _log(f"stopping: {getattr(step, '__qualname__', step)} took {time.monotonic() - began:.1f} s")
         print("stopped", flush=True)
 
 

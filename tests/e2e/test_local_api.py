@@ -393,7 +393,11 @@ def test_a_function_that_overruns_its_timeout_is_stopped_and_replaced(tmp_path):
 def test_ctrl_c_stops_cleanly(server):
     """Last in this module: it stops the shared server."""
     server.process.send_signal(signal.SIGINT)
-    assert server.process.wait(timeout=30) == 0
+    try:
+        code = server.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"make run did not stop within 30 s of Ctrl-C; its log ends:\n{server.log.read_text()[-3000:]}")
+    assert code == 0
     assert server.log.read_text().rstrip().endswith("stopped")
 
 

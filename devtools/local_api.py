@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import sys
 import threading
@@ -373,6 +374,8 @@ def main() -> None:
     invoke.add_argument("event", type=Path)
     arguments = parser.parse_args()
     if arguments.command == "run":
+        # Ctrl-C stops it, even when it was started with SIGINT ignored (a background job, `make run &`).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         serve(arguments.port)
     else:
         invoke_once(arguments.function, arguments.event)

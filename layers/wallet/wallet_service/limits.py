@@ -49,7 +49,8 @@ IDEMPOTENCY_RETENTION = timedelta(hours=24)
 MAX_EXPIRY_BATCH = 1000
 
 # A platform account's postings rolled into its checkpoint per transaction, at most (each is an update:
-# 200 keeps a roll within a second even on the embedded server); a balance read that finds more than
-# LONG_TAIL postings past the checkpoint rolls a batch (checkpoints.py).
-ROLL_BATCH = 200
+# 100 keep a roll to half a second even on the embedded server, whose update of many documents holds
+# up every other write to the ledger); a balance read that finds more than LONG_TAIL postings past
+# the checkpoint rolls a batch (checkpoints.py).
+ROLL_BATCH = 100
 LONG_TAIL = 1000

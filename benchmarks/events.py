@@ -2,8 +2,8 @@
 the publisher's events per second.
 
 Latency: three paths, each on a wallet of its own, in interleaved rounds (as the floors are, so noise
-hits them alike): a deposit alone; a deposit, then `publish_events(operation_id=...)` to an
-in-memory sink, as a function does after its commit; the same to a file sink appending one JSON
+hits them alike): a deposit alone; a deposit, then `publish_events(committed=...)` of the events it
+committed to an in-memory sink, as a function does once it has answered; the same to a file sink appending one JSON
 line per event. Each round times `calls` calls of each path, the paths alternating call by call and
 starting with another path each round; the deposit-alone wallet's events are published after each
 round, untimed, so its outbox stays as small as a published one. Reported: the median over the
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wallet_service import WalletService
+from wallet_service import CommittedEvents, WalletService, committed_events
 from wallet_service.publishing import detail
 
 from .monitor import CommandRecorder
@@ -104,21 +104,24 @@ def latency(service: WalletService, recorder: CommandRecorder, *, rounds: int, c
     """The three paths, `rounds` rounds of `calls` calls each."""
     wallets = {path: _wallet(service, f"publish-{path}") for path in PATHS}
     memory = MemorySink()
-    for wallet_id in wallets.values():  # their openings' events, so that each call publishes its deposit's alone
-        service.publish_events(MemorySink(), wallet_id=wallet_id)
+    service.publish_events(
+        MemorySink(), older_than_seconds=0
+    )  # the openings' events: each call sends its deposit's alone
     with tempfile.TemporaryDirectory(prefix="wallet-bench-events-") as folder:
         file = FileSink(Path(folder) / "events.jsonl")
         try:
             sinks = {"memory": memory, "file": file}
             counter = iter(range(10**9))
 
-            def deposit(path: str) -> str:
+            def deposit(path: str) -> CommittedEvents:
                 key = f"publish-{path}-{next(counter)}"
-                return service.deposit(wallets[path], AMOUNT, idempotency_key=key).operation_id
+                with committed_events() as committed:
+                    service.deposit(wallets[path], AMOUNT, idempotency_key=key)
+                return committed
 
             def publishing(path: str) -> Callable[[], None]:
                 def call() -> None:
-                    report = service.publish_events(sinks[path], operation_id=deposit(path))
+                    report = service.publish_events(sinks[path], committed=deposit(path))
                     if report.sent != 1:
                         raise RuntimeError(f"publishing a deposit's event sent {report.sent}: {report}")
 
@@ -145,7 +148,7 @@ def latency(service: WalletService, recorder: CommandRecorder, *, rounds: int, c
                         spent[path] += time.perf_counter() - began
                 for path in PATHS:
                     seconds[path].append(spent[path] / calls)
-                service.publish_events(MemorySink(), wallet_id=wallets["deposit"])  # untimed: keep its outbox small
+                service.publish_events(MemorySink(), older_than_seconds=0)  # untimed: keep the outbox small
             published = len(memory.received) + file.lines - published_before
         finally:
             file.close()
@@ -169,7 +172,8 @@ def _round_trips(
 ) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """A deposit's commands and what its insert carried; then publishing its event's commands."""
     recorder.capture()
-    operation_id = service.deposit(wallet_id, AMOUNT, idempotency_key="publish-round-trips").operation_id
+    with committed_events() as committed:
+        service.deposit(wallet_id, AMOUNT, idempotency_key="publish-round-trips")
     sent = recorder.captured()
     inserted = tuple(
         document.get("kind", "?")
@@ -179,7 +183,7 @@ def _round_trips(
     )
     recorder.arm()
     try:
-        service.publish_events(sink, operation_id=operation_id)
+        service.publish_events(sink, committed=committed)
     finally:
         publish_commands = tuple(recorder.disarm())
     return tuple(command.name for command in sent), inserted, publish_commands

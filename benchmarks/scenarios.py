@@ -37,7 +37,8 @@ THROUGHPUT_OPERATIONS = OPERATIONS[1:]
 # Counted for round trips only: a capture split between a driver's wallet and @revenue (one more
 # wallet to update), a refund of such a capture (back from both, to the rider), a hold raised (an
 # increment, a detour on the way) and a capture in parts (final false: the rest stays held).
-ROUND_TRIP_ONLY = ("capture_split", "refund_reservation", "increment_reservation", "capture_part")
+# A replay of a deposit's key, which moves nothing and publishes nothing, is counted too.
+ROUND_TRIP_ONLY = ("capture_split", "refund_reservation", "increment_reservation", "capture_part", "deposit_replay")
 DRIVER_SHARE = 45  # of a split capture of PARTIAL_CAPTURE; the rest goes to @revenue
 REFUND = 30
 INCREMENT = 25  # each increment raises its own hold by this much
@@ -122,6 +123,8 @@ def _action(service: WalletService, operation: str, tag: str, wallet_id, holds: 
         )
     if operation == "deposit":
         return lambda n, key: service.deposit(wallet_id, 100, idempotency_key=key)
+    if operation == "deposit_replay":  # every call the same request: the first deposits, the rest replay it
+        return lambda n, key: service.deposit(wallet_id, 100, idempotency_key=f"{tag}-replayed")
     if operation == "withdraw":
         return lambda n, key: service.withdraw(wallet_id, 1, idempotency_key=key)
     if operation == "transfer":

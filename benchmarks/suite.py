@@ -3,10 +3,11 @@
 In order: round trips per operation; on one thread, each operation beside its two floors; the money
 operations on 1, 2, 4 and 8 threads with the database's failed replies counted; pages of a
 10,000-entry journal with their plans; expiry; a deposit's latency with and without publishing its
-event, and the publisher's events per second; then five operations near-empty and on a grown
-database (benchmarks/scale.py: 30,000 wallets and 200,000 ledger documents; `--scale large` also
-100,000 and 1,000,000). Progress goes to stderr. The exit status is 1 when an operation needs more
-round trips than its budget; timings are reported and never checked.
+event, the publisher's events per second, and a deposit over HTTP with events on and with no sink
+(two make run servers); then five operations near-empty and on a grown database (benchmarks/scale.py:
+30,000 wallets and 200,000 ledger documents; `--scale large` also 100,000 and 1,000,000). Progress
+goes to stderr. The exit status is 1 when an operation needs more round trips than its budget;
+timings are reported and never checked.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pymongo import MongoClient
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
 from wallet_service import WalletService, publishing
 
-from . import events, floors, journal, provenance, report, scale, throughput
+from . import answer_first, events, floors, journal, provenance, report, scale, throughput
 from .monitor import CommandRecorder
 from .roundtrips import measure_expiry, measure_operation
 from .scenarios import OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
@@ -73,6 +74,7 @@ def connect(
         settings=settings,
         server_counters=counters.available,
         command=command,
+        database_uri=uri,
     )
     return client, recorder, counters, run
 
@@ -115,6 +117,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--publisher-events", type=int, default=2000, help="unsent events of the publisher's run (2000)"
     )
     parser.add_argument("--publisher-wallets", type=int, default=200, help="wallets those events are spread over (200)")
+    parser.add_argument(
+        "--http-deposits", type=int, default=300, help="deposits over HTTP, events on and no sink; 0: none (300)"
+    )
     parser.add_argument(
         "--scale",
         choices=tuple(SCALES),
@@ -196,6 +201,9 @@ def _measure(
         progress(f"events: the publisher over {count} unsent events of {wallets} wallets")
         with _database(client, "publisher") as (service, _):
             run.publishers.append(events.publisher(service, recorder, "publisher", events=count, wallets=wallets))
+    if options.http_deposits:
+        progress(f"events: {options.http_deposits} deposits over HTTP, events on and no sink (two make run servers)")
+        run.http = answer_first.http_latency(run.database_uri, options.http_deposits)
 
 
 @contextmanager

@@ -9,24 +9,36 @@ starts the process and imports the handler (a cold start); later ones reuse it. 
 exception or a crash is reported as Lambda reports a function error; a crashed or timed-out
 container is replaced on the next invocation.
 
+Each container serves the Extensions API (devtools/extensions_api.py) at AWS_LAMBDA_RUNTIME_API, as
+Lambda does: a function whose layer registers an internal extension does its after-answer work
+(publishing its events) once the answer has left: `invoke` returns the answer, and the container
+tells the extension only when `answer_left` says so (make run: once the HTTP response is written),
+then takes its next invocation when every extension asks for its next event, or ends at the
+function's timeout.
+
 When DATABASE_ANSWERS_DIR names a folder (`make load` sets it), each container process also counts
 what the database answered its commands (`DatabaseAnswers`) and writes the counts there after every
-invocation. A development aid only: the layer and the handlers know nothing of it.
+invocation; when DATABASE_COMMANDS_LOG names a file, it appends a line for every command it starts,
+with the time (`CommandLog`). Development aids only: the layer and the handlers know nothing of them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import signal
+import sys
 import threading
+import time
 import traceback
 from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from devtools.extensions_api import LocalExtensionsApi
 from devtools.lambda_inputs import LambdaContext
 
 if TYPE_CHECKING:
@@ -35,6 +47,8 @@ if TYPE_CHECKING:
 INIT_SECONDS = 60  # starting Python and importing the handler (Lambda allows 10 s; this machine is slower)
 IPC_SLACK_SECONDS = 0.5
 ANSWERS_DIR_VARIABLE = "DATABASE_ANSWERS_DIR"
+COMMANDS_LOG_VARIABLE = "DATABASE_COMMANDS_LOG"
+ANSWER_LEFT = "answer-left"  # the parent's word that the last answer has reached its client
 
 
 class FunctionError(RuntimeError):
@@ -52,7 +66,9 @@ class LambdaContainer:
         self._process: multiprocessing.process.BaseProcess | None = None
         self._connection: Connection | None = None
 
-    def invoke(self, event: dict) -> object:
+    def invoke(self, event: dict, *, answer_leaves_later: bool = False) -> object:
+        """The handler's answer. The container's after-answer work starts once the answer has left:
+        now, or (`answer_leaves_later`) when the caller says so with `answer_left`."""
         with self._lock:
             connection = self._ensure_started()
             connection.send(event)
@@ -68,7 +84,16 @@ class LambdaContainer:
                 raise FunctionError(f"{self.name}'s container exited during the invocation") from None
             if outcome == "error":
                 raise FunctionError(value)
+            if not answer_leaves_later:
+                connection.send(ANSWER_LEFT)
             return value
+
+    def answer_left(self) -> None:
+        """The last answer has reached its client: the container may do its after-answer work."""
+        with self._lock:
+            if self._connection is not None:
+                with contextlib.suppress(OSError):
+                    self._connection.send(ANSWER_LEFT)
 
     @property
     def pid(self) -> int | None:
@@ -173,10 +198,48 @@ def listen_for_database_answers(function: str) -> DatabaseAnswers | None:
     return listener
 
 
+def listen_for_database_commands(function: str) -> None:
+    """When DATABASE_COMMANDS_LOG is set, append a JSON line to it for every command this process
+    starts: when (time.time()), which function and process, the command, its collection and the
+    keys of its filter."""
+    path = os.environ.get(COMMANDS_LOG_VARIABLE)
+    if not path:
+        return
+    from pymongo import monitoring
+
+    class CommandLog(monitoring.CommandListener):
+        def started(self, event: CommandStartedEvent) -> None:
+            command = event.command
+            line = {
+                "at": time.time(),
+                "function": function,
+                "pid": os.getpid(),
+                "command": event.command_name,
+                "collection": command.get(event.command_name)
+                if isinstance(command.get(event.command_name), str)
+                else None,
+                "filter": sorted((command.get("filter") or command.get("query") or {}).keys()),
+            }
+            with open(path, "a") as log:
+                log.write(json.dumps(line) + "\n")
+
+        def succeeded(self, event) -> None:
+            pass
+
+        def failed(self, event) -> None:
+            pass
+
+    monitoring.register(CommandLog())
+
+
 def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: float) -> None:
-    """The container's process: load the handler as Lambda lays the code out, then answer events."""
+    """The container's process: serve the Extensions API, load the handler as Lambda lays the code
+    out, then answer events, each followed by the extensions' after-answer work."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its containers
     answers = listen_for_database_answers(name)
+    listen_for_database_commands(name)
+    extensions = LocalExtensionsApi(name)
+    os.environ["AWS_LAMBDA_RUNTIME_API"] = extensions.address
     from devtools.functions import load_handler_module
 
     try:
@@ -185,18 +248,49 @@ def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: flo
         handler = None
         failure = traceback.format_exc()
     connection.send("ready")
+    waiting: object = None  # an event that arrived while the last answer was still on its way
     while True:
         try:
-            event = connection.recv()
+            event = waiting if waiting is not None else connection.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
+        waiting = None
+        if event == ANSWER_LEFT:
+            continue  # for an answer whose work has already started (the next event came first)
         if handler is None:
             connection.send(("error", f"{name} failed to initialise:\n{failure}"))
             continue
+        context = LambdaContext(name, timeout_seconds)
         try:
-            outcome = ("ok", handler(event, LambdaContext(name, timeout_seconds)))
+            outcome = ("ok", handler(event, context))
         except Exception:
             outcome = ("error", traceback.format_exc())
         if answers is not None:
             answers.write()  # before answering: once the client has its response, the counts include it
         connection.send(outcome)
+        if extensions.registered:
+            waiting = _after_the_answer(connection, extensions, context)
+
+
+def _after_the_answer(connection: Connection, extensions: LocalExtensionsApi, context: LambdaContext) -> object:
+    """Once the answer has left (or the next event has come), deliver INVOKE to the extensions and
+    wait until they are done; the next event if it came first, else None. Past the function's
+    timeout the container ends, as Lambda ends the environment."""
+    seconds = context.get_remaining_time_in_millis() / 1000
+    next_event = None
+    try:
+        if connection.poll(seconds):
+            message = connection.recv()
+            next_event = None if message == ANSWER_LEFT else message
+    except (EOFError, OSError):
+        os._exit(0)  # the server has gone: so does its container
+    deadline_ms = int((time.time() + context.get_remaining_time_in_millis() / 1000) * 1000)
+    extensions.invoked(context.aws_request_id, deadline_ms)
+    if not extensions.idle(context.get_remaining_time_in_millis() / 1000):
+        print(
+            f"{context.function_name}: the work after the answer outlasted the timeout; ending the container",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(1)
+    return next_event

@@ -11,7 +11,9 @@ PUBLISH_INTERVAL_SECONDS shorten them), Swagger UI is at /docs and the spec at /
 database is the embedded one on .local/db (kept across runs) unless MONGODB_URI is set. The event
 bus is a file: every event the functions publish is appended to .local/events.jsonl (beside the
 database's folder when DB_PATH moves it; EVENTS_FILE chooses another), one JSON line each as
-EventBridge hands an event to a target, and logged as one line.
+EventBridge hands an event to a target, and logged as one line. EVENTS_FILE=off runs with no bus, as
+a deployment without EVENT_BUS_NAME: the events wait in the outbox and PublishEvents is not scheduled
+(`make bench` compares a deposit's latency both ways).
 """
 
 from __future__ import annotations
@@ -58,9 +60,10 @@ class LocalFunction:
     def __post_init__(self) -> None:
         self.container = LambdaContainer(self.name, self.code_dir, self.timeout_seconds)
 
-    def invoke(self, event: dict) -> object:
-        """The handler's response; FunctionError if it raised, crashed or timed out."""
-        return self.container.invoke(event)
+    def invoke(self, event: dict, *, answer_leaves_later: bool = False) -> object:
+        """The handler's response; FunctionError if it raised, crashed or timed out. The function's
+        work after the answer starts now, or (`answer_leaves_later`) at `container.answer_left()`."""
+        return self.container.invoke(event, answer_leaves_later=answer_leaves_later)
 
 
 def load_functions(template_path: Path = TEMPLATE) -> dict[str, LocalFunction]:
@@ -109,7 +112,8 @@ class ContainerRunner:
         response = None if function.public else authorize(request)
         if response is None:
             try:
-                response = function.invoke(request)
+                response = function.invoke(request, answer_leaves_later=True)
+                _once_the_answer_has_left(function.container.answer_left)
             except FunctionError as error:
                 _log(f"{function_name} failed: {error}")
                 response = function_failed()
@@ -117,6 +121,18 @@ class ContainerRunner:
         _log(access_line(request, status, started, function_name))
         if stdout is not None:
             stdout.write_str(json.dumps(response))
+
+
+def _once_the_answer_has_left(callback) -> None:
+    """Call `callback` once Flask has written the response of the request being served (as Lambda,
+    which lets a function's extensions work on only once the answer is on its way)."""
+    import flask
+
+    def when_closed(response):
+        response.call_on_close(callback)
+        return response
+
+    flask.after_this_request(when_closed)
 
 
 # The variables that shorten a scheduled function's interval locally (the template's otherwise).
@@ -172,12 +188,15 @@ class Scheduler(threading.Thread):
 
 
 EVENTS_FILE_NAME = "events.jsonl"
+NO_BUS = "off"  # EVENTS_FILE's value for no bus at all
 
 
-def events_file() -> Path:
+def events_file() -> Path | None:
     """Where the local bus's events go: EVENTS_FILE, else beside the embedded database's folder
     (.local/events.jsonl, or in DB_PATH's parent folder), else (MONGODB_URI, DB_PATH=:memory:) in .local."""
     chosen = os.environ.get("EVENTS_FILE")
+    if chosen == NO_BUS:
+        return None
     if chosen:
         return Path(chosen).resolve()
     from devtools.embedded_mongo import external_uri, local_storage_path
@@ -186,12 +205,16 @@ def events_file() -> Path:
     return (storage.parent if storage is not None else LOCAL) / EVENTS_FILE_NAME
 
 
-def _environment(uri: str) -> Path:
+def _environment(uri: str) -> Path | None:
     """The functions' environment, as the template gives it, for the containers to inherit; returns
-    the events file that stands for the bus."""
+    the events file that stands for the bus (None: no bus)."""
     events = events_file()
-    events.parent.mkdir(parents=True, exist_ok=True)
-    os.environ["EVENTS_FILE"] = str(events)  # the functions' sink (it wins over an EVENT_BUS_NAME)
+    if events is None:
+        os.environ.pop("EVENTS_FILE", None)
+        os.environ.pop("EVENT_BUS_NAME", None)
+    else:
+        events.parent.mkdir(parents=True, exist_ok=True)
+        os.environ["EVENTS_FILE"] = str(events)  # the functions' sink (it wins over an EVENT_BUS_NAME)
     os.environ["MONGODB_URI"] = uri
     os.environ.setdefault("MONGODB_DATABASE", "wallet")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "wallet")
@@ -253,6 +276,8 @@ def serve(port: int) -> None:
         runtime.wallet_service()  # create the indexes now, not on the first request
         runtime.reset()
         functions = load_functions()
+        if events is None:
+            del functions["PublishEvents"]  # nothing to publish to
         cleanup.extend(function.container.stop for function in functions.values())
         stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
         api = ApiProvider(stacks).api
@@ -264,11 +289,16 @@ def serve(port: int) -> None:
         scheduler.start()
         cleanup.append(scheduler.stop)
         signing_key()
+        bus = (
+            f"appended to {_shown(events)}, one JSON line each (the bus's stand-in)"
+            if events is not None
+            else f"no bus (EVENTS_FILE={NO_BUS}): they wait in the outbox"
+        )
         print(
             f"wallet API on http://127.0.0.1:{port}  (Swagger UI: http://127.0.0.1:{port}/docs)\n"
             f"  database: {uri}\n    {database}\n"
             f"  routes: {len(api.routes)} from template.yaml; schedule: {scheduler.describe()}\n"
-            f"  events: appended to {_shown(events)}, one JSON line each (the bus's stand-in)\n"
+            f"  events: {bus}\n"
             f"  tokens: signed with the development key in {KEY_FILE.relative_to(ROOT)} "
             f"({signing_key().decode()[:8]}..., local only); make token SUB=alice [SCOPES=wallet:admin]\n"
             f"  e.g. Authorization: Bearer {issue_token('alice')}\n"

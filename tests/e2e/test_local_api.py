@@ -24,7 +24,11 @@ from devtools.paths import EVENTS, ROOT
 
 def start_server(port: int, log: Path):
     # The events go to a file of the test's own, beside the log, not into the repository's .local.
-    environment = {"EXPIRY_INTERVAL_SECONDS": "1", "EVENTS_FILE": str(log.with_name("events.jsonl"))}
+    environment = {
+        "EXPIRY_INTERVAL_SECONDS": "1",
+        "EVENTS_FILE": str(log.with_name("events.jsonl")),
+        "DATABASE_COMMANDS_LOG": str(log.with_name("commands.jsonl")),
+    }
     return local_server.start_server(port, log, environment)
 
 
@@ -158,8 +162,8 @@ def delivered(server: Server, wallet: str, count: int, seconds: float = 10) -> l
 
 
 def test_a_deposit_reaches_the_local_bus(server):
-    """The function that commits publishes at once: the deposit's event is in the events file when the
-    answer arrives, shaped as EventBridge hands an event to a target, and logged as one line."""
+    """The function that commits publishes once it has answered: the deposit's event is in the events
+    file within a second, shaped as EventBridge hands an event to a target, and logged as one line."""
     from wallet_lambda.event_sinks import TARGET_EVENT_KEYS
 
     rider = f"rider-{uuid.uuid4().hex[:8]}"
@@ -176,7 +180,7 @@ def test_a_deposit_reaches_the_local_bus(server):
         "POST", f"/v1/wallets/{wallet}/deposits", {"amount": 250, "referenceId": "pay-1"}, token=token, key="pay-1"
     )
     assert status == 201, deposited
-    opening, deposit = delivered(server, wallet, 2, seconds=0)  # already there: published before the answer
+    opening, deposit = delivered(server, wallet, 2, seconds=1)
     assert (opening["detail-type"], deposit["detail-type"]) == ("wallet.opened", "wallet.deposit.created")
     assert set(deposit) == TARGET_EVENT_KEYS
     assert (deposit["source"], deposit["version"], deposit["resources"]) == ("wallet-service", "0", [])
@@ -206,7 +210,7 @@ def test_a_deposit_reaches_the_local_bus(server):
         "POST", f"/v1/wallets/{wallet}/withdrawals", {"amount": 900}, token=token, key="w"
     )
     assert status == 201, withdrawn
-    events = delivered(server, wallet, 4, seconds=0)
+    events = delivered(server, wallet, 4, seconds=1)
     assert [event["detail-type"] for event in events] == [
         "wallet.opened",
         "wallet.deposit.created",
@@ -217,6 +221,44 @@ def test_a_deposit_reaches_the_local_bus(server):
     time.sleep(0.3)
     logged = server.log.read_text()
     assert f"event wallet.deposit.created wallet {wallet} {detail['id']}" in logged
+
+
+def test_the_answer_leaves_before_its_events_are_published(server):
+    """From the containers' command log (DATABASE_COMMANDS_LOG: every command each sends, with the
+    time): the deposit's answer is back with its client before the function sends its first
+    publishing command, which are two (a read of the wallet's unsent events, an update marking them
+    sent), and the event is in the events file within a second of the answer."""
+    rider = f"rider-{uuid.uuid4().hex[:8]}"
+    admin, token = issue_token("ops", ("wallet:admin",)), issue_token(rider)
+    status, _, opened = server.json("POST", "/v1/wallets", {"currency": "USD", "ownerId": rider}, token=admin)
+    assert status == 201, opened
+    wallet = opened["wallet"]["id"]
+    assert len(delivered(server, wallet, 1, seconds=1)) == 1
+    commands = server.log.with_name("commands.jsonl")
+    for attempt in range(3):  # the first deposit may start the Deposit container (a cold start)
+        started = time.time()
+        status, _, deposited = server.json(
+            "POST", f"/v1/wallets/{wallet}/deposits", {"amount": 5}, token=token, key=f"answer-first-{attempt}"
+        )
+        answered = time.time()
+        assert status == 201, deposited
+        while len(delivered(server, wallet, 2 + attempt, seconds=0)) < 2 + attempt:
+            assert time.time() - answered < 1.0, "the deposit's event did not reach the events file within a second"
+            time.sleep(0.01)
+        time.sleep(0.2)  # the update marking it sent, logged after the sink took it
+        sent = [
+            line
+            for line in map(json.loads, commands.read_text().splitlines())
+            if line["function"] == "Deposit" and line["at"] >= started
+        ]
+        names = [line["command"] for line in sent]
+        assert "commitTransaction" in names, names
+        after_commit = sent[len(names) - names[::-1].index("commitTransaction") :]
+        assert [line["command"] for line in after_commit] == ["find", "update"], names
+        assert answered < after_commit[0]["at"], (answered, after_commit[0])
+        before_answer = [line for line in sent if line["at"] <= answered]
+        if attempt > 0:
+            assert len(before_answer) == 3, names  # warm: the wallet update, the insert, the commit
 
 
 def test_the_schedule_expires_a_short_hold(server):

@@ -242,24 +242,28 @@ def test_the_file_sink_writes_each_event_as_eventbridge_hands_it_to_a_target(tmp
     assert logged[1].endswith(f"event wallet.frozen wallet 65f0c0ffee0000000000a001 {events[1]['_id']}")
 
 
-def test_publishing_after_a_commit_only_for_a_successful_change(lambda_env, monkeypatch, tmp_path):
+def test_publishing_after_the_answer_sends_what_the_call_committed(lambda_env, monkeypatch, tmp_path, caplog):
     from wallet_lambda import delivery
-    from wallet_lambda.operations import BY_NAME
+    from wallet_service import committed_events
 
     monkeypatch.setenv("EVENTS_FILE", str(tmp_path / "events.jsonl"))
     runtime.reset()
     service = runtime.wallet_service()
-    wallet = service.create_wallet("rider", "USD").wallet
-    moved = service.deposit(wallet.id, 5)
-    answer = {"statusCode": 201, "body": moved.model_dump_json(by_alias=True)}
-    assert delivery.after_commit(BY_NAME["GetWallet"], {"statusCode": 200, "body": "{}"}, 10_000) is None
-    assert delivery.after_commit(BY_NAME["Deposit"], {**answer, "statusCode": 409}, 10_000) is None
-    assert delivery.after_commit(BY_NAME["Deposit"], answer, 10_000).sent == 2  # the opening's too: same wallet
-    frozen = service.freeze_wallet(wallet.id)
-    wallet_answer = {"statusCode": 200, "body": frozen.model_dump_json(by_alias=True)}
-    assert delivery.after_commit(BY_NAME["FreezeWallet"], wallet_answer, 10_000).sent == 1
-    assert delivery.after_commit(BY_NAME["FreezeWallet"], wallet_answer, 10_000).sent == 0
-    assert delivery.after_commit(BY_NAME["Deposit"], {"statusCode": 201, "body": "not json"}, 10_000) is None  # logged
+    context = LambdaContext()
+    with committed_events() as opened:
+        wallet = service.create_wallet("rider", "USD").wallet
+    with committed_events() as nothing:
+        service.get_wallet(wallet.id)
+    assert delivery.publish_committed(nothing, context) is None
+    with committed_events() as deposited:
+        service.deposit(wallet.id, 5)
+    assert delivery.publish_committed(deposited, context).sent == 2  # the opening's too: same wallet
+    assert delivery.publish_committed(opened, context).sent == 0  # sent already
+    with committed_events() as frozen:
+        service.freeze_wallet(wallet.id)
+    assert delivery.publish_committed(frozen, LambdaContext(timeout_seconds=1.1)) is None  # no time left: logged
+    assert "no time left to publish the events: the scheduled publisher sends them" in caplog.messages
+    assert delivery.publish_committed(frozen, context).sent == 1
     assert len((tmp_path / "events.jsonl").read_text().splitlines()) == 3
 
 

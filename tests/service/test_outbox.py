@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devtools.failpoints import write_conflict
 from tests.ledger_checks import snapshot
-from wallet_service import InsufficientFunds, ValidationFailed, WalletService
+from wallet_service import InsufficientFunds, ValidationFailed, WalletService, committed_events
 from wallet_service.documents import CODEC_OPTIONS, EVENT, LEDGER
 from wallet_service.publishing import ATTEMPTS, detail
 
@@ -149,9 +150,11 @@ def test_publishing_sends_each_wallet_in_order_and_marks_them_sent(service, data
     other = service.create_wallet("driver", "USD").wallet.id
     for amount in (1, 2, 3):
         service.deposit(wallet, amount)
-    moved = service.transfer(wallet, other, 4)
+    with committed_events() as committed:
+        service.transfer(wallet, other, 4)
+    assert [str(wallet_id) for wallet_id in committed.wallet_ids] == [wallet, other]
     sink = Sink()
-    report = service.publish_events(sink, operation_id=moved.operation_id)
+    report = service.publish_events(sink, committed=committed)
     assert (report.sent, report.failed, report.pending) == (7, 0, 0)  # both wallets' unsent events, older first
     mine = [event for event in sink.received if event["walletId"] == wallet]
     assert [event["type"] for event in mine] == [
@@ -198,7 +201,7 @@ def test_a_sink_that_refuses_a_few_times_loses_nothing(service, database):
     for amount in range(1, 4):
         service.deposit(wallet, amount)
     flaky = Sink(refuse={event["_id"] for event in events_of(database)}, times=ATTEMPTS - 1)
-    assert service.publish_events(flaky, wallet_id=wallet).sent == 4
+    assert service.publish_events(flaky, older_than_seconds=0).sent == 4
     assert [event["version"] for event in flaky.received] == sorted(event["version"] for event in flaky.received)
 
 
@@ -208,3 +211,51 @@ def test_the_scheduled_publisher_takes_only_events_old_enough(service, database)
     assert service.publish_events(sink, older_than_seconds=3_600).sent == 0
     assert service.publish_events(sink, older_than_seconds=0).sent == 1
     assert sink.received[0]["walletId"] == wallet
+
+
+# ---------------------------------------------------------------- what a call committed, and publishing it
+
+
+def test_a_call_names_the_events_its_transactions_committed_and_nothing_else(service, database, failpoints):
+    wallet = service.create_wallet("rider", "USD", opening_balance=10).wallet.id
+    other = service.create_wallet("driver", "USD").wallet.id
+    with committed_events() as refused:
+        with pytest.raises(InsufficientFunds):
+            service.withdraw(wallet, 11, idempotency_key="too-much")
+        service.get_wallet(wallet)
+        service.list_transactions(wallet)
+    assert len(refused) == 0
+    with committed_events() as paid:
+        service.transfer(wallet, other, 4, idempotency_key="t")
+    with committed_events() as replayed:
+        service.transfer(wallet, other, 4, idempotency_key="t")
+    assert len(replayed) == 0
+    assert [event["type"] for event in paid.events] == ["wallet.transfer.sent", "wallet.transfer.received"]
+    assert {event["_id"] for event in paid.events} <= {event["_id"] for event in events_of(database)}
+    # An attempt that aborts (a write conflict on its commit) names nothing: the retry's events, once.
+    with failpoints.armed(write_conflict("commitTransaction")), committed_events() as retried:
+        service.deposit(wallet, 1)
+    assert [event["type"] for event in retried.events] == ["wallet.deposit.created"]
+    assert retried.events[0]["_id"] in {event["_id"] for event in events_of(database)}
+    # Outside a block nothing is collected, and blocks nest by context: the inner one takes its own.
+    with committed_events() as outer:
+        service.deposit(wallet, 1)
+        with committed_events() as inner:
+            service.deposit(other, 1)
+    assert [str(event["walletId"]) for event in outer.events] == [wallet]
+    assert [str(event["walletId"]) for event in inner.events] == [other]
+
+
+def test_publishing_a_calls_events_takes_one_read_and_one_update(service, database, service_commands):
+    wallet = service.create_wallet("rider", "USD", opening_balance=1_000, alerts={"availableBelow": 500}).wallet.id
+    other = service.create_wallet("driver", "USD").wallet.id
+    with committed_events() as committed:
+        service.transfer(wallet, other, 600)  # the sender's transfer and its low-balance alert, the receiver's
+    service_commands.clear()
+    sink = Sink()
+    report = service.publish_events(sink, committed=committed)
+    # Both wallets' openings too (never published), each wallet's in order: a round of the sink each.
+    assert (report.sent, report.failed, report.pending) == (5, 0, 0)
+    assert [next(iter(command)) for command in service_commands.sent] == ["find", "update"]
+    assert sink.calls == [2, 2, 1]
+    assert not events_of(database, sent=False)

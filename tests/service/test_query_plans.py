@@ -24,7 +24,7 @@ from pymongo import MongoClient, monitoring
 
 from devtools.embedded_mongo import external_uri
 from devtools.paths import ROOT
-from wallet_service import WalletError, WalletService
+from wallet_service import WalletError, WalletService, committed_events
 
 DOC = ROOT / "docs" / "query-plans.md"
 WHOLE_LEDGER_JOBS = {"audit_ledger", "migrate_ledger"}  # they read everything, by design
@@ -230,7 +230,13 @@ def scenario(service: WalletService, ids: dict, database, made: dict) -> Iterato
     yield "freeze_wallet", lambda: service.freeze_wallet(other)
     yield "withdraw", lambda: service.withdraw(other, 1, idempotency_key=next(keys))  # frozen
     yield "unfreeze_wallet", lambda: service.unfreeze_wallet(other)
-    yield "deposit", lambda: remember("deposit", service.deposit(rider, 700, idempotency_key="deposit"))
+
+    def deposit_collecting_its_events():
+        with committed_events() as committed:
+            service.deposit(rider, 700, idempotency_key="deposit")
+        remember("deposit_events", committed)
+
+    yield "deposit", deposit_collecting_its_events
     yield "deposit", lambda: service.deposit(rider, 700, idempotency_key="deposit")  # a replay
     yield "deposit", lambda: service.deposit(rider, 701, idempotency_key="deposit")  # the key, another request
     yield "withdraw", lambda: service.withdraw(rider, 300, idempotency_key=next(keys), owner_id="rider-0")
@@ -303,8 +309,7 @@ def scenario(service: WalletService, ids: dict, database, made: dict) -> Iterato
         lambda: service.list_transactions(rider, limit=2, entry_type="DEPOSIT", cursor=made["deposits"].next_cursor),
     )
     yield "balance_at", lambda: service.balance_at(rider, datetime.now(UTC) - timedelta(seconds=1))
-    yield "publish_events", lambda: service.publish_events(ListSink(), operation_id=made["deposit"].operation_id)
-    yield "publish_events", lambda: service.publish_events(ListSink(), wallet_id=other)
+    yield "publish_events", lambda: service.publish_events(ListSink(), committed=made["deposit_events"])
     yield "publish_events", lambda: service.publish_events(ListSink(), older_than_seconds=0)
     lost = service.create_wallet("gone", "USD").wallet.id
     yield (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import os
 import re
@@ -26,13 +27,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet_service import Movement, WalletError
+from wallet_service import Movement, WalletError, committed_events
 from wallet_service.limits import (
     IDEMPOTENCY_KEY_PATTERN,
     MAX_IDEMPOTENCY_KEY_LENGTH,
 )
 
-from . import delivery, problems, runtime
+from . import after_answer, delivery, problems, runtime
 from .observability import count_amount_moved, logger, metrics, tracer
 from .operations import Operation
 from .problems import Problem
@@ -213,27 +214,33 @@ def create_app() -> APIGatewayHttpResolver:
 
 
 def lambda_handler_for(router: Router, operation: Operation) -> Callable[[dict, LambdaContext], dict]:
-    """The Lambda entry point of one HTTP function. After a successful answer of an operation that
-    changed a wallet, it publishes the change's events (wallet_lambda.delivery) before returning;
-    publishing never changes the answer."""
+    """The Lambda entry point of one HTTP function. The events its transactions commit are sent
+    once its answer has left (wallet_lambda.after_answer, .delivery); a replay, a refusal or a read
+    commits none and sends nothing."""
     app = create_app()
     app.include_router(router)
+    if operation.publishes:
+        after_answer.register()
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
     @tracer.capture_lambda_handler(capture_response=False)
     @metrics.log_metrics
     def lambda_handler(event: dict, context: LambdaContext) -> dict:
         metrics.add_dimension("operation", operation.name)
-        problem = _refuse_early(event, operation)
-        if problem is not None:
-            response = _proxy_response(problem.response())
-        else:
-            with runtime.database_deadline(context.get_remaining_time_in_millis()):
-                response = app.resolve(event, context)
-            if operation.publishes:
-                delivery.after_commit(operation, response, context.get_remaining_time_in_millis())
-        _count(response)
-        return response
+        publish = None
+        try:
+            problem = _refuse_early(event, operation)
+            if problem is not None:
+                response = _proxy_response(problem.response())
+            else:
+                with committed_events() as committed, runtime.database_deadline(context.get_remaining_time_in_millis()):
+                    response = app.resolve(event, context)
+                if committed:
+                    publish = functools.partial(delivery.publish_committed, committed, context)
+            _count(response)
+            return response
+        finally:
+            after_answer.hand_over(context.aws_request_id, publish)
 
     return lambda_handler
 

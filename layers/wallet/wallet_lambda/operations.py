@@ -4,10 +4,10 @@ The handlers' entry point (http.py) reads a row for the route, its success statu
 needs an Idempotency-Key and whether it is for administrators only; the OpenAPI generator, the
 template test and the local tools read the same rows. `path` is written as API Gateway and
 OpenAPI write it; `function` is the function's folder under functions/ and `name` its logical id
-in template.yaml and its operationId. `publishes` says which events a function sends to the bus
-(wallet_lambda.delivery): those of the operation its answer names, of the wallet it answers, or
-(the scheduled ones) every unsent event that is due. `moved` says which of its answer's entries are
-the money it moved (the AmountMoved metric).
+in template.yaml and its operationId. `publishes` says whether a function sends events to the bus
+(wallet_lambda.delivery): an HTTP one those its transactions committed, once it has answered; a
+scheduled one what its run committed (expiry) or every unsent event that is due. `moved` says which
+of its answer's entries are the money it moved (the AmountMoved metric).
 """
 
 from __future__ import annotations
@@ -36,12 +36,6 @@ READ_PROBLEMS = (401, 403, 404, 422, 500, 503)  # 400 also for a cursor this lis
 MONEY_PROBLEMS = (401, 403, 404, 409, 422, 500, 503)
 HEALTH_PROBLEMS = (500, 503)
 
-# What a function publishes (Operation.publishes): nothing, the events of the operation its answer
-# names (`operationId`), those of the wallet it answers (`id`), or every unsent event that is due.
-PUBLISHES_OPERATION = "operation"
-PUBLISHES_WALLET = "wallet"
-PUBLISHES_DUE = "due"
-
 # What "money moved" means (Operation.moved, the AmountMoved metric): the amounts of the answer's
 # entries of one type, the money that changed hands. A transfer counts its TRANSFER_OUT (the amount
 # once, not both sides); a capture what it captured (not the rest a final capture releases); a refund
@@ -64,7 +58,7 @@ class Operation:
     needs_idempotency_key: bool = False
     admin_only: bool = False
     public: bool = False  # no token needed
-    publishes: str = ""  # PUBLISHES_OPERATION, PUBLISHES_WALLET, PUBLISHES_DUE or "" (no events)
+    publishes: bool = False  # it sends events to the bus
     moved: EntryType | None = None  # the type of the answer's entries that are the money it moved
 
     @property
@@ -132,7 +126,7 @@ OPERATIONS: tuple[Operation, ...] = (
     #         name                  function               method  path                                         status
     Operation("CreateWallet",       "create_wallet",       "POST", "/v1/wallets",                               201,
               "Open a wallet", "Wallets", Movement, "the wallet, and its opening DEPOSIT entry if any",
-              MONEY_PROBLEMS, publishes=PUBLISHES_OPERATION, moved=EntryType.DEPOSIT),
+              MONEY_PROBLEMS, publishes=True, moved=EntryType.DEPOSIT),
     Operation("GetWallet",          "get_wallet",          "GET",  "/v1/wallets/{walletId}",                    200,
               "Read a wallet", "Wallets", Wallet, "the wallet", READ_PROBLEMS),
     Operation("GetBalance",         "get_balance",         "GET",  "/v1/wallets/{walletId}/balance",            200,
@@ -140,26 +134,26 @@ OPERATIONS: tuple[Operation, ...] = (
               "balance, held and available as they were at `at`", READ_PROBLEMS),
     Operation("FreezeWallet",       "freeze_wallet",       "POST", "/v1/wallets/{walletId}/freeze",             200,
               "Freeze a wallet", "Wallets", Wallet, "the wallet after the change", MONEY_PROBLEMS,
-              admin_only=True, publishes=PUBLISHES_WALLET),
+              admin_only=True, publishes=True),
     Operation("UnfreezeWallet",     "unfreeze_wallet",     "POST", "/v1/wallets/{walletId}/unfreeze",           200,
               "Unfreeze a wallet", "Wallets", Wallet, "the wallet after the change", MONEY_PROBLEMS,
-              admin_only=True, publishes=PUBLISHES_WALLET),
+              admin_only=True, publishes=True),
     Operation("SetWalletAlerts",    "set_wallet_alerts",   "PUT",  "/v1/wallets/{walletId}/alerts",             200,
               "Set or remove a wallet's balance alert", "Wallets", Wallet, "the wallet with its alert",
               READ_PROBLEMS),
     Operation("Deposit",            "deposit",             "POST", "/v1/wallets/{walletId}/deposits",           201,
               "Add money to a wallet", "Money movements", Movement, "the deposit entry and the wallet after it",
-              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=PUBLISHES_OPERATION, moved=EntryType.DEPOSIT),
+              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=True, moved=EntryType.DEPOSIT),
     Operation("Withdraw",           "withdraw",            "POST", "/v1/wallets/{walletId}/withdrawals",        201,
               "Take money out of a wallet", "Money movements", Movement,
               "the withdrawal entry and the wallet after it", MONEY_PROBLEMS, needs_idempotency_key=True,
-              publishes=PUBLISHES_OPERATION, moved=EntryType.WITHDRAWAL),
+              publishes=True, moved=EntryType.WITHDRAWAL),
     Operation("Transfer",           "transfer",            "POST", "/v1/transfers",                             201,
               "Transfer between wallets", "Money movements", Movement, "the entries and wallets the caller may see",
-              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=PUBLISHES_OPERATION, moved=EntryType.TRANSFER_OUT),
+              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=True, moved=EntryType.TRANSFER_OUT),
     Operation("CreateReservation",  "create_reservation",  "POST", "/v1/wallets/{walletId}/reservations",       201,
               "Hold money", "Holds", Movement, "the reservation, its HOLD entry and the wallet", MONEY_PROBLEMS,
-              needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
+              needs_idempotency_key=True, publishes=True),
     Operation("ListReservations",   "list_reservations",   "GET",  "/v1/wallets/{walletId}/reservations",       200,
               "List a wallet's reservations", "Holds", ReservationPage, PAGE, READ_PROBLEMS),
     Operation("GetReservation",     "get_reservation",     "GET",  "/v1/reservations/{reservationId}",          200,
@@ -167,19 +161,19 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("IncrementReservation", "increment_reservation", "POST", "/v1/reservations/{reservationId}/increments",
               201, "Raise an open hold", "Holds", Movement,
               "the reservation with its new increment, the raise's HOLD entry and the wallet", MONEY_PROBLEMS,
-              needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
+              needs_idempotency_key=True, publishes=True),
     Operation("CaptureReservation", "capture_reservation", "POST", "/v1/reservations/{reservationId}/capture",  200,
               "Take all or part of a hold; a final capture releases the rest", "Holds", Movement,
               "the reservation, its entries and the wallet", MONEY_PROBLEMS, needs_idempotency_key=True,
-              publishes=PUBLISHES_OPERATION, moved=EntryType.CAPTURE),
+              publishes=True, moved=EntryType.CAPTURE),
     Operation("ReleaseReservation", "release_reservation", "POST", "/v1/reservations/{reservationId}/release",  200,
               "Give a hold back", "Holds", Movement, "the reservation, its entries and the wallet", MONEY_PROBLEMS,
-              needs_idempotency_key=True, publishes=PUBLISHES_OPERATION),
+              needs_idempotency_key=True, publishes=True),
     Operation("RefundReservation",  "refund_reservation",  "POST", "/v1/reservations/{reservationId}/refunds",  201,
               "Refund part or all of a captured hold (admin)", "Holds", Movement,
               "the refund's entries, the hold's wallet and the reservation with its refunds",
               MONEY_PROBLEMS, needs_idempotency_key=True, admin_only=True,
-              publishes=PUBLISHES_OPERATION, moved=EntryType.REFUND_IN),
+              publishes=True, moved=EntryType.REFUND_IN),
     Operation("ListTransactions",   "list_transactions",   "GET",  "/v1/wallets/{walletId}/transactions",       200,
               "List a wallet's journal entries", "Journal", EntryPage, PAGE, READ_PROBLEMS),
     Operation("OpenAccount",        "open_account",        "POST", "/v1/accounts",                              201,
@@ -194,10 +188,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("Health",             "health",              "GET",  "/health",                                   200,
               "Health", "Service", Health, "the database answered", HEALTH_PROBLEMS, public=True),
     Operation("ExpireReservations", "expire_reservations", "",     "",                                          0,
-              "Expire due holds (EventBridge schedule)", "Service", None, "", (), publishes=PUBLISHES_DUE),
+              "Expire due holds (EventBridge schedule)", "Service", None, "", (), publishes=True),
     Operation("PublishEvents",      "publish_events",      "",     "",                                          0,
               "Send the events still unsent to the bus (EventBridge schedule)", "Service", None, "", (),
-              publishes=PUBLISHES_DUE),
+              publishes=True),
     Operation("AuditLedger",        "audit_ledger",        "",     "",                                          0,
               "Prove the ledger (EventBridge schedule, hourly)", "Service", None, "", ()),
     Operation("RollCheckpoints",    "roll_checkpoints",    "",     "",                                          0,

@@ -44,6 +44,7 @@ from .models import (
     WalletBalance,
     WalletStatus,
 )
+from .outbox import CommittedEvents, committed_events
 from .publishing import EventSink, PublishReport
 from .service import WalletService
 
@@ -55,6 +56,7 @@ __all__ = [
     "BalanceOverflow",
     "Capture",
     "CheckpointReport",
+    "CommittedEvents",
     "Conflict",
     "DatabaseUnavailable",
     "Discrepancy",
@@ -91,4 +93,5 @@ __all__ = [
     "WalletFrozen",
     "WalletService",
     "WalletStatus",
+    "committed_events",
 ]

@@ -95,12 +95,6 @@ LEDGER_INDEXES = [
     IndexModel(
         [("createdAt", ASCENDING)], partialFilterExpression={"kind": EVENT, "sent": False}, name="unsent_events_by_age"
     ),
-    # The function that committed a movement finds its events' wallets by the operation id.
-    IndexModel(
-        [("operationId", ASCENDING)],
-        partialFilterExpression={"kind": EVENT, "sent": False},
-        name="unsent_events_by_operation",
-    ),
     # Operation records (idempotency keys) may be purged once `purgeAfter` (>= 24 h after creation) has passed.
     IndexModel(
         [("purgeAfter", ASCENDING)],
@@ -112,8 +106,9 @@ LEDGER_INDEXES = [
 
 
 # Indexes an earlier version made, dropped by ensure_indexes: the partially captured holds' on
-# (status, expiresAt), which a server planning only key fields could not read for the due holds.
-RETIRED_INDEXES = ("partially_captured_reservations_by_expiry",)
+# (status, expiresAt), which a server planning only key fields could not read for the due holds; the
+# unsent events' by operation id, which publishers read before they knew their committed events.
+RETIRED_INDEXES = ("partially_captured_reservations_by_expiry", "unsent_events_by_operation")
 
 
 def ensure_indexes(database: Database) -> None:

@@ -2,6 +2,10 @@
 transaction and the same insert as the money, so an event is never lost and never invented (a
 refused or aborted call writes none). publishing.py sends them.
 
+Whoever publishes right after a call learns which events it committed from `committed_events()`: the
+events of every transaction that commits inside that block, named when the commit succeeds (an
+aborted attempt names none), so the publisher needs no query to find them.
+
 One event per wallet a movement touched: its type says what happened to that wallet (EVENT_TYPES),
 its data is what that wallet's owner may see of the movement (the wallet after it, its own entries,
 the hold when it is the hold's wallet). A wallet's events are ordered by its `version` (one more
@@ -15,12 +19,15 @@ at least n to below n adds `wallet.balance.low`; one that brings it back to n or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 
 from bson import Int64, ObjectId
 
 from . import answers, documents
+from .transactions import on_commit
 
 # The event types of each operation: (for the wallet it acts on, for every other wallet it touched).
 EVENT_TYPES: dict[str, tuple[str, str]] = {
@@ -44,6 +51,41 @@ EVENT_TYPE_NAMES = tuple(
 )
 
 
+class CommittedEvents:
+    """The events the transactions inside one `committed_events()` block committed, in commit order."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+
+    @property
+    def wallet_ids(self) -> list[ObjectId]:
+        """The wallets they are for, each once, in the order first named."""
+        return list(dict.fromkeys(event["walletId"] for event in self.events))
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+
+_collecting: ContextVar[CommittedEvents | None] = ContextVar("committed_events", default=None)
+
+
+@contextmanager
+def committed_events() -> Iterator[CommittedEvents]:
+    """Collect the events of every transaction that commits inside the block (in this thread or task)."""
+    committed = CommittedEvents()
+    token = _collecting.set(committed)
+    try:
+        yield committed
+    finally:
+        _collecting.reset(token)
+
+
+def _name_when_committed(events: list[dict]) -> None:
+    committed = _collecting.get()
+    if committed is not None and events:
+        on_commit(lambda: committed.events.extend(events))
+
+
 def movement_events(
     operation: str,
     operation_id: str,
@@ -54,8 +96,9 @@ def movement_events(
     reservation: dict | None = None,
     reservation_ids: Sequence[ObjectId] = (),
 ) -> list[dict]:
-    """The events of one movement: `wallets` are the documents of the wallets it touched, after it,
-    the one it acts on first (expiry: each wallet whose holds expired, before the ones paid)."""
+    """The events of one movement, to insert in its transaction: `wallets` are the documents of the
+    wallets it touched, after it, the one it acts on first (expiry: each wallet whose holds expired,
+    before the ones paid). Once the transaction commits they are named to `committed_events()`."""
     own_type, other_type = EVENT_TYPES[operation]
     events = []
     for position, wallet in enumerate(_latest(wallets)):
@@ -73,6 +116,7 @@ def movement_events(
         alert = None if operation == "create_wallet" else _alert(wallet, own, operation_id, now)
         if alert is not None:
             events.append(alert)
+    _name_when_committed(events)
     return events
 
 

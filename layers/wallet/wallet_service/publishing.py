@@ -8,10 +8,13 @@ version and index), and a wallet whose event the sink refused sends nothing more
 no event of a wallet is ever sent before an earlier one of the same wallet. A refused event is
 tried again in the next round, up to ATTEMPTS times, then left for the next run.
 
-Who publishes: the function that committed a movement, right after the commit, the unsent events
-of the wallets it touched (older ones first: a function that died before publishing left them);
-and the scheduled publisher, every minute, the wallets whose oldest unsent event is a few seconds
-old.
+Who publishes: the function that committed a movement, once it has answered, the unsent events of
+the wallets its transactions wrote events for (outbox.committed_events: no query to find them;
+older ones first, which a function that died before publishing left); and the scheduled publisher,
+every minute, the wallets whose oldest unsent event is a few seconds old.
+
+Two commands for a run that fits MARK_BATCH: one read of the wallets' unsent events and one update
+marking the sent ones, after the sink took them (a run marks as it goes only past MARK_BATCH).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from bson import ObjectId
 
 from . import documents
 from .models import WalletModel
+from .outbox import CommittedEvents
 from .queries import Database
 
 logger = logging.getLogger("wallet_service")
@@ -35,6 +39,7 @@ ATTEMPTS = 3  # tries of one event in one run
 RETRY_PAUSE = 0.1  # seconds after a round in which the sink refused something
 MAX_ENTRIES = 10  # events per call to the sink (PutEvents takes at most 10)
 MAX_WALLETS = 500  # wallets the scheduled publisher takes in one go
+MARK_BATCH = 500  # sent events marked in one update; fewer wait for the end of the run
 
 
 class EventSink(Protocol):
@@ -65,12 +70,10 @@ def detail(event: dict) -> dict:
     }
 
 
-def publish_operation(db: Database, sink: EventSink, operation_id: str, time_limit: float) -> PublishReport:
-    """Right after a commit: the unsent events of every wallet the operation's events are for."""
-    wallets = db.read(
-        lambda: db.ledger.distinct("walletId", {"kind": documents.EVENT, "operationId": operation_id, "sent": False})
-    )
-    return publish_wallets(db, sink, wallets, time_limit)
+def publish_committed(db: Database, sink: EventSink, committed: CommittedEvents, time_limit: float) -> PublishReport:
+    """Right after a call: the unsent events of every wallet its transactions wrote events for (its
+    own, and older ones a publisher that died left), in one read, marked sent in one update."""
+    return publish_wallets(db, sink, committed.wallet_ids, time_limit)
 
 
 def publish_due(db: Database, sink: EventSink, older_than: timedelta, time_limit: float) -> PublishReport:
@@ -92,6 +95,16 @@ def publish_wallets(db: Database, sink: EventSink, wallet_ids: Sequence[ObjectId
     for event in events:
         queues.setdefault(event["walletId"], []).append(event)
     run = _Run(db, sink)
+    try:
+        _send_in_order(run, queues, stop_at)
+    finally:
+        run.mark_sent()  # what the sink took, also when the database failed on the way (best effort)
+    failed = len(run.given_up())
+    return PublishReport(sent=len(run.sent), failed=failed, pending=len(events) - len(run.sent) - failed)
+
+
+def _send_in_order(run: _Run, queues: dict[ObjectId, list[dict]], stop_at: float) -> None:
+    """Rounds of each wallet's next event until every queue is empty or the time is up."""
     while queues and time.monotonic() < stop_at:
         heads = [queue[0] for queue in queues.values()]
         for start in range(0, len(heads), MAX_ENTRIES):
@@ -107,8 +120,6 @@ def publish_wallets(db: Database, sink: EventSink, wallet_ids: Sequence[ObjectId
                 continue
             if not queue:
                 del queues[wallet_id]
-    failed = len(run.given_up())
-    return PublishReport(sent=len(run.sent), failed=failed, pending=len(events) - len(run.sent) - failed)
 
 
 @dataclass
@@ -119,6 +130,7 @@ class _Run:
     def __post_init__(self) -> None:
         self.sent: set[str] = set()
         self.attempts: dict[str, int] = {}
+        self.unmarked: list[str] = []  # taken by the sink, not yet marked sent
 
     def send(self, events: list[dict]) -> None:
         try:
@@ -130,7 +142,12 @@ class _Run:
             self.attempts[event["_id"]] = self.attempts.get(event["_id"], 0) + 1
             if ok:
                 self.sent.add(event["_id"])
-        done = [event["_id"] for event, ok in zip(events, accepted, strict=True) if ok]
+        self.unmarked.extend(event["_id"] for event, ok in zip(events, accepted, strict=True) if ok)
+        if len(self.unmarked) >= MARK_BATCH:
+            self.mark_sent()
+
+    def mark_sent(self) -> None:
+        done, self.unmarked = self.unmarked, []
         if done:
             now: datetime = self.db.clock()
             self.db.read(

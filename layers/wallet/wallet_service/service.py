@@ -52,6 +52,7 @@ from .models import (
     WalletBalance,
     WalletStatus,
 )
+from .outbox import CommittedEvents
 from .publishing import EventSink, PublishReport
 from .queries import Database
 
@@ -338,19 +339,16 @@ class WalletService:
         self,
         sink: EventSink,
         *,
-        operation_id: str | None = None,
-        wallet_id: str | None = None,
+        committed: CommittedEvents | None = None,
         older_than_seconds: float | None = None,
         time_limit: float = 5.0,
     ) -> PublishReport:
         """Send unsent events to `sink`, each wallet's in order, within `time_limit` seconds: those of
-        the wallets an operation touched (`operation_id`), of one wallet, or (`older_than_seconds`)
-        of every wallet whose oldest unsent event is that old: the scheduled publisher."""
-        if operation_id is not None:
-            return publishing.publish_operation(self._db, sink, operation_id, time_limit)
-        if wallet_id is not None:
-            wallet = reads.one("walletId", wallet_id, None)
-            return publishing.publish_wallets(self._db, sink, [wallet.oid], time_limit)
+        the wallets a call's transactions wrote events for (`committed`, from committed_events()), or
+        (`older_than_seconds`) of every wallet whose oldest unsent event is that old: the scheduled
+        publisher."""
+        if committed is not None:
+            return publishing.publish_committed(self._db, sink, committed, time_limit)
         older_than = timedelta(seconds=older_than_seconds or 0)
         return publishing.publish_due(self._db, sink, older_than, time_limit)
 

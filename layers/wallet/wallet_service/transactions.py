@@ -14,6 +14,10 @@ writes until the server's transaction lifetime ends (60 s on mongod): every retr
 write conflict on the same documents until then. So after such a failure the runner kills the
 attempt's session (`killSessions`), which aborts a transaction that never committed and does
 nothing to one that did.
+
+What a unit of work wants done once its transaction has committed, and only then (naming the
+events it wrote to whoever publishes them), it registers with `on_commit`: an attempt that aborts
+forgets its callbacks with everything else it did.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 
 import pymongo
 from pymongo import MongoClient
@@ -34,6 +39,16 @@ from pymongo.write_concern import WriteConcern
 from .errors import Conflict, DatabaseUnavailable, WalletError
 
 KILL_SESSION_SECONDS = 2.0
+
+# The callbacks of the transaction attempt running in this context (None outside any).
+_commit_callbacks: ContextVar[list[Callable[[], None]] | None] = ContextVar("commit_callbacks", default=None)
+
+
+def on_commit(callback: Callable[[], None]) -> None:
+    """Call `callback` once the transaction attempt running now has committed; outside a transaction, never."""
+    callbacks = _commit_callbacks.get()
+    if callbacks is not None:
+        callbacks.append(callback)
 
 
 class RetryTransaction(Exception):
@@ -88,6 +103,8 @@ class TransactionRunner:
         while True:
             attempt += 1
             session_id = None
+            callbacks: list[Callable[[], None]] = []
+            token = _commit_callbacks.set(callbacks)
             try:
                 with (
                     self._client.start_session(causal_consistency=False) as session,
@@ -100,7 +117,6 @@ class TransactionRunner:
                     session_id = session.session_id
                     result = work(session)
                 # Leaving the transaction block commits; an exception inside it aborts and propagates.
-                return result
             except (PyMongoError, RetryTransaction) as error:
                 if session_id is not None and may_leave_transaction_open(error):
                     self._kill_session(session_id)
@@ -111,6 +127,12 @@ class TransactionRunner:
                 if time.monotonic() + delay >= deadline:
                     raise
                 self._sleep(delay)
+                continue
+            finally:
+                _commit_callbacks.reset(token)
+            for callback in callbacks:
+                callback()
+            return result
 
     def _kill_session(self, session_id: dict) -> None:
         """Abort whatever the session left open on the server, also when giving up: a transaction

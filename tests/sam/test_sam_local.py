@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from bson import ObjectId
 from pymongo import MongoClient
 from pymongo.database import Database
 
@@ -39,6 +40,7 @@ from devtools.paths import EVENTS, LOCAL, ROOT, TEMPLATE
 from tests.e2e import test_local_api as http_suite
 from tests.handlers.test_events import load_event
 from tests.ledger_checks import assert_ledger_consistent
+from wallet_lambda.after_answer import EXTENSION_NAME
 from wallet_service import WalletService
 
 EVENTS = EVENTS
@@ -88,6 +90,7 @@ class Answer:
     headers: dict
     body: object
     raw: dict
+    log: str = ""  # sam local invoke's stderr: SAM CLI's, the emulator's and the function's lines
 
 
 def _timed(timings: dict[str, float], part: str, step):
@@ -170,9 +173,9 @@ def sam_invoke(sam: SamLocal, name: str, event: dict, database: str, variables: 
     assert lines, f"no response on stdout; stderr:\n{result.stderr[-3000:]}"
     response = json.loads(lines[-1])
     if name in SCHEDULED_EVENTS:  # not HTTP: the report itself
-        return Answer(200, {}, response, response)
+        return Answer(200, {}, response, response, result.stderr)
     body = json.loads(response["body"]) if response.get("body") else None
-    return Answer(response["statusCode"], response.get("headers") or {}, body, response)
+    return Answer(response["statusCode"], response.get("headers") or {}, body, response, result.stderr)
 
 
 @pytest.fixture
@@ -231,6 +234,11 @@ def test_the_money_events_in_containers(sam, ledger):
     deposited = sam_invoke(sam, "deposit", load_event("deposit", **ids), name)
     assert deposited.status == 201, deposited
     assert deposited.headers["Idempotent-Replayed"] == "false"
+    # The emulator runs the layer's after-answer extension (registered at init), and hands the answer
+    # back only once it has asked for its next event: here the events are sent before the answer
+    # arrives (docs/sam-local.md, "After the answer").
+    assert f"Internal agent {EXTENSION_NAME} (" in deposited.log, deposited.log[-3000:]
+    assert database["ledger"].count_documents({"kind": "event", "sent": False, "walletId": ObjectId(rider)}) == 0
     amount = deposited.body["entries"][0]["amount"]
     assert service.get_wallet(rider).balance == opening + amount
 

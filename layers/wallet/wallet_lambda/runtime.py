@@ -32,8 +32,10 @@ REQUEST_DATABASE_SECONDS = 5.0
 # 1,500), so each container opens the fewest it can.
 CLIENT_SETTINGS = {
     # One connection: a Lambda container serves one request at a time, and no function uses the client
-    # from a second thread (publishing after a commit, expiry, the audit and the publisher all run in
-    # the invocation's own); a bigger pool would only raise what every container may hold. A replica
+    # from two threads at once (publishing after the answer runs in the after-answer extension's
+    # thread, once the handler has returned and before the next invocation starts; expiry, the audit
+    # and the publisher run in the invocation's own); a bigger pool would only raise what every
+    # container may hold. A replica
     # set pins no connection to a transaction or a cursor (only a load balancer would, needing more).
     # Calls from several threads of one process (the tests) wait for it in turn.
     "maxPoolSize": 1,

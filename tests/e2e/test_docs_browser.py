@@ -166,6 +166,7 @@ def test_the_docs_page_lists_the_api_and_tries_it_out(server: Server, page: Page
 
     # The token survives a reload (persistAuthorization): paste it once.
     page.reload()
+    expect(page.locator(".opblock").first).to_be_visible(timeout=30_000)  # rendered again before it is clicked
     read = operation(page, "Wallets", "GetWallet")
     fill_parameter(read, "walletId", wallet_id)
     assert execute(page, read)[0] == 200

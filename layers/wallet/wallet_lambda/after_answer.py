@@ -108,6 +108,7 @@ def register() -> None:
             logger.exception("the after-answer extension could not register: work is done before answering")
             return
         _extension = extension
+    logger.info("after-answer extension registered", extra={"extension": EXTENSION_NAME})
 
 
 def hand_over(request_id: str, job: Job | None) -> None:

@@ -39,6 +39,12 @@ and like SecantusDB it is a development and test tool, never part of the layer o
    expiresAt: {$lte: t}, _id: {$nin: [...]}}` reads the due holds' index, the `$nin` checked on
    each), and explain names the same index.
 
+6. **The transaction lifetime.** SecantusDB ends a transaction left idle past a lifetime its server
+   takes in its constructor (60 s, mongod's `transactionLifetimeLimitSeconds` default) and offers no
+   option for it. `--transaction-lifetime-seconds` (TRANSACTION_LIFETIME_SECONDS, 10, what the
+   service is designed for: wallet_service.limits) is passed to that constructor, so a transaction
+   whose client died holds its wallet seconds, not a minute.
+
 Written for SecantusDB 0.7.0b3 and refused on any other version: the wrapped functions are its
 internals, so an upgrade is a conscious step (check the wrappers, rerun
 tests/tooling/test_secantus_launcher.py, change SECANTUS_VERSION).
@@ -46,12 +52,17 @@ tests/tooling/test_secantus_launcher.py, change SECANTUS_VERSION).
 
 from __future__ import annotations
 
+import argparse
+import functools
 import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 SECANTUS_VERSION = "0.7.0b3"
+# The lifetime of a transaction (seconds): wallet_service.limits.TRANSACTION_LIFETIME_SECONDS, said
+# again here because this script runs without the layer on its path (a test compares the two).
+TRANSACTION_LIFETIME_SECONDS = 10.0
 # Top-level operators that only add conditions to the `_id` equality beside them.
 CONJUNCTS = frozenset({"$and", "$or", "$nor", "$expr", "$comment"})
 # Operators whose answer is not only "does this document match" (a text score, a distance order).
@@ -255,10 +266,19 @@ def _scan_each_clause(plan: dict, picks: list[tuple[str, dict, bool]]) -> None:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--transaction-lifetime-seconds", type=float, default=TRANSACTION_LIFETIME_SECONDS)
+    ours, theirs = parser.parse_known_args(argv)
+    if ours.transaction_lifetime_seconds <= 0:
+        raise SystemExit("--transaction-lifetime-seconds must be positive")
     install()
+    from secantus import cli
     from secantus.cli import main as secantus_main
 
-    return secantus_main(argv)
+    cli.SecantusDBServer = functools.partial(
+        cli.SecantusDBServer, transaction_lifetime_seconds=ours.transaction_lifetime_seconds
+    )
+    return secantus_main(theirs)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,13 @@ from pymongo.errors import NotPrimaryError, OperationFailure, PyMongoError, Serv
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from devtools import secantus_launcher
 from devtools.embedded_mongo import DatabaseStartError, EmbeddedMongo, free_port
 from devtools.failpoints import FailPoints, Fault
 from devtools.paths import LAYER, ROOT
 from tests.ledger_checks import assert_ledger_consistent
-from wallet_service import WalletService
+from wallet_service import Conflict, WalletService
+from wallet_service.limits import TRANSACTION_LIFETIME_SECONDS
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +133,49 @@ def test_an_abandoned_transaction_holds_its_documents_until_its_session_is_kille
         client.admin.command("killSessions", [abandoned.session_id])
         write_in_a_transaction()
         assert things.find_one({"_id": 1})["n"] == 10
+
+
+ABANDON = """
+import sys
+from bson import ObjectId
+from pymongo import MongoClient
+client = MongoClient(sys.argv[1])
+session = client.start_session()
+session.start_transaction()
+client.wallet.wallets.update_one({"_id": ObjectId(sys.argv[2])}, {"$inc": {"version": 1}}, session=session)
+print("written", flush=True)
+import os
+os._exit(0)  # dies inside its transaction: no commit, no abort, no endSessions
+"""
+
+
+def test_a_wallet_whose_writer_died_in_a_transaction_takes_a_deposit_within_the_lifetime(server):
+    """The launcher passes the service's transaction lifetime (10 s; mongod: transactionLifetimeLimitSeconds):
+    a process that wrote a wallet in a transaction and died leaves it blocked that long, not 60 s."""
+    assert TRANSACTION_LIFETIME_SECONDS == secantus_launcher.TRANSACTION_LIFETIME_SECONDS == 10
+    with client_of(server) as client:
+        client.drop_database("wallet")
+        service = WalletService(client.wallet)
+        service.ensure_indexes()
+        wallet = service.create_wallet("rider", "USD").wallet.id
+        version = client.wallet.wallets.find_one()["version"]
+        died = subprocess.run(
+            [sys.executable, "-c", ABANDON, server.uri, wallet], capture_output=True, text=True, timeout=60
+        )
+        assert died.stdout.strip() == "written", died.stderr
+        since = time.monotonic()
+        refused = 0
+        while True:
+            try:
+                service.deposit(wallet, 1)
+                break
+            except Conflict:
+                refused += 1  # the service retried for its 5 s budget on the dead writer's lock
+        waited = time.monotonic() - since
+        assert refused >= 1  # the dead writer did hold the wallet
+        assert waited <= TRANSACTION_LIFETIME_SECONDS + 1, waited
+        assert service.get_wallet(wallet).balance == 1
+        assert client.wallet.wallets.find_one()["version"] == version + 1  # the dead writer's write never landed
 
 
 def test_a_step_down_refuses_writes_for_its_period_then_it_is_primary_again(server):

@@ -16,6 +16,13 @@ MAX_TTL_SECONDS = 7 * 24 * 3600  # also the longest a hold may live, from its cr
 # Increments (raises) of one hold, at most.
 MAX_INCREMENTS = 10
 
+# The transaction lifetime the database is set to (mongod's transactionLifetimeLimitSeconds; the
+# embedded server's launcher passes it): a transaction whose client died (a function killed at its
+# timeout, a lost container, a cut connection) holds its documents this long before the server ends
+# it. Twice the 5 s a request may wait on the database, far above a movement's transaction or an
+# expiry batch's (milliseconds).
+TRANSACTION_LIFETIME_SECONDS = 10
+
 # Listings.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200

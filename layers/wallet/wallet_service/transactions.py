@@ -9,11 +9,17 @@ Retrying an unknown commit is only safe because every money movement also insert
 operation record under a unique _id in the same transaction: a retry of something that did
 commit fails on that insert and is answered from the stored result (see service.py).
 
-A commit whose connection broke may leave its transaction open on the server, holding its
-writes until the server's transaction lifetime ends (60 s on mongod): every retry would meet a
-write conflict on the same documents until then. So after such a failure the runner kills the
-attempt's session (`killSessions`), which aborts a transaction that never committed and does
-nothing to one that did.
+The runner never leaves a transaction of its own open: one left open holds its writes until the
+server's transaction lifetime ends (limits.TRANSACTION_LIFETIME_SECONDS, 10 s as the database is
+set up; 60 s is mongod's default), and every other writer of the same documents meets a write
+conflict until then. pymongo aborts an attempt that raised, but its abort is best effort and may not
+reach the server: the connection broke, the commit's outcome is unknown, or the caller's time
+(pymongo.timeout) ran out, leaving none for the abort. After each of those the runner kills the
+attempt's session (`killSessions`, outside the caller's spent deadline, bounded on its own), which
+aborts a transaction that never committed and does nothing to one that did. And it does not start a
+commit it has no time to finish: with less than MIN_COMMIT_SECONDS left before the caller's deadline
+it aborts instead and answers DatabaseUnavailable. A process killed outright is what the lifetime
+is for.
 
 What a unit of work wants done once its transaction has committed, and only then (naming the
 events it wrote to whoever publishes them), it registers with `on_commit`: an attempt that aborts
@@ -22,6 +28,7 @@ forgets its callbacks with everything else it did.
 
 from __future__ import annotations
 
+import contextvars
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -29,7 +36,7 @@ from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 
 import pymongo
-from pymongo import MongoClient
+from pymongo import MongoClient, _csot
 from pymongo.client_session import ClientSession
 from pymongo.errors import ConnectionFailure, PyMongoError, WTimeoutError
 from pymongo.read_concern import ReadConcern
@@ -39,6 +46,15 @@ from pymongo.write_concern import WriteConcern
 from .errors import Conflict, DatabaseUnavailable, WalletError
 
 KILL_SESSION_SECONDS = 2.0
+# When the caller's own time is up (it must still answer): one round trip, no server rediscovery.
+KILL_SESSION_LATE_SECONDS = 0.3
+# A commit is one round trip and a majority write: with less time left than this, abort instead.
+MIN_COMMIT_SECONDS = 0.1
+
+
+class NoTimeToCommit(DatabaseUnavailable):
+    """The caller's deadline is too close to start a commit: the attempt was aborted instead."""
+
 
 # The callbacks of the transaction attempt running in this context (None outside any).
 _commit_callbacks: ContextVar[list[Callable[[], None]] | None] = ContextVar("commit_callbacks", default=None)
@@ -69,11 +85,16 @@ def is_transient(error: BaseException) -> bool:
 
 
 def may_leave_transaction_open(error: BaseException) -> bool:
-    """The attempt's transaction may still be open on the server: its connection broke, or its
-    commit's outcome is unknown. (After any other failure pymongo aborts it, or the server has.)"""
-    return isinstance(error, ConnectionFailure) or (
-        isinstance(error, PyMongoError) and error.has_error_label("UnknownTransactionCommitResult")
-    )
+    """The attempt's transaction may still be open on the server: its connection broke, its commit's
+    outcome is unknown, or the caller's time ran out (pymongo's abort then had none). After any
+    other failure pymongo's abort reached the server, or the server aborted it itself."""
+    if isinstance(error, NoTimeToCommit | ConnectionFailure) or _out_of_time(error):
+        return True
+    return isinstance(error, PyMongoError) and error.has_error_label("UnknownTransactionCommitResult")
+
+
+def _out_of_time(error: BaseException) -> bool:
+    return bool(getattr(error, "timeout", False)) and not isinstance(error, WTimeoutError)
 
 
 class TransactionRunner:
@@ -116,10 +137,11 @@ class TransactionRunner:
                 ):
                     session_id = session.session_id
                     result = work(session)
+                    _leave_time_to_commit()
                 # Leaving the transaction block commits; an exception inside it aborts and propagates.
-            except (PyMongoError, RetryTransaction) as error:
+            except (PyMongoError, RetryTransaction, NoTimeToCommit) as error:
                 if session_id is not None and may_leave_transaction_open(error):
-                    self._kill_session(session_id)
+                    self._kill_session(session_id, late=isinstance(error, NoTimeToCommit) or _out_of_time(error))
                 if not is_transient(error):
                     raise
                 delay = min(self._max_delay, self._first_delay * 2 ** (attempt - 1))
@@ -134,15 +156,30 @@ class TransactionRunner:
                 callback()
             return result
 
-    def _kill_session(self, session_id: dict) -> None:
+    def _kill_session(self, session_id: dict, *, late: bool = False) -> None:
         """Abort whatever the session left open on the server, also when giving up: a transaction
         left open would block every later movement on its wallet until the server's lifetime limit.
-        Best effort, for at most KILL_SESSION_SECONDS (after a broken connection the driver first
-        rediscovers the server, up to half a second) and within the caller's pymongo.timeout; with
-        no primary at all (an outage, or a step-down, which aborts open transactions itself) it
-        gives up."""
-        with suppress(PyMongoError), pymongo.timeout(KILL_SESSION_SECONDS):
-            self._client.admin.command("killSessions", [session_id])
+        Best effort, in a context of its own (the caller's pymongo.timeout may be spent: that is one
+        of the reasons to kill), for at most KILL_SESSION_SECONDS (after a broken connection the
+        driver first rediscovers the server, up to half a second), or KILL_SESSION_LATE_SECONDS when
+        the caller's time is up; with no primary at all (an outage, or a step-down, which aborts
+        open transactions itself) it gives up."""
+        seconds = KILL_SESSION_LATE_SECONDS if late else KILL_SESSION_SECONDS
+
+        def kill() -> None:
+            with suppress(PyMongoError), pymongo.timeout(seconds):
+                self._client.admin.command("killSessions", [session_id])
+
+        contextvars.Context().run(kill)
+
+
+def _leave_time_to_commit() -> None:
+    """Refuse to start a commit the caller's deadline (pymongo.timeout) leaves no time for."""
+    left = _csot.remaining()  # None: no deadline
+    if left is not None and left < MIN_COMMIT_SECONDS:
+        raise NoTimeToCommit(
+            "the request ran out of time before its commit; nothing was applied: retry with the same idempotency key"
+        )
 
 
 def translated(error: BaseException) -> WalletError | None:

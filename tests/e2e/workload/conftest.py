@@ -8,6 +8,7 @@ The tests read the same database directly (`Deployment.database`) to check what 
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -36,6 +37,15 @@ class Deployment:
 
     def database_answers(self) -> AnswerTotals:
         return read_answers(self.answers)
+
+    def settled(self, seconds: float = 10) -> None:
+        """Until the outbox is empty: the functions publish an answer's events once it has left, and
+        the publisher (every second here) what is older than 5 s. Before a snapshot that must not
+        see an earlier request's events being marked sent."""
+        deadline = time.monotonic() + seconds
+        while self.database["ledger"].count_documents({"kind": "event", "sent": False}):
+            assert time.monotonic() < deadline, "events still unsent: the after-answer publishing did not run"
+            time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")

@@ -54,6 +54,7 @@ def test_requests_during_an_outage_get_503_change_nothing_and_succeed_once_on_re
         ("GET", "/health", None),
     ]
     stored = deployment.database
+    deployment.settled()  # the hold's events, published after its answer
     before = snapshot(stored)
     database_server.shut_down()
     try:

@@ -97,7 +97,9 @@ def world(deployment) -> World:
 
 @contextmanager
 def unchanged(deployment) -> Iterator[None]:
-    """Nothing in the wallet collections changes inside the block."""
+    """Nothing in the wallet collections changes inside the block (once the earlier requests' events
+    are published: that happens after their answers)."""
+    deployment.settled()
     before = snapshot(deployment.database)
     yield
     assert snapshot(deployment.database) == before, "a refused request changed the database"

@@ -92,6 +92,9 @@ class LocalExtensionsApi:
         api = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # connections kept alive, as Lambda's runtime API keeps them
+            disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK wait between
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 self.rfile.read(length)

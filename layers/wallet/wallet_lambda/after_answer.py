@@ -17,12 +17,12 @@ holds the answer until the extension has asked for its next event (docs/sam-loca
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import queue
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 
 from .observability import logger
@@ -43,12 +43,13 @@ class _Extension:
         self._api = api
         self._jobs: queue.Queue[tuple[str, Job | None]] = queue.Queue()
         self._identifier = ""
+        self._connection: http.client.HTTPConnection | None = None  # kept alive between calls
         self.alive = False
 
     def register(self) -> None:
         headers = {"Lambda-Extension-Name": EXTENSION_NAME}
-        with self._call("register", json.dumps({"events": ["INVOKE"]}).encode(), headers) as answer:
-            self._identifier = answer.headers["Lambda-Extension-Identifier"]
+        answer, _ = self._call("POST", "register", json.dumps({"events": ["INVOKE"]}).encode(), headers)
+        self._identifier = answer.getheader("Lambda-Extension-Identifier") or ""
         self.alive = True
         threading.Thread(target=self._serve, name=EXTENSION_NAME, daemon=True).start()
 
@@ -58,8 +59,8 @@ class _Extension:
     def _serve(self) -> None:
         while True:
             try:
-                with self._call("event/next", None, {"Lambda-Extension-Identifier": self._identifier}) as answer:
-                    event = json.load(answer)
+                _, body = self._call("GET", "event/next", None, {"Lambda-Extension-Identifier": self._identifier})
+                event = json.loads(body)
             except Exception:
                 # Lambda ends the environment at its timeout; until then the handlers do their work themselves.
                 self.alive = False
@@ -85,11 +86,28 @@ class _Extension:
             return
         logger.warning("the handler handed nothing over before its deadline", extra={"requestId": request_id})
 
-    def _call(self, path: str, body: bytes | None, headers: dict[str, str]):
-        request = urllib.request.Request(
-            f"http://{self._api}/{EXTENSIONS_API}/{path}", data=body, headers=headers, method="POST" if body else "GET"
-        )
-        return urllib.request.urlopen(request)
+    def _call(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> tuple[http.client.HTTPResponse, bytes]:
+        """One call on the kept-alive connection to the runtime's local endpoint (a GET is sent again
+        once on a new connection if the old one was closed); an answer that is not a 2xx raises."""
+        for attempt in (1, 2):
+            if self._connection is None:
+                self._connection = http.client.HTTPConnection(self._api)
+            try:
+                self._connection.request(method, f"/{EXTENSIONS_API}/{path}", body=body, headers=headers)
+                answer = self._connection.getresponse()
+                data = answer.read()
+            except (http.client.HTTPException, OSError):
+                self._connection.close()
+                self._connection = None
+                if attempt == 2 or method != "GET":
+                    raise
+                continue
+            if not 200 <= answer.status < 300:
+                raise RuntimeError(f"the Extensions API answered {answer.status} to {path}: {data[:200]!r}")
+            return answer, data
+        raise AssertionError("unreachable")
 
 
 def register() -> None:

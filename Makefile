@@ -57,7 +57,8 @@ check: lint
 
 # The tests that need neither an HTTP server nor Docker across 3 processes (as make check); then the
 # e2e and the SAM tests side by side, each group one test at a time (they start servers and
-# containers) in a pytest process of its own (xdist groups split modules across workers, and two
+# containers) in a pytest process of its own, the OpenAPI fuzzing (the longest e2e module, mostly
+# CPU) with the SAM tests (mostly waiting on Docker), so that both groups end about together (xdist groups split modules across workers, and two
 # make-run servers met on .local/db). Each has its own pytest temp folder, free ports, embedded
 # databases and DB_PATH (make run's database and events file); the development key is made first, as
 # both would make it. Each logs to a file (to tail -f meanwhile), printed when both have ended;
@@ -66,21 +67,22 @@ check: lint
 # MONGODB_URI both would share one server, where the e2e workloads step down the primary, arm
 # failpoints on the service's connections (SAM's containers' too) and kill all sessions: there they
 # run one after the other.
+FUZZ_TESTS := tests/e2e/workload/test_fuzz_openapi.py
 test: lint sam-validate sam-build
 	$(PY) -m pytest -m "not e2e and not sam" -n 3
 	@if [ -n "$$MONGODB_URI" ]; then exec $(PY) -m pytest -m "e2e or sam"; fi; \
 	$(PY) -c 'from devtools.local_auth import signing_key; signing_key()'; \
 	run=$$(mktemp -d "$${TMPDIR:-/tmp}/wallet-make-test.XXXXXX"); \
-	echo "e2e and SAM tests side by side, each one test at a time; logs: $$run/e2e.log, $$run/sam.log"; \
+	echo "e2e tests, and SAM tests then the fuzzing, side by side, each one test at a time; logs: $$run/e2e.log, $$run/sam.log"; \
 	set -m; \
-	DB_PATH=$$run/e2e/db $(PY) -m pytest -m e2e </dev/null >$$run/e2e.log 2>&1 & e2e=$$!; \
-	DB_PATH=$$run/sam/db $(PY) -m pytest -m sam </dev/null >$$run/sam.log 2>&1 & sam=$$!; \
+	DB_PATH=$$run/e2e/db $(PY) -m pytest -m e2e --ignore=$(FUZZ_TESTS) --durations=12 </dev/null >$$run/e2e.log 2>&1 & e2e=$$!; \
+	DB_PATH=$$run/sam/db $(PY) -m pytest tests/sam $(FUZZ_TESTS) --durations=8 </dev/null >$$run/sam.log 2>&1 & sam=$$!; \
 	set +m; \
 	trap 'kill -INT $$e2e $$sam 2>/dev/null' INT TERM; \
 	ended() { wait $$1; local code=$$?; while kill -0 $$1 2>/dev/null; do wait $$1; code=$$?; done; return $$code; }; \
 	ended $$e2e; e2e_code=$$?; ended $$sam; sam_code=$$?; \
 	for group in e2e sam; do echo; echo "===== make test: the $$group tests ====="; cat $$run/$$group.log; done; \
-	echo; echo "make test: e2e tests exit $$e2e_code, SAM tests exit $$sam_code"; \
+	echo; echo "make test: e2e tests exit $$e2e_code, SAM tests and fuzzing exit $$sam_code"; \
 	rm -rf $$run; \
 	[ $$e2e_code -eq 0 ] && [ $$sam_code -eq 0 ]
 

@@ -108,6 +108,20 @@ class Figures:
     retries: Counter = field(default_factory=Counter)  # by cause: timeout, network, 5xx status, conflict
     replayed: int = 0  # answers marked Idempotent-Replayed (a retry of something that had happened)
     wall_seconds: float = 0.0
+    request_seconds: list[float] = field(default_factory=list)  # every HTTP request, faults included
+    operation_seconds: list[float] = field(default_factory=list)  # first attempt to definite answer
+
+    def latency(self) -> str:
+        """p50, p99 and max of every request and of every operation (its retries included)."""
+        parts = []
+        for name, values in (("request", self.request_seconds), ("operation", self.operation_seconds)):
+            ordered = sorted(values)
+            if ordered:
+                p50, p99 = (ordered[min(len(ordered) - 1, int(share * len(ordered)))] for share in (0.5, 0.99))
+                parts.append(
+                    f"{name} p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+                )
+        return "; ".join(parts)
 
     def table(self) -> str:
         lines = [f"{'operation':<12} {'calls':>6}  outcomes"]
@@ -124,6 +138,7 @@ class Figures:
             f"{total} operations in {self.wall_seconds:.1f} s ({total / max(self.wall_seconds, 1e-9):.0f}/s); "
             f"retries: {retries}; replayed answers: {self.replayed}"
         )
+        lines.append(f"latency ({len(self.request_seconds)} requests): {self.latency()}")
         return "\n".join(lines)
 
 
@@ -487,18 +502,23 @@ class Workload:
     ) -> Answer:
         """Send until a definite answer: retry timeouts, dropped connections, 5xx and 409 `conflict`
         with the same key and body, sleeping as Retry-After says."""
-        deadline = time.monotonic() + GIVE_UP_SECONDS
+        began = time.monotonic()
+        deadline = began + GIVE_UP_SECONDS
         attempts = 0
         while True:
             attempts += 1
+            sent = time.monotonic()
             try:
                 timeout = IMPATIENT_TIMEOUT_SECONDS if impatient and attempts == 1 else CLIENT_TIMEOUT_SECONDS
                 status, headers, raw = self.server.call(method, path, body, token=token, key=key, timeout=timeout)
             except TimeoutError:
                 cause, pause = "timeout", 0.1
+                self._took(sent, deliberate=timeout == IMPATIENT_TIMEOUT_SECONDS)
             except OSError:
                 cause, pause = "network", 0.1
+                self._took(sent)
             else:
+                self._took(sent)
                 parsed = json.loads(raw) if raw else {}
                 code = parsed.get("code") if isinstance(parsed, dict) else None
                 if status < 500 and not (status == 409 and code == "conflict"):
@@ -506,6 +526,7 @@ class Workload:
                         operation, key, status, parsed, attempts, headers.get("Idempotent-Replayed") == "true"
                     )
                     with self._lock:
+                        self.figures.operation_seconds.append(time.monotonic() - began)
                         self.figures.replayed += answer.replayed
                         self.figures.operations[operation] += 1
                         self.figures.outcomes[(operation, code or str(status))] += 1
@@ -519,6 +540,12 @@ class Workload:
             if time.monotonic() > deadline:
                 raise Unresolved(f"{method} {path} (key {key}) had no definite answer after {attempts} attempts")
             time.sleep(pause * random.uniform(0.5, 1.0))
+
+    def _took(self, sent: float, *, deliberate: bool = False) -> None:
+        """Count one request's latency; not a first attempt the client itself cut short."""
+        if not deliberate:
+            with self._lock:
+                self.figures.request_seconds.append(time.monotonic() - sent)
 
     def settle(self) -> None:
         """Until the schedule has expired every short hold (TTL a second or two; long ones an hour),

@@ -210,14 +210,13 @@ def listen_for_database_commands(function: str) -> None:
     class CommandLog(monitoring.CommandListener):
         def started(self, event: CommandStartedEvent) -> None:
             command = event.command
+            target = command.get(event.command_name)  # the collection, for a command on one
             line = {
                 "at": time.time(),
                 "function": function,
                 "pid": os.getpid(),
                 "command": event.command_name,
-                "collection": command.get(event.command_name)
-                if isinstance(command.get(event.command_name), str)
-                else None,
+                "collection": target if isinstance(target, str) else None,
                 "filter": sorted((command.get("filter") or command.get("query") or {}).keys()),
             }
             with open(path, "a") as log:

@@ -35,8 +35,8 @@ CLIENT_SETTINGS = {
     # from two threads at once (publishing after the answer runs in the after-answer extension's
     # thread, once the handler has returned and before the next invocation starts; expiry, the audit
     # and the publisher run in the invocation's own); a bigger pool would only raise what every
-    # container may hold. A replica
-    # set pins no connection to a transaction or a cursor (only a load balancer would, needing more).
+    # container may hold. A replica set pins no connection to a transaction or a cursor (only a load
+    # balancer would, needing more).
     # Calls from several threads of one process (the tests) wait for it in turn.
     "maxPoolSize": 1,
     # Check the servers by polling, as pymongo does by itself inside Lambda (it sees

@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from bson import ObjectId
 from pymongo.database import Database
 
+from benchmarks.http_load import percentile
 from devtools.local_auth import issue_token
 from devtools.local_server import Server
 from tests.ledger_checks import assert_ledger_consistent
@@ -117,7 +118,7 @@ class Figures:
         for name, values in (("request", self.request_seconds), ("operation", self.operation_seconds)):
             ordered = sorted(values)
             if ordered:
-                p50, p99 = (ordered[min(len(ordered) - 1, int(share * len(ordered)))] for share in (0.5, 0.99))
+                p50, p99 = percentile(ordered, 0.5), percentile(ordered, 0.99)
                 parts.append(
                     f"{name} p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
                 )

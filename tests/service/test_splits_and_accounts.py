@@ -79,6 +79,22 @@ def test_a_capture_without_splits_goes_to_revenue(service, database, ride):
     assert_ledger_consistent(database)
 
 
+def test_a_balance_read_whose_roll_fails_still_answers(service, database, ride, monkeypatch):
+    """A read that finds no checkpoint (or a long tail) rolls a batch: upkeep, which the schedule
+    does every minute anyway. A database failure in it (a fault run saw a write conflict on its
+    update, a 500 then) leaves the read answered with the balance it read."""
+    from wallet_service import Conflict, checkpoints
+
+    service.capture_reservation(ride["hold"], 500)
+
+    def failing_roll(*_args):
+        raise Conflict("concurrent updates kept colliding; retry with the same idempotency key")
+
+    monkeypatch.setattr(checkpoints, "roll", failing_roll)
+    assert service.get_account("@revenue", "USD").balance == 500
+    assert database["ledger"].find_one({"_id": checkpoints.checkpoint_id("@revenue", "USD")}) is None
+
+
 def test_a_frozen_driver_still_gets_paid(service, database, ride):
     service.freeze_wallet(ride["driver"])
     service.capture_reservation(ride["hold"], splits=[{"walletId": ride["driver"], "amount": 2_000}])

@@ -21,19 +21,23 @@ before checkpoints existed (without `tail`); until then a read sums all its post
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 
 from . import documents
+from .errors import Conflict, DatabaseUnavailable
 from .limits import LONG_TAIL, ROLL_BATCH
 from .models import CheckpointReport
 from .queries import Database
 from .transactions import RetryTransaction, database_errors
+
+logger = logging.getLogger(__name__)
 
 # Postings' ids are ObjectIds, a checkpoint's a string: a range of ObjectIds is an account's
 # postings alone, read from the `account_entries` index on every server.
@@ -77,7 +81,11 @@ def balance(db: Database, name: str, currency: str) -> int:
         total = _sums(db, postings_query(name, currency), group=None).get(None, (0, 0))[0]
         roll_now = True
     if roll_now:
-        roll(db, name, currency)
+        try:
+            roll(db, name, currency)
+        except (PyMongoError, Conflict, DatabaseUnavailable):
+            # The balance is read; the roll is upkeep, which RollCheckpoints does every minute anyway.
+            logger.warning("rolling %s %s after a balance read failed", name, currency, exc_info=True)
     return total
 
 

@@ -1,11 +1,12 @@
 """Platform balances from checkpoints (wallet_service/checkpoints.py): a checkpoint plus the postings
 since is always the sum of every posting, whatever was rolled when; rolls are exact under
 concurrent movements; reads stay on the tail; the audit finds a checkpoint its postings do not
-explain."""
+explain, whether its postings are recent (read in the audit's transaction) or settled (outside it)."""
 
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from bson import Int64, ObjectId
@@ -156,9 +157,14 @@ def test_a_balance_read_with_a_checkpoint_is_one_aggregation(service, town, serv
         ),
     ],
 )
-def test_the_audit_finds_a_checkpoint_its_postings_do_not_explain(service, database, town, plant):
+@pytest.mark.parametrize("age", ["recent", "settled"])
+def test_the_audit_finds_a_checkpoint_its_postings_do_not_explain(
+    service, service_database, database, town, plant, age
+):
     rides(service, town["rider"], town["driver"], 3, "audit")
     service.roll_checkpoints()
+    if age == "settled":  # the audit's clock an hour on
+        service = WalletService(service_database, clock=lambda: datetime.now(UTC) + timedelta(hours=1))
     assert service.audit_ledger().checkpoints == 2  # @funding and @revenue in USD
     plant(database)
     report = service.audit_ledger()

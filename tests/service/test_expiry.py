@@ -8,8 +8,10 @@ import pytest
 from bson import Int64, ObjectId
 
 from tests.ledger_checks import assert_ledger_consistent
+from tests.service.transaction_sizes import logged_service
 from wallet_service import EntryType, ReservationStatus, ValidationFailed
 from wallet_service.documents import ENTRY, LEDGER, WALLETS
+from wallet_service.limits import MAX_EXPIRY_BATCH
 
 
 def test_due_holds_expire_and_release_their_money(timed, database, clock):
@@ -112,6 +114,32 @@ def test_many_holds_on_one_wallet_in_one_batch(timed, database, clock):
     assert timed.expire_reservations(batch_size=1000).expired == 30
     assert timed.get_wallet(wallet).held == 0
     assert_ledger_consistent(database)
+
+
+def test_a_batch_transaction_grows_with_its_holds_not_with_the_ledger(mongo_uri, database, clock):
+    """At the largest batch size, the same number of due holds on a new ledger, then on one with a
+    history (entries, closed holds, holds not due, other wallets): the transaction touches as many
+    documents, at most 5 a hold (it read and returned, ended, its entry; its wallet's read, update and
+    event), so a batch of MAX_EXPIRY_BATCH holds is bounded whatever the ledger's size."""
+    holds, per_hold = 40, 5
+    with logged_service(mongo_uri, database.name, clock) as (service, log):
+        wallets = [service.create_wallet(f"rider-{n}", "USD", opening_balance=10**6).wallet.id for n in range(4)]
+        largest = []
+        for history in (0, 10):
+            for number in range(history):
+                for wallet in wallets:
+                    service.deposit(wallet, 10)
+                    service.release_reservation(service.create_reservation(wallet, 10).reservation.id)
+                    service.create_reservation(wallet, 10, ttl_seconds=7 * 24 * 3600)  # not due
+                service.create_wallet(f"other-{number}", "USD", opening_balance=1)
+            for number in range(holds):
+                service.create_reservation(wallets[number % len(wallets)], 10, ttl_seconds=60)
+            clock[0] += timedelta(seconds=61)
+            log.clear()
+            assert service.expire_reservations(batch_size=MAX_EXPIRY_BATCH).expired == holds
+            largest.append(log.largest(database))
+    assert largest[0] == largest[1]
+    assert 0 < largest[0] <= per_hold * holds
 
 
 @pytest.mark.parametrize(

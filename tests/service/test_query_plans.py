@@ -53,6 +53,7 @@ class Shape:
     explain: dict  # the command to explain, with the first call's values
     match: dict  # its filter, to count the documents that match
     operations: set[str] = field(default_factory=set)
+    in_transactions_of: set[str] = field(default_factory=set)  # the operations that sent it inside a transaction
 
 
 def shape_of(value, name: str | None = None):
@@ -144,6 +145,8 @@ class Recorder(monitoring.CommandListener):
                 for text, collection, explain, match in queries_of(command):
                     shape = self.shapes.setdefault(text, Shape(text, collection, explain, match))
                     shape.operations.add(name)
+                    if "autocommit" in command:
+                        shape.in_transactions_of.add(name)
             self.sent.clear()
 
 
@@ -377,6 +380,23 @@ def test_no_plan_examines_far_more_documents_than_match(explained):
         if plan.examined > EXAMINED_PER_MATCH * plan.matching + SLACK and not by_the_jobs_that_read_everything(shape)
     }
     assert wasteful == {}
+
+
+def test_the_whole_ledger_jobs_transactions_read_indexes(explained):
+    """The audit reads the whole ledger outside any transaction; inside one (each must end within the
+    database's transaction lifetime, whatever the ledger's size) only what an index bounds. But its
+    batch of wallets on the embedded server, which has no ordered walk of `_id` (a scan of `wallets`,
+    not of the ledger; `_id_` on mongod)."""
+    unbounded = {
+        text: (plan.indexes, plan.examined, plan.matching)
+        for text, (shape, plan) in explained.plans.items()
+        if shape.in_transactions_of & WHOLE_LEDGER_JOBS
+        and (plan.indexes == ("COLLSCAN",) or plan.examined > EXAMINED_PER_MATCH * plan.matching + SLACK)
+        and (external_uri() or shape.collection != "wallets")
+    }
+    assert unbounded == {}
+    sent = {text for text, (shape, _) in explained.plans.items() if "audit_ledger" in shape.in_transactions_of}
+    assert "aggregate ledger $match {kind: 'entry', createdAt: {$gte: ?}} → $group hint ?" in sent
 
 
 def documented() -> dict[str, tuple[str, str]]:

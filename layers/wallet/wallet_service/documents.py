@@ -66,6 +66,13 @@ LEDGER_INDEXES = [
     IndexModel(
         [("account", ASCENDING), ("currency", ASCENDING)], partialFilterExpression={"tail": True}, name="account_tails"
     ),
+    # Entries by time: the audit's recent ones (ledger_sums.py), few whatever the ledger's size. It leads
+    # with the kind its filter fixes, so that a server planning only key fields (SecantusDB) reads it too.
+    IndexModel(
+        [("kind", ASCENDING), ("createdAt", ASCENDING)],
+        partialFilterExpression={"kind": ENTRY},
+        name="entries_by_time",
+    ),
     IndexModel([("walletId", ASCENDING), ("kind", ASCENDING), ("_id", DESCENDING)], name="wallet_reservations"),
     IndexModel(
         [("walletId", ASCENDING), ("kind", ASCENDING), ("status", ASCENDING), ("_id", DESCENDING)],

@@ -22,6 +22,11 @@ MAX_INCREMENTS = 10
 # it. Twice the 5 s a request may wait on the database, far above a movement's transaction or an
 # expiry batch's (milliseconds).
 TRANSACTION_LIFETIME_SECONDS = 10
+# An entry whose createdAt (taken by its transaction's attempt) is older than this belongs to a
+# transaction that has committed or aborted: the lifetime, the 5 s a request retries, and 15 s for
+# the skew between the writer's clock and the auditor's. The audit reads such entries outside any
+# transaction (ledger_sums.py, audit.py).
+SETTLED_SECONDS = 3 * TRANSACTION_LIFETIME_SECONDS
 
 # Listings.
 DEFAULT_PAGE_SIZE = 50

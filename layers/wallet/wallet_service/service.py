@@ -323,7 +323,8 @@ class WalletService:
 
     def audit_ledger(self, batch_size: int = 200) -> AuditReport:
         """Prove the ledger: zero-sum per currency, every wallet's counters and chain, every hold's
-        figures. Reads only, in snapshot transactions, a batch of wallets at a time."""
+        figures, every checkpoint. Reads only: short snapshot transactions (the recent entries and the
+        tails; a batch of wallets and their open holds), and what no longer changes outside them."""
         return audit.audit_ledger(self._db, batch_size)
 
     def roll_checkpoints(self, *, time_limit: float = 50.0) -> CheckpointReport:

@@ -529,7 +529,7 @@ def target(settings: Settings) -> Iterator[tuple[str, str, Path | None]]:
     if settings.base_url:
         yield settings.base_url.rstrip("/"), "the running API's own", None
         return
-    from devtools.lambda_container import ANSWERS_DIR_VARIABLE
+    from devtools.container_aids import ANSWERS_DIR_VARIABLE
     from devtools.local_server import running_server
 
     answers_dir = Path(tempfile.mkdtemp(prefix="load-answers-"))

@@ -1,7 +1,7 @@
 """What the database answered `make run`'s function containers during a `make load` run.
 
 With DATABASE_ANSWERS_DIR set, each container process writes its running totals to
-`<folder>/<function>-<pid>.json` after every invocation (devtools/lambda_container.py): commits
+`<folder>/<function>-<pid>.json` after every invocation (devtools/container_aids.py): commits
 sent, and failed answers by "code codeName". A run's answers are the files' sum at its end minus
 their sum at its start.
 """

@@ -7,7 +7,8 @@ attribute (`BaseRouter.current_event`), so two invocations running in one proces
 read each other's requests; and each container has its own MongoClient. The first invocation
 starts the process and imports the handler (a cold start); later ones reuse it. An unhandled
 exception or a crash is reported as Lambda reports a function error; a crashed or timed-out
-container is replaced on the next invocation.
+container is replaced on the next invocation, or at once when the container keeps warm (`make run`:
+`warm` at start, then a replacement as soon as one is lost, as provisioned concurrency of one would).
 
 Each container serves the Extensions API (devtools/extensions_api.py) at AWS_LAMBDA_RUNTIME_API, as
 Lambda does: a function whose layer registers an internal extension does its after-answer work
@@ -16,16 +17,13 @@ tells the extension only when `answer_left` says so (make run: once the HTTP res
 then takes its next invocation when every extension asks for its next event, or ends at the
 function's timeout.
 
-When DATABASE_ANSWERS_DIR names a folder (`make load` sets it), each container process also counts
-what the database answered its commands (`DatabaseAnswers`) and writes the counts there after every
-invocation; when DATABASE_COMMANDS_LOG names a file, it appends a line for every command it starts,
-with the time (`CommandLog`). Development aids only: the layer and the handlers know nothing of them.
+Development aids (counting the database's answers, logging its commands, kill orders) are in
+devtools/container_aids.py; the layer and the handlers know nothing of them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import multiprocessing
 import os
 import signal
@@ -33,21 +31,15 @@ import sys
 import threading
 import time
 import traceback
-from collections import Counter
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from devtools.container_aids import listen_for_database_answers, listen_for_database_commands, listen_for_kill_orders
 from devtools.extensions_api import LocalExtensionsApi
 from devtools.lambda_inputs import LambdaContext
 
-if TYPE_CHECKING:
-    from pymongo.monitoring import CommandFailedEvent, CommandStartedEvent, CommandSucceededEvent
-
 INIT_SECONDS = 60  # starting Python and importing the handler (Lambda allows 10 s; this machine is slower)
 IPC_SLACK_SECONDS = 0.5
-ANSWERS_DIR_VARIABLE = "DATABASE_ANSWERS_DIR"
-COMMANDS_LOG_VARIABLE = "DATABASE_COMMANDS_LOG"
 ANSWER_LEFT = "answer-left"  # the parent's word that the last answer has reached its client
 
 
@@ -58,10 +50,12 @@ class FunctionError(RuntimeError):
 class LambdaContainer:
     """One function's container process, started on first use; one invocation at a time."""
 
-    def __init__(self, name: str, code_dir: Path, timeout_seconds: float) -> None:
+    def __init__(self, name: str, code_dir: Path, timeout_seconds: float, *, keep_warm: bool = False) -> None:
         self.name = name
         self.code_dir = code_dir
         self.timeout_seconds = timeout_seconds
+        self.keep_warm = keep_warm
+        self._stopped = False
         self._lock = threading.Lock()
         self._process: multiprocessing.process.BaseProcess | None = None
         self._connection: Connection | None = None
@@ -75,12 +69,12 @@ class LambdaContainer:
             # Lambda stops a function at its timeout (the cold start is not counted: it happened
             # before `ready`), and replaces the container.
             if not connection.poll(self.timeout_seconds + IPC_SLACK_SECONDS):
-                self._discard()
+                self._lost()
                 raise FunctionError(f"{self.name} timed out after {self.timeout_seconds:g} s")
             try:
                 outcome, value = connection.recv()
             except (EOFError, OSError):
-                self._discard()
+                self._lost()
                 raise FunctionError(f"{self.name}'s container exited during the invocation") from None
             if outcome == "error":
                 raise FunctionError(value)
@@ -94,6 +88,14 @@ class LambdaContainer:
             if self._connection is not None:
                 with contextlib.suppress(OSError):
                     self._connection.send(ANSWER_LEFT)
+
+    def warm(self) -> None:
+        """Start the container now if it is not running (the next invocation then finds it warm)."""
+        with self._lock:
+            if self._stopped:
+                return
+            with contextlib.suppress(FunctionError):  # reported again by the invocation that needs it
+                self._ensure_started()
 
     @property
     def pid(self) -> int | None:
@@ -121,6 +123,12 @@ class LambdaContainer:
             raise FunctionError(f"{self.name}'s container exited while starting") from None
         return parent
 
+    def _lost(self) -> None:
+        """The container crashed or timed out: discard it, and start its replacement now if warm."""
+        self._discard()
+        if self.keep_warm:
+            threading.Thread(target=self.warm, name=f"{self.name}-replacement", daemon=True).start()
+
     def _discard(self) -> None:
         if self._process is not None and self._process.is_alive():
             self._process.kill()
@@ -133,102 +141,12 @@ class LambdaContainer:
         """End the container now, as Lambda ends an environment: an invocation running in it (a
         scheduled job's run, minutes long at most) ends as a crash would, which its transactions
         make safe, instead of holding `make run`'s Ctrl-C until it is done."""
+        self._stopped = True
         process = self._process
         if process is not None and process.is_alive():
             process.kill()  # the invocation waiting on it, if any, reads the end of its pipe and stops
         with self._lock:
             self._discard()
-
-
-class DatabaseAnswers:
-    """What the database answered one container process: commits sent, and failed answers by error code
-    (failed commands, and the write errors and write concern errors of the ones that succeeded).
-
-    A pymongo command listener once `listen_for_database_answers` registers it; `write` puts the
-    counts in `<folder>/<function>-<pid>.json`, replacing the previous ones."""
-
-    def __init__(self, folder: Path, function: str) -> None:
-        self.path = folder / f"{function}-{os.getpid()}.json"
-        self._lock = threading.Lock()
-        self.commits = 0
-        self.failures: Counter[str] = Counter()  # "112 WriteConflict": count (not `failed`: the listener method)
-
-    def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name == "commitTransaction":
-            with self._lock:
-                self.commits += 1
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        for error in event.reply.get("writeErrors", ()):
-            self._count(error)
-        if "writeConcernError" in event.reply:
-            self._count(event.reply["writeConcernError"])
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        self._count(event.failure if isinstance(event.failure, dict) else {})
-
-    def _count(self, error: dict) -> None:
-        code = error.get("code")
-        label = f"{code} {error.get('codeName', '')}".strip() if code is not None else "no code (network error)"
-        with self._lock:
-            self.failures[label] += 1
-
-    def write(self) -> None:
-        with self._lock:
-            counts = {"pid": os.getpid(), "commits": self.commits, "failed": dict(self.failures)}
-        partial = self.path.with_suffix(".partial")
-        partial.write_text(json.dumps(counts))
-        partial.replace(self.path)  # a reader never sees half a file
-
-
-def listen_for_database_answers(function: str) -> DatabaseAnswers | None:
-    """When DATABASE_ANSWERS_DIR is set, count this process's database answers: a global pymongo
-    listener, registered before the handler creates its MongoClient. None otherwise."""
-    folder = os.environ.get(ANSWERS_DIR_VARIABLE)
-    if not folder:
-        return None
-    # Imported here: without the variable, a container imports pymongo with its handler, as in Lambda.
-    from pymongo import monitoring
-
-    class Listener(DatabaseAnswers, monitoring.CommandListener):
-        pass
-
-    listener = Listener(Path(folder), function)
-    monitoring.register(listener)
-    return listener
-
-
-def listen_for_database_commands(function: str) -> None:
-    """When DATABASE_COMMANDS_LOG is set, append a JSON line to it for every command this process
-    starts: when (time.time()), which function and process, the command, its collection and the
-    keys of its filter."""
-    path = os.environ.get(COMMANDS_LOG_VARIABLE)
-    if not path:
-        return
-    from pymongo import monitoring
-
-    class CommandLog(monitoring.CommandListener):
-        def started(self, event: CommandStartedEvent) -> None:
-            command = event.command
-            target = command.get(event.command_name)  # the collection, for a command on one
-            line = {
-                "at": time.time(),
-                "function": function,
-                "pid": os.getpid(),
-                "command": event.command_name,
-                "collection": target if isinstance(target, str) else None,
-                "filter": sorted((command.get("filter") or command.get("query") or {}).keys()),
-            }
-            with open(path, "a") as log:
-                log.write(json.dumps(line) + "\n")
-
-        def succeeded(self, event) -> None:
-            pass
-
-        def failed(self, event) -> None:
-            pass
-
-    monitoring.register(CommandLog())
 
 
 def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: float) -> None:
@@ -237,6 +155,7 @@ def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: flo
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its containers
     answers = listen_for_database_answers(name)
     listen_for_database_commands(name)
+    listen_for_kill_orders(name)
     extensions = LocalExtensionsApi(name)
     os.environ["AWS_LAMBDA_RUNTIME_API"] = extensions.address
     from devtools.functions import load_handler_module

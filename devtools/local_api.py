@@ -4,8 +4,10 @@
 machinery (its template parsing, route table, Flask server and API Gateway HTTP API v2 event
 construction). Only the container runner is replaced: `ContainerRunner` checks the bearer token
 as the template's JWT authorizer would (with the local development key of
-devtools/local_auth.py), then hands the event to the function's local container, a process of
-its own that runs the real handler one invocation at a time (devtools/lambda_container.py). The scheduled
+devtools/local_auth.py), then hands the event to one of the function's local containers, each a
+process of its own that runs the real handler one invocation at a time, as many at once as requests
+come, as Lambda scales out (devtools/container_pool.py, devtools/lambda_container.py); every
+function's first container starts with the server, so no first request waits for a cold start. The scheduled
 functions run on the template's schedules (EXPIRY_INTERVAL_SECONDS, AUDIT_INTERVAL_SECONDS and
 PUBLISH_INTERVAL_SECONDS shorten them), Swagger UI is at /docs and the spec at /openapi.json. The
 database is the embedded one on .local/db (kept across runs) unless MONGODB_URI is set. The event
@@ -32,8 +34,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from devtools.container_pool import ContainerPool
 from devtools.gateway import access_line, authorize, function_failed
-from devtools.lambda_container import FunctionError, LambdaContainer
+from devtools.lambda_container import FunctionError
 from devtools.lambda_inputs import scheduled_event
 from devtools.paths import LOCAL, OPENAPI, ROOT, TEMPLATE
 
@@ -58,12 +61,12 @@ class LocalFunction:
     schedule: str | None
 
     def __post_init__(self) -> None:
-        self.container = LambdaContainer(self.name, self.code_dir, self.timeout_seconds)
+        self.containers = ContainerPool(self.name, self.code_dir, self.timeout_seconds)
 
-    def invoke(self, event: dict, *, answer_leaves_later: bool = False) -> object:
+    def invoke(self, event: dict) -> object:
         """The handler's response; FunctionError if it raised, crashed or timed out. The function's
-        work after the answer starts now, or (`answer_leaves_later`) at `container.answer_left()`."""
-        return self.container.invoke(event, answer_leaves_later=answer_leaves_later)
+        work after the answer starts at once."""
+        return self.containers.invoke(event)
 
 
 def load_functions(template_path: Path = TEMPLATE) -> dict[str, LocalFunction]:
@@ -112,8 +115,8 @@ class ContainerRunner:
         response = None if function.public else authorize(request)
         if response is None:
             try:
-                response = function.invoke(request, answer_leaves_later=True)
-                _once_the_answer_has_left(function.container.answer_left)
+                response, taken = function.containers.invoke_until_answered(request)
+                _once_the_answer_has_left(taken.answer_left)
             except FunctionError as error:
                 _log(f"{function_name} failed: {error}")
                 response = function_failed()
@@ -278,7 +281,8 @@ def serve(port: int) -> None:
         functions = load_functions()
         if events is None:
             del functions["PublishEvents"]  # nothing to publish to
-        cleanup.extend(function.container.stop for function in functions.values())
+        cleanup.extend(function.containers.stop for function in functions.values())
+        _keep_warm(functions)
         stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
         api = ApiProvider(stacks).api
         service = LocalApigwService(api=api, lambda_runner=ContainerRunner(functions), port=port, host="127.0.0.1")
@@ -315,6 +319,25 @@ def serve(port: int) -> None:
             if time.monotonic() - began > 1:  # what a slow Ctrl-C waited on
                 _log(f"stopping: {getattr(step, '__qualname__', step)} took {time.monotonic() - began:.1f} s")
         print("stopped", flush=True)
+
+
+def _keep_warm(functions: dict[str, LocalFunction]) -> None:
+    """Start every function's container now, in the background, and replace a lost one at once: the
+    first request of each function and the retry of a killed one find it warm (in Lambda, a cold
+    start costs a few hundred milliseconds; here, two cores importing the layer, seconds)."""
+    began = time.monotonic()
+
+    def warm_all() -> None:
+        starting = [threading.Thread(target=function.containers.warm, daemon=True) for function in functions.values()]
+        for thread in starting:
+            thread.start()
+        for thread in starting:
+            thread.join()
+        _log(f"functions warm: {len(starting)} containers in {time.monotonic() - began:.1f} s")
+
+    for function in functions.values():
+        function.containers.keep_warm = True
+    threading.Thread(target=warm_all, name="warm-up", daemon=True).start()
 
 
 def _shown(path: Path) -> str:
@@ -383,7 +406,7 @@ def invoke_once(function_name: str, event_path: Path) -> None:
             raise SystemExit(f"unknown function {function_name}; template.yaml has {', '.join(sorted(functions))}")
         event = json.loads(event_path.read_text())
         function = functions[function_name]
-        cleanup.append(function.container.stop)
+        cleanup.append(function.containers.stop)
         try:
             response = function.invoke(event)
         except FunctionError as error:

@@ -86,6 +86,14 @@ class Server:
         self.process.kill()
         raise RuntimeError(f"{what} did not answer /health within {seconds:g} s:\n{self.log.read_text()[-5000:]}")
 
+    def wait_for_log(self, text: str, seconds: float = START_SECONDS) -> None:
+        """Until the server's log has a line containing `text` (make run's "functions warm")."""
+        deadline = time.monotonic() + seconds
+        while text not in self.log.read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"no {text!r} in the server's log:\n{self.log.read_text()[-5000:]}")
+            time.sleep(0.2)
+
     def stop(self, seconds: float = 30) -> int:
         """Ctrl-C, as a person stops `make run`; killed if it does not stop in time. Returns its exit code."""
         if self.process.poll() is None:

@@ -43,7 +43,10 @@ and like SecantusDB it is a development and test tool, never part of the layer o
    takes in its constructor (60 s, mongod's `transactionLifetimeLimitSeconds` default) and offers no
    option for it. `--transaction-lifetime-seconds` (TRANSACTION_LIFETIME_SECONDS, 10, what the
    service is designed for: wallet_service.limits) is passed to that constructor, so a transaction
-   whose client died holds its wallet seconds, not a minute.
+   whose client died holds its wallet seconds, not a minute. SecantusDB reaps only when another
+   transaction's statement comes by, so a dead client's transaction on an otherwise quiet server
+   stayed open for good (and a `dropDatabase` behind it waited on it for minutes); as mongod's
+   periodic job does, a thread of the launcher reaps every REAP_INTERVAL_SECONDS.
 
 Written for SecantusDB 0.7.0b3 and refused on any other version: the wrapped functions are its
 internals, so an upgrade is a conscious step (check the wrappers, rerun
@@ -56,6 +59,7 @@ import argparse
 import functools
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,6 +67,7 @@ SECANTUS_VERSION = "0.7.0b3"
 # The lifetime of a transaction (seconds): wallet_service.limits.TRANSACTION_LIFETIME_SECONDS, said
 # again here because this script runs without the layer on its path (a test compares the two).
 TRANSACTION_LIFETIME_SECONDS = 10.0
+REAP_INTERVAL_SECONDS = 1.0
 # Top-level operators that only add conditions to the `_id` equality beside them.
 CONJUNCTS = frozenset({"$and", "$or", "$nor", "$expr", "$comment"})
 # Operators whose answer is not only "does this document match" (a text score, a distance order).
@@ -276,9 +281,22 @@ def main(argv: list[str]) -> int:
     from secantus.cli import main as secantus_main
 
     cli.SecantusDBServer = functools.partial(
-        cli.SecantusDBServer, transaction_lifetime_seconds=ours.transaction_lifetime_seconds
+        _server_reaping_expired_transactions, cli.SecantusDBServer, ours.transaction_lifetime_seconds
     )
     return secantus_main(theirs)
+
+
+def _server_reaping_expired_transactions(server_class, lifetime_seconds: float, *args, **kwargs):
+    """SecantusDB's server with our transaction lifetime, and a thread that reaps expired transactions."""
+    server = server_class(*args, transaction_lifetime_seconds=lifetime_seconds, **kwargs)
+
+    def reap() -> None:
+        while True:
+            time.sleep(REAP_INTERVAL_SECONDS)
+            server.transactions.prune_expired()
+
+    threading.Thread(target=reap, name="launcher-transaction-reaper", daemon=True).start()
+    return server
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -403,13 +404,13 @@ def test_each_function_runs_in_a_container_process_of_its_own(lambda_env):
         for name in ("Health", "GetWallet"):
             event = json.loads((EVENTS / f"{functions[name].code_dir.name}.json").read_text())
             assert functions[name].invoke(event)["statusCode"] in (200, 404)
-        pids = {functions[name].container.pid for name in ("Health", "GetWallet")}
+        pids = functions["Health"].containers.pids | functions["GetWallet"].containers.pids
         assert len(pids) == 2
         assert os.getpid() not in pids
-        assert functions["Deposit"].container.pid is None  # started on its first invocation only
+        assert functions["Deposit"].containers.pids == set()  # started on its first invocation only
     finally:
         for function in functions.values():
-            function.container.stop()
+            function.containers.stop()
 
 
 def test_a_function_that_overruns_its_timeout_is_stopped_and_replaced(tmp_path):
@@ -430,6 +431,40 @@ def test_a_function_that_overruns_its_timeout_is_stopped_and_replaced(tmp_path):
         assert container.invoke({"sleep": 0})["pid"] != first
     finally:
         container.stop()
+
+
+def test_concurrent_invocations_of_one_function_run_in_containers_of_their_own(tmp_path):
+    """As Lambda scales a function out: each invocation waits until both are running at once, which
+    one container serving them in turn would never see."""
+    from devtools.container_pool import ContainerPool
+
+    arrivals = tmp_path / "arrivals"
+    arrivals.mkdir()
+    (tmp_path / "app.py").write_text(
+        "import os, pathlib, time\n"
+        "def lambda_handler(event, context):\n"
+        "    folder = pathlib.Path(event['arrivals'])\n"
+        "    (folder / str(os.getpid())).touch()\n"
+        "    deadline = time.monotonic() + 20\n"
+        "    while len(list(folder.iterdir())) < 2 and time.monotonic() < deadline:\n"
+        "        time.sleep(0.01)\n"
+        "    return {'pid': os.getpid(), 'together': len(list(folder.iterdir()))}\n"
+    )
+    pool = ContainerPool("Meeting", tmp_path, timeout_seconds=30, max_containers=2)
+    answers: list[dict] = []
+    try:
+        callers = [
+            threading.Thread(target=lambda: answers.append(pool.invoke({"arrivals": str(arrivals)}))) for _ in range(2)
+        ]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=90)
+        assert [answer["together"] for answer in answers] == [2, 2]
+        assert len({answer["pid"] for answer in answers}) == 2
+        assert pool.pids == {answer["pid"] for answer in answers}
+    finally:
+        pool.stop()
 
 
 def test_ctrl_c_stops_cleanly(server):

@@ -111,10 +111,10 @@ def test_failpoints_are_on(server):
 
 
 def test_an_abandoned_transaction_holds_its_documents_until_its_session_is_killed(server):
-    """Gap 4: an abandoned transaction is ended only when another transaction command arrives after
-    its lifetime (SecantusDB has no timer; mongod ends it after transactionLifetimeLimitSeconds, 60
-    s). Until then every write to its documents conflicts. The service's transaction runner
-    therefore kills the session of an attempt whose connection broke (tests/service/test_faults.py)."""
+    """Gap 4: an abandoned transaction lives until its lifetime ends (10 s, the launcher's; mongod:
+    transactionLifetimeLimitSeconds). Until then every write to its documents conflicts. The
+    service's transaction runner therefore kills the session of an attempt whose connection broke
+    (tests/service/test_faults.py), and the database's lifetime is short."""
     with client_of(server) as client:
         things = client.abandon.things
         things.insert_one({"_id": 1, "n": 0})
@@ -176,6 +176,26 @@ def test_a_wallet_whose_writer_died_in_a_transaction_takes_a_deposit_within_the_
         assert waited <= TRANSACTION_LIFETIME_SECONDS + 1, waited
         assert service.get_wallet(wallet).balance == 1
         assert client.wallet.wallets.find_one()["version"] == version + 1  # the dead writer's write never landed
+
+
+def test_a_dead_writers_transaction_ends_with_its_lifetime_on_a_quiet_server(server):
+    """SecantusDB reaps expired transactions only when another transaction's statement comes by; the
+    launcher's reaper ends them on time, as mongod's periodic job does. Without it, this dead
+    writer's transaction stayed open for good, and dropping its database (which nothing else
+    touched) waited on it for minutes."""
+    with client_of(server) as client:
+        wallet = client.quiet.wallets.insert_one({"version": 0}).inserted_id
+        died = subprocess.run(
+            [sys.executable, "-c", ABANDON.replace("client.wallet.", "client.quiet."), server.uri, str(wallet)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert died.stdout.strip() == "written", died.stderr
+        time.sleep(TRANSACTION_LIFETIME_SECONDS + 2 * secantus_launcher.REAP_INTERVAL_SECONDS)
+    with client_of(server, timeoutMS=5_000) as client:
+        client.drop_database("quiet")  # PyMongoError (a timeout) while the transaction holds its document
+        assert "quiet" not in client.list_database_names()
 
 
 def test_a_step_down_refuses_writes_for_its_period_then_it_is_primary_again(server):

@@ -30,7 +30,7 @@ from benchmarks.http_load import (
     thread_counts,
 )
 from benchmarks.load_answers import AnswerTotals
-from devtools.lambda_container import DatabaseAnswers
+from devtools.container_aids import DatabaseAnswers
 
 
 def test_percentile_interpolates_between_ranks():
@@ -127,7 +127,7 @@ def _event(name: str, reply: dict | None = None, failure: dict | None = None) ->
 
 
 def test_a_containers_counts_reach_the_load_run(tmp_path):
-    """The contract between devtools/lambda_container.py, which writes, and benchmarks/load_answers.py, which sums."""
+    """The contract between devtools/container_aids.py, which writes, and benchmarks/load_answers.py, which sums."""
     answers = DatabaseAnswers(tmp_path, "Deposit")
     for _ in range(3):
         answers.started(_event("commitTransaction"))

@@ -46,6 +46,7 @@ MAX_INCREMENTS = 10
 CLIENT_TIMEOUT_SECONDS = 15
 IMPATIENT_SHARE = 0.08
 IMPATIENT_TIMEOUT_SECONDS = 0.005
+FUNCTION_FAILED = {"message": "Internal Server Error"}  # API Gateway's answer when the function dies
 GIVE_UP_SECONDS = 180  # a request still without a definite answer after this fails the run
 TERMINAL = {"CAPTURED", "RELEASED", "EXPIRED"}
 OPEN = ("HELD", "PARTIALLY_CAPTURED")
@@ -501,8 +502,9 @@ class Workload:
         key: str | None = None,
         impatient: bool = False,
     ) -> Answer:
-        """Send until a definite answer: retry timeouts, dropped connections, 5xx and 409 `conflict`
-        with the same key and body, sleeping as Retry-After says."""
+        """Send until a definite answer: retry timeouts, dropped connections, 503, the gateway's 500
+        for a function that died, and 409 `conflict`, with the same key and body, sleeping as
+        Retry-After says."""
         began = time.monotonic()
         deadline = began + GIVE_UP_SECONDS
         attempts = 0
@@ -533,9 +535,12 @@ class Workload:
                         self.figures.outcomes[(operation, code or str(status))] += 1
                         self.answers.append(answer)
                     return answer
-                assert status in (409, 503), (status, parsed)  # anything else is a defect, not a transient
-                assert headers.get("Retry-After"), (status, headers)
-                cause, pause = f"{status} {code}", float(headers["Retry-After"])
+                if status == 500 and parsed == FUNCTION_FAILED:
+                    cause, pause = "500 function failed", 0.1  # the gateway's: the function was killed
+                else:
+                    assert status in (409, 503), (status, parsed)  # anything else is a defect, not a transient
+                    assert headers.get("Retry-After"), (status, headers)
+                    cause, pause = f"{status} {code}", float(headers["Retry-After"])
             with self._lock:
                 self.figures.retries[cause] += 1
             if time.monotonic() > deadline:

@@ -25,6 +25,8 @@ from devtools.local_server import Server, running_server
 from tests.conftest import SERVICE_APP_NAME
 from tests.e2e.workload.database_control import ControlledDatabase, controlled_database
 
+FUNCTIONS_WARM = "functions warm:"  # make run's line once every function's container has started
+
 
 @dataclass
 class Deployment:
@@ -32,8 +34,9 @@ class Deployment:
     database: Database
     failpoints: FailPoints
     database_server: ControlledDatabase
-    answers: Path  # what the database answered the service's containers (devtools/lambda_container.py)
+    answers: Path  # what the database answered the service's containers (devtools/container_aids.py)
     events: Path  # where make run's bus delivers the events
+    kill_orders: Path  # make run's FUNCTION_KILLS_DIR (devtools/container_aids.py)
 
     def database_answers(self) -> AnswerTotals:
         return read_answers(self.answers)
@@ -57,6 +60,8 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
     name = f"wallet_http_{uuid.uuid4().hex[:12]}"
     answers = folder / "answers"
     answers.mkdir()
+    kill_orders = folder / "kill-orders"
+    kill_orders.mkdir()
     environment = {
         "MONGODB_URI": database_server.uri,
         "MONGODB_DATABASE": name,
@@ -64,13 +69,17 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "PUBLISH_INTERVAL_SECONDS": "1",
         "EVENTS_FILE": str(folder / "events.jsonl"),
         "DATABASE_ANSWERS_DIR": str(answers),
+        "FUNCTION_KILLS_DIR": str(kill_orders),
     }
     client = MongoClient(database_server.check_uri, appname="wallet-tests", serverSelectionTimeoutMS=10_000)
     failpoints = FailPoints(client, app_name=SERVICE_APP_NAME)
     try:
         failpoints.off()
         with running_server(folder / "server.log", environment) as server:
-            yield Deployment(server, client[name], failpoints, database_server, answers, folder / "events.jsonl")
+            server.wait_for_log(FUNCTIONS_WARM)  # latencies measured warm, as Lambda's warm environments
+            yield Deployment(
+                server, client[name], failpoints, database_server, answers, folder / "events.jsonl", kill_orders
+            )
     finally:
         failpoints.off()
         client.drop_database(name)

@@ -1,7 +1,7 @@
 """SecantusDB as the project starts it: its own server, with gaps in its planner closed.
 
 Run as `python devtools/secantus_launcher.py <SecantusDB's own options>` (devtools/embedded_mongo.py
-does). It imports SecantusDB, wraps four of its functions, then hands over to SecantusDB's own
+does). It imports SecantusDB, wraps six of its functions, then hands over to SecantusDB's own
 command line. SecantusDB is GPL-2.0: this file calls its functions and copies none of their code,
 and like SecantusDB it is a development and test tool, never part of the layer or of anything
 `sam build` makes.
@@ -39,7 +39,18 @@ and like SecantusDB it is a development and test tool, never part of the layer o
    expiresAt: {$lte: t}, _id: {$nin: [...]}}` reads the due holds' index, the `$nin` checked on
    each), and explain names the same index.
 
-6. **The transaction lifetime.** SecantusDB ends a transaction left idle past a lifetime its server
+6. **`$in` beside other conditions.** SecantusDB plans equalities and one condition: for
+   `{walletId: {$in: [200 ids]}, kind: k, status: {$in: [...]}}` it walked every ledger document of
+   the 200 wallets. mongod explodes an `$in` into point intervals; so does this: a filter with two
+   conditions or more, one an `$in` of at most IN_EXPANSION_LIMIT scalars, is answered from the
+   union of the lookups of the filter with that field equal to each value, when an index serves
+   every one of them (each document found is checked against the whole filter, as before).
+7. **A hint walks the whole index.** SecantusDB answers a hinted query by walking every entry of the
+   hinted index (a partial index on the ledger's entries: all of them) and checking the filter on
+   each; mongod scans the index within the filter's bounds. So, when the filter is planned on an
+   index without the hint (as above), its lookup answers instead: the same documents, the filter
+   being checked on each. A hint the filter gives no bounds on is walked as before.
+8. **The transaction lifetime.** SecantusDB ends a transaction left idle past a lifetime its server
    takes in its constructor (60 s, mongod's `transactionLifetimeLimitSeconds` default) and offers no
    option for it. `--transaction-lifetime-seconds` (TRANSACTION_LIFETIME_SECONDS, 10, what the
    service is designed for: wallet_service.limits) is passed to that constructor, so a transaction
@@ -68,6 +79,7 @@ SECANTUS_VERSION = "0.7.0b3"
 # again here because this script runs without the layer on its path (a test compares the two).
 TRANSACTION_LIFETIME_SECONDS = 10.0
 REAP_INTERVAL_SECONDS = 1.0
+IN_EXPANSION_LIMIT = 1000  # values of an `$in` looked up one by one, at most
 # Top-level operators that only add conditions to the `_id` equality beside them.
 CONJUNCTS = frozenset({"$and", "$or", "$nor", "$expr", "$comment"})
 # Operators whose answer is not only "does this document match" (a text score, a distance order).
@@ -143,11 +155,34 @@ def narrower_filters(filter: Any, collation: Any) -> list[dict]:
     return [part for part in parts if part and len(part) < len(filter)]
 
 
+def in_clauses(filter: Any, collation: Any) -> list[dict] | None:
+    """The filter with its first `$in` field equal to each of its values, one filter per value, when
+    it has two conditions or more (SecantusDB plans one) and that `$in` holds only scalars."""
+    if not isinstance(filter, Mapping) or collation is not None:
+        return None
+    if any(not isinstance(key, str) or key.startswith("$") for key in filter):
+        return None
+    conditions = [key for key, value in filter.items() if _is_condition(value)]
+    if len(conditions) < 2:
+        return None
+    for key in conditions:
+        value = filter[key]
+        values = value.get("$in") if len(value) == 1 else None
+        if (
+            isinstance(values, list)
+            and 0 < len(values) <= IN_EXPANSION_LIMIT
+            and all(not isinstance(item, Mapping | list) and not hasattr(item, "pattern") for item in values)
+        ):
+            return [{**filter, key: item} for item in values]
+    return None
+
+
 def _is_condition(value: Any) -> bool:
     return isinstance(value, Mapping) and bool(value) and all(str(key).startswith("$") for key in value)
 
 
 _examined = threading.local()
+_hinted = threading.local()  # the filter of the find_matching call running on this thread
 
 
 def install() -> None:
@@ -167,11 +202,15 @@ def install() -> None:
     try_index_id_keys = Storage._try_index_id_keys
     pick_index_for_filter = Storage._pick_index_for_filter
     try_index_lookup = Storage._try_index_lookup
+    find_matching_ = Storage.find_matching
+    candidates_from_hint = Storage._candidates_from_hint
     explain = commands._explain
 
     def _try_index_id_keys(self, db, coll, filter, *, collation=None):
         lookup = id_lookup(self, db, coll, filter, collation)
         clauses = or_clauses(filter, collation) if lookup is None else None
+        if clauses is None and lookup is None:
+            clauses = in_clauses(filter, collation)
         if clauses is not None:
             found = [self._try_index_id_keys(db, coll, clause, collation=collation) for clause in clauses]
             if all(keys is not None for keys in found):  # each clause on an index: their union
@@ -199,6 +238,11 @@ def install() -> None:
                 partial = self._partial_filters(db, coll)
                 _examined.or_picks = [(name, key_spec, name in partial) for name, key_spec in picks]
                 return picks[0]
+        expanded = in_clauses(filter, collation)
+        if expanded is not None:
+            picks = [_pick_index_for_filter(self, db, coll, clause, collation=collation) for clause in expanded]
+            if all(pick is not None for pick in picks):  # the lookup's union: the first clause's index names it
+                return picks[0]
         picked = pick_index_for_filter(self, db, coll, filter, collation=collation)
         if picked is not None or not isinstance(filter, Mapping) or len(filter) < 2:
             return picked
@@ -214,6 +258,22 @@ def install() -> None:
             if picked is not None:
                 return picked
         return None
+
+    def find_matching(self, db, coll, filter=None, **options):
+        outer = getattr(_hinted, "filter", None), getattr(_hinted, "collation", None)
+        _hinted.filter, _hinted.collation = filter, options.get("collation")
+        try:
+            return find_matching_(self, db, coll, filter, **options)
+        finally:
+            _hinted.filter, _hinted.collation = outer
+
+    def _candidates_from_hint(self, db, coll, resolved, sort_field, sort_dir):
+        filter = getattr(_hinted, "filter", None)
+        if resolved not in ("$natural", _ID_INDEX_NAME) and filter:
+            found = self._try_index_lookup(db, coll, filter, collation=_hinted.collation)
+            if found is not None:  # the filter's own bounds; the caller sorts, and checks the filter on each
+                return found, False
+        return candidates_from_hint(self, db, coll, resolved, sort_field, sort_dir)
 
     def _try_index_lookup(self, db, coll, filter, *, collation=None):
         found = try_index_lookup(self, db, coll, filter, collation=collation)
@@ -240,6 +300,8 @@ def install() -> None:
     Storage._try_index_id_keys = _try_index_id_keys
     Storage._pick_index_for_filter = _pick_index_for_filter
     Storage._try_index_lookup = _try_index_lookup
+    Storage.find_matching = find_matching
+    Storage._candidates_from_hint = _candidates_from_hint
     commands._explain = _explain
     commands._HANDLERS["explain"] = _explain
 

@@ -448,6 +448,47 @@ def test_explain_names_the_plan_that_runs_beside_a_secondary_index(servers, load
     assert plan_of(servers.plain_client, "indexed", either)[0]["stage"] == "COLLSCAN"
 
 
+def test_an_in_beside_other_conditions_reads_one_point_of_the_index_per_value(servers, loaded):
+    """SecantusDB plans one condition beside equalities: with `status: {$in}` and `balance: {$gte}`
+    it read the index on `status` alone (or scanned); the launcher looks the filter up once per
+    `$in` value on the (status, balance) index, as mongod's point intervals do. Same answers."""
+    pair = (
+        raw_collection(servers.plain_client, "launcher", "indexed"),
+        raw_collection(servers.launched_client, "launcher", "indexed"),
+    )
+    two = list(STATUSES[:2])
+    filters = [
+        {"status": {"$in": two}, "balance": {"$gte": 500}},
+        {"status": {"$in": two}, "balance": {"$gte": 500}, "kind": {"$ne": KINDS[0]}},
+        {"kind": {"$in": list(KINDS[:2])}, "status": {"$in": two}, "balance": {"$lt": 100}},
+    ]
+    for number, filter in enumerate(filters):
+        case = Case(filter=filter)
+        for operation in (found, counted, changed_all):
+            same_answer(servers, pair, f"in-expansion case {number}: {readable(filter)}", operation, case)
+    indexed = servers.launched_client.launcher.indexed
+    stage, stats = plan_of(servers.launched_client, "indexed", filters[0])
+    in_range = indexed.count_documents(filters[0])
+    assert (stage["stage"], stage.get("indexName")) == ("IXSCAN", "status_1_balance_1"), stage
+    assert stats["totalDocsExamined"] == in_range, stats
+
+
+def test_a_hint_reads_the_filters_bounds_not_the_whole_index(servers):
+    """SecantusDB answers a hinted query by walking every entry of the index and evaluating the
+    filter on each document; mongod, and the launcher, read the filter's bounds of it only. Seen in
+    an expression that fails on a document outside those bounds: evaluated there, it divides by zero."""
+    documents = [{"_id": number, "s": number % 5, "b": 10, "d": number % 5} for number in range(50)]
+    query = {"$expr": {"$gt": [{"$divide": ["$b", "$d"]}, 1]}, "s": 1}
+    for client in (servers.plain_client, servers.launched_client):
+        client.launcher.hinted.drop()
+        client.launcher.hinted.insert_many(documents)
+        client.launcher.hinted.create_index([("s", 1)])
+    launched = servers.launched_client.launcher.hinted
+    assert sorted(document["_id"] for document in launched.find(query).hint("s_1")) == list(range(1, 50, 5))
+    with pytest.raises(OperationFailure, match="divide by zero"):
+        list(servers.plain_client.launcher.hinted.find(query).hint("s_1"))
+
+
 def test_explain_counts_a_fetched_document_the_rest_of_the_filter_rejects(servers, loaded):
     """SecantusDB reported the documents returned as examined; the lookup fetched three here."""
     three = [value for value in loaded if isinstance(value, ObjectId)][:3]

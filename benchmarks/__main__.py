@@ -2,7 +2,8 @@
 
 `python -m benchmarks profile OPERATION` profiles one operation instead (benchmarks/profiling.py);
 `python -m benchmarks scale [--wallets N --documents N]` measures only the operations near-empty
-and on a grown database (benchmarks/scale.py)."""
+and on a grown database (benchmarks/scale.py); `python -m benchmarks transactions [--wallets N
+--documents N]` only the jobs' transaction lengths on a grown database (benchmarks/transaction_lengths.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ def _run() -> int:
         from benchmarks.scale import main as scale
 
         return scale(sys.argv[2:])
+    if sys.argv[1:2] == ["transactions"]:
+        from benchmarks.transaction_lengths import main as transactions
+
+        return transactions(sys.argv[2:])
     from benchmarks.suite import main
 
     return main(sys.argv[1:])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from wallet_service.limits import MAX_EXPIRY_BATCH
+
 from .answer_first import HttpLatency
 from .events import PATH_LABELS, Latency, Publisher
 from .floors import Floors
@@ -15,6 +17,8 @@ from .scale import ROUND_SECONDS, Scale
 from .scale import TARGET as SCALE_TARGET
 from .scenarios import CALLER_RETRIES, OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
 from .throughput import Rate
+from .transaction_lengths import Lengths
+from .transaction_lengths import render as render_lengths
 
 EXPIRY = "expire_reservations"
 FLOOR_TARGET = 0.90  # the issue's target for service / same-commands floor on one thread
@@ -87,6 +91,8 @@ class Run:
     publishers: list[Publisher] = field(default_factory=list)
     http: HttpLatency | None = None  # a deposit over HTTP with events on and with no sink
     scale: list[Scale] = field(default_factory=list)  # one per size measured
+    # The jobs' transactions on each grown database (benchmarks/transaction_lengths.py), by where.
+    transaction_lengths: dict[str, list[Lengths]] = field(default_factory=dict)
     command: str = "make bench"  # what made the run, for the title
     database_uri: str = field(default="", repr=False)  # never rendered: it may hold a password
 
@@ -120,6 +126,7 @@ def render(run: Run) -> str:
         _expiry(run),
         _events(run),
         _scale(run),
+        *(render_lengths(lengths, where) for where, lengths in run.transaction_lengths.items()),
         _notes(run),
         budgets,
     ]
@@ -323,7 +330,8 @@ def _expiry(run: Run) -> str:
     rate = run.expiry
     return (
         "## Expiry\n\n"
-        f"One `expire_reservations(batch_size={rate.calls})` call over {rate.calls} due holds on 10 wallets, "
+        f"One `expire_reservations(batch_size={MAX_EXPIRY_BATCH})` call (the largest batch) over {rate.calls} "
+        "due holds on 10 wallets, "
         f"{EXPIRY_MIX}: {rate.seconds:.2f} s, {_rate(rate.per_second)} holds/s."
     )
 

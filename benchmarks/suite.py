@@ -27,7 +27,7 @@ from pymongo import MongoClient
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
 from wallet_service import WalletService, publishing
 
-from . import answer_first, events, floors, journal, provenance, report, scale, throughput
+from . import answer_first, events, floors, journal, provenance, report, scale, throughput, transaction_lengths
 from .monitor import CommandRecorder
 from .roundtrips import measure_expiry, measure_operation
 from .scenarios import OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
         _measure(client, recorder, counters, options, run)
         for size in SCALES[options.scale]:
             wallets, documents_ = scale.SIZES[size]
-            run.scale.append(measure_scale(client, wallets, documents_, options))
+            run.scale.append(measure_scale(client, wallets, documents_, options, run))
     print(report.render(run))
     progress(f"total {time.perf_counter() - began:.0f} s")
     return 1 if report.over_budget(run) else 0
@@ -79,8 +79,9 @@ def connect(
     return client, recorder, counters, run
 
 
-def measure_scale(client: MongoClient, wallets: int, documents_: int, options) -> scale.Scale:
-    """benchmarks/scale.py at one size, on two databases of its own. They are dropped afterwards on
+def measure_scale(client: MongoClient, wallets: int, documents_: int, options, run: report.Run) -> scale.Scale:
+    """benchmarks/scale.py at one size, on two databases of its own, then the jobs' transaction
+    lengths on the grown one (benchmarks/transaction_lengths.py). They are dropped afterwards on
     MONGODB_URI's server only: the embedded one's storage goes with it at the end of the run, and
     SecantusDB drops a database by deleting each document's and index entry's key, one by one
     (about 2 ms a ledger document here: minutes for a grown database)."""
@@ -89,7 +90,7 @@ def measure_scale(client: MongoClient, wallets: int, documents_: int, options) -
         _database(client, "scale_near_empty", drop=drop) as (_, near),
         _database(client, "scale_grown", drop=drop) as (_, grown),
     ):
-        return scale.measure(
+        measured = scale.measure(
             client,
             client[near],
             client[grown],
@@ -99,6 +100,11 @@ def measure_scale(client: MongoClient, wallets: int, documents_: int, options) -
             calls=options.calls_per_round,
             progress=progress,
         )
+        where = (
+            f"the grown database ({measured.growth.wallets:,} wallets, {measured.growth.documents:,} ledger documents)"
+        )
+        run.transaction_lengths[where] = transaction_lengths.measure(run.database_uri, grown, progress=progress)
+        return measured
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -112,7 +118,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", default="1,2,4,8", help="thread counts of the throughput runs (1,2,4,8)")
     parser.add_argument("--calls", type=int, default=400, help="most calls of one throughput run, all threads (400)")
     parser.add_argument("--seconds", type=float, default=1.5, help="time limit of one throughput run (1.5)")
-    parser.add_argument("--expiry-holds", type=int, default=1000, help="due holds of the expiry run, 1..1000 (1000)")
+    parser.add_argument(
+        "--expiry-holds",
+        type=int,
+        default=1000,
+        help="due holds of the expiry run, 1..10000 (1000)",
+    )
     parser.add_argument(
         "--publisher-events", type=int, default=2000, help="unsent events of the publisher's run (2000)"
     )
@@ -136,8 +147,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         parser.error("--rounds, --calls-per-round, --threads, --calls and --seconds must be positive")
     if not 1 <= options.publisher_wallets <= min(options.publisher_events, publishing.MAX_WALLETS):
         parser.error("--publisher-wallets must be between 1 and --publisher-events, and at most 500")
-    if not 1 <= options.expiry_holds <= 1000:
-        parser.error("--expiry-holds must be between 1 and 1000 (the service's largest batch)")
+    if not 1 <= options.expiry_holds <= 10_000:
+        parser.error("--expiry-holds must be between 1 and 10000")
     return options
 
 

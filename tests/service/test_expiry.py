@@ -111,7 +111,7 @@ def test_many_holds_on_one_wallet_in_one_batch(timed, database, clock):
     for _ in range(30):
         timed.create_reservation(wallet, 7, ttl_seconds=60)
     clock[0] += timedelta(seconds=61)
-    assert timed.expire_reservations(batch_size=1000).expired == 30
+    assert timed.expire_reservations(batch_size=MAX_EXPIRY_BATCH).expired == 30
     assert timed.get_wallet(wallet).held == 0
     assert_ledger_consistent(database)
 
@@ -143,7 +143,7 @@ def test_a_batch_transaction_grows_with_its_holds_not_with_the_ledger(mongo_uri,
 
 
 @pytest.mark.parametrize(
-    ("now", "batch_size"), [(datetime(2030, 1, 1), 10), (None, 0), (None, 1001), ("2030-01-01", 10)]
+    ("now", "batch_size"), [(datetime(2030, 1, 1), 10), (None, 0), (None, MAX_EXPIRY_BATCH + 1), ("2030-01-01", 10)]
 )
 def test_bad_arguments(service, now, batch_size):
     with pytest.raises(ValidationFailed):

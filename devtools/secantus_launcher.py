@@ -54,7 +54,9 @@ and like SecantusDB it is a development and test tool, never part of the layer o
    takes in its constructor (60 s, mongod's `transactionLifetimeLimitSeconds` default) and offers no
    option for it. `--transaction-lifetime-seconds` (TRANSACTION_LIFETIME_SECONDS, 10, what the
    service is designed for: wallet_service.limits) is passed to that constructor, so a transaction
-   whose client died holds its wallet seconds, not a minute. SecantusDB reaps only when another
+   whose client died holds its wallet seconds, not a minute. As on mongod, `setParameter` changes it
+   at runtime and `getParameter` reports it (`transactionLifetimeLimitSeconds`, an integer of at
+   least 1: anything else is 2 BadValue, nothing changed). SecantusDB reaps only when another
    transaction's statement comes by, so a dead client's transaction on an otherwise quiet server
    stayed open for good (and a `dropDatabase` behind it waited on it for minutes); as mongod's
    periodic job does, a thread of the launcher reaps every REAP_INTERVAL_SECONDS.
@@ -79,6 +81,7 @@ SECANTUS_VERSION = "0.7.0b3"
 # again here because this script runs without the layer on its path (a test compares the two).
 TRANSACTION_LIFETIME_SECONDS = 10.0
 REAP_INTERVAL_SECONDS = 1.0
+LIFETIME_PARAMETER = "transactionLifetimeLimitSeconds"
 IN_EXPANSION_LIMIT = 1000  # values of an `$in` looked up one by one, at most
 # Top-level operators that only add conditions to the `_id` equality beside them.
 CONJUNCTS = frozenset({"$and", "$or", "$nor", "$expr", "$comment"})
@@ -339,6 +342,7 @@ def main(argv: list[str]) -> int:
     if ours.transaction_lifetime_seconds <= 0:
         raise SystemExit("--transaction-lifetime-seconds must be positive")
     install()
+    install_lifetime_parameter(ours.transaction_lifetime_seconds)
     from secantus import cli
     from secantus.cli import main as secantus_main
 
@@ -348,6 +352,41 @@ def main(argv: list[str]) -> int:
     return secantus_main(theirs)
 
 
+def install_lifetime_parameter(default_seconds: float) -> None:
+    """`setParameter` and `getParameter` for transactionLifetimeLimitSeconds (the reaper applies it)."""
+    from secantus import commands, serverparams
+
+    coerce, get_parameter = serverparams._coerce, commands._get_parameter
+    default = int(default_seconds) if float(default_seconds).is_integer() else default_seconds
+
+    def _coerce(kind, value):
+        if kind != LIFETIME_PARAMETER:
+            return coerce(kind, value)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 1 or value != int(value):
+            raise serverparams._invalid_value(LIFETIME_PARAMETER, value)
+        return int(value)
+
+    def _get_parameter(doc, ctx):
+        reply = get_parameter(doc, ctx)
+        asked = (
+            doc.get("getParameter") == "*"
+            or LIFETIME_PARAMETER in doc
+            or not any(
+                key != "getParameter" and not key.startswith("$") and not serverparams.is_generic_arg(key)
+                for key in doc
+            )
+        )
+        if reply.get("ok") and asked and LIFETIME_PARAMETER not in reply:
+            chosen = ctx.server_params.get(LIFETIME_PARAMETER) if ctx.server_params is not None else None
+            reply[LIFETIME_PARAMETER] = default if chosen is None else chosen
+        return reply
+
+    serverparams._SETTABLE[LIFETIME_PARAMETER] = LIFETIME_PARAMETER
+    serverparams._coerce = _coerce
+    commands._get_parameter = _get_parameter
+    commands._HANDLERS["getParameter"] = _get_parameter
+
+
 def _server_reaping_expired_transactions(server_class, lifetime_seconds: float, *args, **kwargs):
     """SecantusDB's server with our transaction lifetime, and a thread that reaps expired transactions."""
     server = server_class(*args, transaction_lifetime_seconds=lifetime_seconds, **kwargs)
@@ -355,6 +394,9 @@ def _server_reaping_expired_transactions(server_class, lifetime_seconds: float, 
     def reap() -> None:
         while True:
             time.sleep(REAP_INTERVAL_SECONDS)
+            chosen = server.server_params.get(LIFETIME_PARAMETER)  # set by setParameter, else None
+            if chosen is not None:
+                server.transactions._lifetime = float(chosen)
             server.transactions.prune_expired()
 
     threading.Thread(target=reap, name="launcher-transaction-reaper", daemon=True).start()

@@ -198,6 +198,41 @@ def test_a_dead_writers_transaction_ends_with_its_lifetime_on_a_quiet_server(ser
         assert "quiet" not in client.list_database_names()
 
 
+def test_set_parameter_changes_the_transaction_lifetime_as_on_mongod(own_server):
+    """`setParameter` sets transactionLifetimeLimitSeconds at runtime, `getParameter` reports it,
+    and a dead writer then holds its document that long; a value mongod refuses changes nothing."""
+    with client_of(own_server) as client:
+        lifetime = {"getParameter": 1, "transactionLifetimeLimitSeconds": 1}
+        assert client.admin.command(lifetime)["transactionLifetimeLimitSeconds"] == TRANSACTION_LIFETIME_SECONDS
+        for refused in (0, -5, 2.5, "3", True):
+            with pytest.raises(OperationFailure) as bad:
+                client.admin.command({"setParameter": 1, "transactionLifetimeLimitSeconds": refused})
+            assert bad.value.code == 2, refused
+        answer = client.admin.command({"setParameter": 1, "transactionLifetimeLimitSeconds": 3})
+        assert answer["was"] == TRANSACTION_LIFETIME_SECONDS
+        assert client.admin.command(lifetime)["transactionLifetimeLimitSeconds"] == 3
+        wallet = client.quick.wallets.insert_one({"version": 0}).inserted_id
+        died = subprocess.run(
+            [sys.executable, "-c", ABANDON.replace("client.wallet.", "client.quick."), own_server.uri, str(wallet)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert died.stdout.strip() == "written", died.stderr
+        since, refusals = time.monotonic(), []
+        while True:
+            try:
+                with client.start_session() as session, session.start_transaction():
+                    client.quick.wallets.update_one({"_id": wallet}, {"$inc": {"version": 1}}, session=session)
+                break
+            except OperationFailure as conflict:
+                refusals.append(conflict.code)
+                time.sleep(0.1)
+        assert time.monotonic() - since <= 3 + 2 * secantus_launcher.REAP_INTERVAL_SECONDS
+        assert set(refusals) == {112}  # held by the dead writer until then, and never anything else
+        assert client.quick.wallets.find_one({"_id": wallet})["version"] == 1
+
+
 def test_a_step_down_refuses_writes_for_its_period_then_it_is_primary_again(server):
     with client_of(server, serverSelectionTimeoutMS=500) as client:
         client.steps.things.insert_one({"n": 1})

@@ -33,7 +33,7 @@ WRITES = ("findAndModify", "insert", "update")
 
 
 KILL = "function killed in the middle of its transaction"
-KILL_EVERY_SECONDS = 10.0  # the transaction lifetime: one wallet held by a dead function at a time
+KILL_EVERY_SECONDS = 30.0  # three lifetimes: one wallet at most held by a dead function at any time
 
 
 @dataclass(frozen=True)

@@ -111,14 +111,18 @@ class _Batch:
         self.found: list[Discrepancy] = []
 
 
-def wallet_snapshot(db: Database, session: ClientSession, after: ObjectId | None, size: int) -> tuple[list, list]:
-    """The next `size` wallets after `after`, and their open holds: the batch's transaction."""
+def next_wallet_ids(db: Database, after: ObjectId | None, size: int) -> list[ObjectId]:
+    """The ids of the next `size` wallets after `after`, outside any transaction (ids never change;
+    a wallet opened meanwhile is in a later batch, or in the next audit)."""
     query = {} if after is None else {"_id": {"$gt": after}}
-    wallets = list(db.wallets.find(query, session=session).sort("_id", 1).limit(size))
-    if not wallets:
-        return [], []
+    return [wallet["_id"] for wallet in db.wallets.find(query, {"_id": 1}).sort("_id", 1).limit(size)]
+
+
+def wallet_snapshot(db: Database, session: ClientSession, wallet_ids: list[ObjectId]) -> tuple[list, list]:
+    """The batch's transaction: its wallets, by id, and their open holds."""
+    wallets = list(db.wallets.find({"_id": {"$in": wallet_ids}}, session=session).sort("_id", 1))
     open_holds = {
-        "walletId": {"$in": [wallet["_id"] for wallet in wallets]},
+        "walletId": {"$in": wallet_ids},
         "kind": documents.RESERVATION,
         "status": {"$in": OPEN_HOLD_STATUSES},
     }
@@ -135,8 +139,11 @@ def wallet_history(db: Database, wallet_id: ObjectId) -> tuple[list[dict], list[
 
 def _wallet_batch(db: Database, after: ObjectId | None, size: int) -> _Batch:
     batch = _Batch()
-    wallets, open_holds = db.runner.run(lambda session: wallet_snapshot(db, session, after, size))
-    batch.wallet_ids = [wallet["_id"] for wallet in wallets]
+    wallet_ids = next_wallet_ids(db, after, size)
+    if not wallet_ids:
+        return batch
+    wallets, open_holds = db.runner.run(lambda session: wallet_snapshot(db, session, wallet_ids))
+    batch.wallet_ids = wallet_ids
     open_at_snapshot: dict[ObjectId, list[dict]] = {}
     for hold in open_holds:
         open_at_snapshot.setdefault(hold["walletId"], []).append(hold)

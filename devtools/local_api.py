@@ -7,7 +7,8 @@ as the template's JWT authorizer would (with the local development key of
 devtools/local_auth.py), then hands the event to one of the function's local containers, each a
 process of its own that runs the real handler one invocation at a time, as many at once as requests
 come, as Lambda scales out (devtools/container_pool.py, devtools/lambda_container.py); every
-function's first container starts with the server, so no first request waits for a cold start. The scheduled
+function's first container starts with the server, so no first request waits for a cold start
+(LOCAL_WARM=0: each on first use, as the tests' servers do unless they ask). The scheduled
 functions run on the template's schedules (EXPIRY_INTERVAL_SECONDS, AUDIT_INTERVAL_SECONDS and
 PUBLISH_INTERVAL_SECONDS shorten them), Swagger UI is at /docs and the spec at /openapi.json. The
 database is the embedded one on .local/db (kept across runs) unless MONGODB_URI is set. The event
@@ -282,7 +283,8 @@ def serve(port: int) -> None:
         if events is None:
             del functions["PublishEvents"]  # nothing to publish to
         cleanup.extend(function.containers.stop for function in functions.values())
-        _keep_warm(functions)
+        if os.environ.get("LOCAL_WARM", "1") != "0":
+            _keep_warm(functions)
         stacks, _ = SamLocalStackProvider.get_stacks(str(TEMPLATE))
         api = ApiProvider(stacks).api
         service = LocalApigwService(api=api, lambda_runner=ContainerRunner(functions), port=port, host="127.0.0.1")

@@ -70,6 +70,7 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
         "EVENTS_FILE": str(folder / "events.jsonl"),
         "DATABASE_ANSWERS_DIR": str(answers),
         "FUNCTION_KILLS_DIR": str(kill_orders),
+        "LOCAL_WARM": "1",
     }
     client = MongoClient(database_server.check_uri, appname="wallet-tests", serverSelectionTimeoutMS=10_000)
     failpoints = FailPoints(client, app_name=SERVICE_APP_NAME)

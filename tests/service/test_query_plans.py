@@ -24,6 +24,7 @@ from pymongo import MongoClient, monitoring
 
 from devtools.embedded_mongo import external_uri
 from devtools.paths import ROOT
+from tests.service.transaction_sizes import walk
 from wallet_service import WalletError, WalletService, committed_events
 
 DOC = ROOT / "docs" / "query-plans.md"
@@ -150,16 +151,6 @@ class Recorder(monitoring.CommandListener):
             self.sent.clear()
 
 
-def _walk(value) -> Iterator[tuple[str, object]]:
-    if isinstance(value, dict):
-        for key, item in value.items():
-            yield key, item
-            yield from _walk(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _walk(item)
-
-
 @dataclass(frozen=True)
 class Plan:
     indexes: tuple[str, ...]  # the indexes it reads; ("COLLSCAN",) for a collection scan
@@ -169,13 +160,13 @@ class Plan:
 
 def plan_of(database, shape: Shape) -> Plan:
     explained = database.command("explain", shape.explain, verbosity="executionStats")
-    stages = {item for key, item in _walk(explained) if key == "stage"}
-    indexes = {item for key, item in _walk(explained) if key == "indexName"}
+    stages = {item for key, item in walk(explained) if key == "stage"}
+    indexes = {item for key, item in walk(explained) if key == "indexName"}
     if stages & {"IDHACK", "EXPRESS_IDHACK", "EXPRESS_CLUSTERED_IXSCAN"}:
         indexes.add("_id_")
     if "COLLSCAN" in stages:
         indexes = {"COLLSCAN"}
-    examined = max(item for key, item in _walk(explained) if key == "totalDocsExamined")
+    examined = max(item for key, item in walk(explained) if key == "totalDocsExamined")
     matching = database[shape.collection].count_documents(shape.match)
     return Plan(tuple(sorted(indexes)), examined, matching)
 

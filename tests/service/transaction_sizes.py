@@ -74,17 +74,18 @@ class TransactionLog(monitoring.CommandListener):
 
 def _examined(database: Database, read: dict) -> int:
     explained = database.command("explain", read, verbosity="executionStats")
-    return max((value for key, value in _walk(explained) if key == "totalDocsExamined"), default=0)
+    return max((value for key, value in walk(explained) if key == "totalDocsExamined"), default=0)
 
 
-def _walk(value) -> Iterator[tuple[str, object]]:
+def walk(value) -> Iterator[tuple[str, object]]:
+    """Every (key, value) pair of an explain answer, at any depth."""
     if isinstance(value, dict):
         for key, item in value.items():
             yield key, item
-            yield from _walk(item)
+            yield from walk(item)
     elif isinstance(value, list):
         for item in value:
-            yield from _walk(item)
+            yield from walk(item)
 
 
 @contextmanager

@@ -149,6 +149,13 @@ os._exit(0)  # dies inside its transaction: no commit, no abort, no endSessions
 """
 
 
+def die_in_a_transaction(uri: str, database: str, wallet: object) -> None:
+    """A process updates `wallet` of `database` in a transaction, then exits without ending it."""
+    script = ABANDON.replace("client.wallet.", f"client.{database}.")
+    died = subprocess.run([sys.executable, "-c", script, uri, str(wallet)], capture_output=True, text=True, timeout=60)
+    assert died.stdout.strip() == "written", died.stderr
+
+
 def test_a_wallet_whose_writer_died_in_a_transaction_takes_a_deposit_within_the_lifetime(server):
     """The launcher passes the service's transaction lifetime (10 s; mongod: transactionLifetimeLimitSeconds):
     a process that wrote a wallet in a transaction and died leaves it blocked that long, not 60 s."""
@@ -159,10 +166,7 @@ def test_a_wallet_whose_writer_died_in_a_transaction_takes_a_deposit_within_the_
         service.ensure_indexes()
         wallet = service.create_wallet("rider", "USD").wallet.id
         version = client.wallet.wallets.find_one()["version"]
-        died = subprocess.run(
-            [sys.executable, "-c", ABANDON, server.uri, wallet], capture_output=True, text=True, timeout=60
-        )
-        assert died.stdout.strip() == "written", died.stderr
+        die_in_a_transaction(server.uri, "wallet", wallet)
         since = time.monotonic()
         refused = 0
         while True:
@@ -185,13 +189,7 @@ def test_a_dead_writers_transaction_ends_with_its_lifetime_on_a_quiet_server(ser
     touched) waited on it for minutes."""
     with client_of(server) as client:
         wallet = client.quiet.wallets.insert_one({"version": 0}).inserted_id
-        died = subprocess.run(
-            [sys.executable, "-c", ABANDON.replace("client.wallet.", "client.quiet."), server.uri, str(wallet)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert died.stdout.strip() == "written", died.stderr
+        die_in_a_transaction(server.uri, "quiet", wallet)
         time.sleep(TRANSACTION_LIFETIME_SECONDS + 2 * secantus_launcher.REAP_INTERVAL_SECONDS)
     with client_of(server, timeoutMS=5_000) as client:
         client.drop_database("quiet")  # PyMongoError (a timeout) while the transaction holds its document
@@ -212,13 +210,7 @@ def test_set_parameter_changes_the_transaction_lifetime_as_on_mongod(own_server)
         assert answer["was"] == TRANSACTION_LIFETIME_SECONDS
         assert client.admin.command(lifetime)["transactionLifetimeLimitSeconds"] == 3
         wallet = client.quick.wallets.insert_one({"version": 0}).inserted_id
-        died = subprocess.run(
-            [sys.executable, "-c", ABANDON.replace("client.wallet.", "client.quick."), own_server.uri, str(wallet)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert died.stdout.strip() == "written", died.stderr
+        die_in_a_transaction(own_server.uri, "quick", wallet)
         since, refusals = time.monotonic(), []
         while True:
             try:

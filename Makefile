@@ -38,7 +38,9 @@ help:
 $(STAMP): requirements-dev.txt layers/wallet/requirements.txt layers/wallet/pyproject.toml
 	@if [ -z "$(PYTHON313)" ]; then echo "error: Python 3.13 not found: put python3.13 on PATH or install it with 'pyenv install 3.13'" >&2; exit 1; fi
 	@if [ ! -x "$(PY)" ] || ! $(PY) -c 'import sys; assert sys.version_info[:2] == (3, 13)' 2>/dev/null; then rm -rf $(VENV) && $(PYTHON313) -m venv $(VENV); fi
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@# uv installs the same pinned set as pip in seconds (pip took ~110 s here on a fresh clone).
+	$(PY) -m pip install --quiet --disable-pip-version-check uv==0.13.10
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -r requirements-dev.txt
 	@touch $(STAMP)
 
 setup: $(STAMP)
@@ -66,9 +68,9 @@ check: lint
 # SIGINT), and the trap passes Ctrl-C on once, so each stops its servers as in the foreground. With
 # MONGODB_URI both would share one server, where the e2e workloads step down the primary, arm
 # failpoints on the service's connections (SAM's containers' too) and kill all sessions: there they
-# run one after the other.
+# run one after the other. No `make sam-build` first: the SAM tests build into a folder of their own.
 FUZZ_TESTS := tests/e2e/workload/test_fuzz_openapi.py
-test: lint sam-validate sam-build
+test: lint sam-validate
 	$(PY) -m pytest -m "not e2e and not sam" -n 3
 	@if [ -n "$$MONGODB_URI" ]; then exec $(PY) -m pytest -m "e2e or sam"; fi; \
 	$(PY) -c 'from devtools.local_auth import signing_key; signing_key()'; \

@@ -988,7 +988,7 @@ def test_random_operation_sequences_match_the_model(mongo_client: MongoClient) -
     run_state_machine_as_test(
         lambda: LedgerMachine(mongo_client),
         settings=settings(
-            max_examples=60,
+            max_examples=35,
             stateful_step_count=30,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

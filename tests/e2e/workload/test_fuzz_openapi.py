@@ -12,7 +12,7 @@ owner's, are fed in as path and body ids (Schemathesis dictionaries), so request
 paths and not only 404s. tests/e2e/workload/fuzz_hooks.py keeps the generated requests within the
 rules JSON Schema cannot state. Afterwards the ledger must still be consistent.
 
-Bounded for `make test`: FUZZ_MAX_EXAMPLES (default 40) per operation and phase, a fixed seed.
+Bounded for `make test`: FUZZ_MAX_EXAMPLES (default 20) per operation and phase, a fixed seed.
 `make fuzz` runs it for FUZZ_SECONDS per token with a new seed each time (FUZZ_SEED replays one).
 """
 
@@ -37,7 +37,7 @@ from tests.ledger_checks import assert_ledger_consistent
 
 SPEC = OPENAPI
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
-MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "40"))
+MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "20"))
 MAX_SECONDS = int(os.environ.get("FUZZ_MAX_SECONDS", "0"))  # 0: no time budget, only the examples bound
 # A fixed seed keeps `make test` repeatable; `make fuzz` sets FUZZ_SEED=random for new cases each run
 # (the seed is printed: FUZZ_SEED=<it> replays that run).

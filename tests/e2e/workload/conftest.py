@@ -51,10 +51,12 @@ class Deployment:
             time.sleep(0.02)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def deployment(tmp_path_factory) -> Iterator[Deployment]:
     """make run's server (expiry and the event publisher every second) on a database of its own, its
-    events in a file of its own; failpoints off before and after."""
+    events in a file of its own; failpoints off before and after. One for every module here: each
+    test makes owners of its own, and leaves the database up and no failpoint armed (starting and
+    warming a server took 45 s under make test's load)."""
     folder = tmp_path_factory.mktemp("deployment")
     database_server = controlled_database(folder)
     name = f"wallet_http_{uuid.uuid4().hex[:12]}"

@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from pymongo import MongoClient, monitoring
@@ -32,6 +32,7 @@ from pymongo import MongoClient, monitoring
 from wallet_service import WalletService
 from wallet_service.limits import MAX_EXPIRY_BATCH, TRANSACTION_LIFETIME_SECONDS
 
+from . import town
 from .scenarios import create_due_holds, expiry_cutoff
 
 DEFAULT_EXPIRY_BATCH = 100
@@ -160,15 +161,12 @@ def render(lengths: list[Lengths], where: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from . import town
-    from .suite import connect, progress
+    from .suite import connect, progress  # here: suite imports this module
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks transactions", description=__doc__.splitlines()[0])
     parser.add_argument("--wallets", type=int, default=30_000)
     parser.add_argument("--documents", type=int, default=200_000)
     options = parser.parse_args(argv)
-    from contextlib import ExitStack
-
     with ExitStack() as stack:
         client, _, _, run = connect(stack, settings=vars(options), command="python -m benchmarks transactions")
         grown = client["transaction_lengths"]

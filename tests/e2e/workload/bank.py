@@ -48,6 +48,7 @@ IMPATIENT_SHARE = 0.08
 IMPATIENT_TIMEOUT_SECONDS = 0.005
 FUNCTION_FAILED = {"message": "Internal Server Error"}  # API Gateway's answer when the function dies
 GIVE_UP_SECONDS = 180  # a request still without a definite answer after this fails the run
+SLOW_REQUEST_SECONDS = 1.0  # a request taking longer is kept in Figures.slow_requests, with when it began
 TERMINAL = {"CAPTURED", "RELEASED", "EXPIRED"}
 OPEN = ("HELD", "PARTIALLY_CAPTURED")
 EXPIRY = "expiry:"  # the operation ids of the expiry schedule's batches
@@ -112,6 +113,8 @@ class Figures:
     wall_seconds: float = 0.0
     request_seconds: list[float] = field(default_factory=list)  # every HTTP request, faults included
     operation_seconds: list[float] = field(default_factory=list)  # first attempt to definite answer
+    # (began, seconds) of each request over SLOW_REQUEST_SECONDS, began in seconds since the run started
+    slow_requests: list[tuple[float, float]] = field(default_factory=list)
 
     def latency(self) -> str:
         """p50, p99 and max of every request and of every operation (its retries included)."""
@@ -550,8 +553,11 @@ class Workload:
     def _took(self, sent: float, *, deliberate: bool = False) -> None:
         """Count one request's latency; not a first attempt the client itself cut short."""
         if not deliberate:
+            seconds = time.monotonic() - sent
             with self._lock:
-                self.figures.request_seconds.append(time.monotonic() - sent)
+                self.figures.request_seconds.append(seconds)
+                if seconds > SLOW_REQUEST_SECONDS:
+                    self.figures.slow_requests.append((sent - self._started, seconds))
 
     def settle(self) -> None:
         """Until the schedule has expired every short hold (TTL a second or two; long ones an hour),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import random
 import threading
 import time
@@ -34,6 +35,18 @@ WRITES = ("findAndModify", "insert", "update")
 
 KILL = "function killed in the middle of its transaction"
 KILL_EVERY_SECONDS = 30.0  # three lifetimes: one wallet at most held by a dead function at any time
+# Seconds between two faults, drawn from this range: WORKLOAD_FAULT_PAUSE="low,high" sets another.
+# The default makes faults the rule (about one for every request): what the run checks is that
+# nothing is lost; a sparser pace shows what a fault costs a request that meets one.
+FAULT_PAUSE = (0.02, 0.1)
+
+
+def fault_pause() -> tuple[float, float]:
+    chosen = os.environ.get("WORKLOAD_FAULT_PAUSE")
+    if not chosen:
+        return FAULT_PAUSE
+    low, high = (float(part) for part in chosen.split(","))
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -65,7 +78,8 @@ class FaultDriver:
         *,
         seed: int,
         kills_while: Callable[[], bool],
-        pause: tuple[float, float] = (0.02, 0.1),
+        pause: tuple[float, float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._failpoints = failpoints
         self._kill_orders = kill_orders
@@ -73,12 +87,14 @@ class FaultDriver:
         self._killed_at = float("-inf")
         self._numbers = itertools.count(1)
         self._rng = random.Random(seed)
-        self._pause = pause
+        self._pause = pause or fault_pause()
         self._stop = threading.Event()
         self._paused = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fault-driver", daemon=True)
         self.armed: Counter[str] = Counter()
         self.kills_done = 0  # kill orders a function carried out, known at the end
+        self._clock = clock
+        self.kills_ordered_at: list[float] = []  # by `clock`, when each kill order was left
         self.errors: list[BaseException] = []
 
     def __enter__(self) -> FaultDriver:
@@ -132,4 +148,5 @@ class FaultDriver:
             return False
         (self._kill_orders / f"kill-{next(self._numbers)}").touch()
         self._killed_at = time.monotonic()
+        self.kills_ordered_at.append(self._clock())
         return True

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 
 from bson import ObjectId
 
-from tests.e2e.workload.bank import Workload, WorkloadSize
+from tests.e2e.workload.bank import SLOW_REQUEST_SECONDS, Workload, WorkloadSize
 from tests.e2e.workload.chaos import KINDS, FaultDriver
 from tests.e2e.workload.delivered_events import assert_events_replay_the_ledger
+from wallet_service.limits import TRANSACTION_LIFETIME_SECONDS
 
 STEP_DOWN_SECONDS = 5
 NETWORK_ERROR = "no code (network error)"  # devtools/container_aids.py's label
@@ -72,12 +74,30 @@ def wait_for(workload: Workload, running: threading.Thread, share: float) -> Non
         time.sleep(0.05)
 
 
+def slow_requests_by_cause(
+    workload: Workload, windows: dict[str, list[tuple[float, float]]], otherwise: str = "failpoints only"
+) -> str:
+    """The requests over SLOW_REQUEST_SECONDS, each counted under the first of `windows` (seconds
+    since the run started) it overlaps, else under `otherwise`."""
+    causes: Counter[str] = Counter()
+    for began, seconds in workload.figures.slow_requests:
+        overlapped = (
+            cause
+            for cause, spans in windows.items()
+            if any(began < end and began + seconds > start for start, end in spans)
+        )
+        causes[next(overlapped, otherwise)] += 1
+    counted = ", ".join(f"{cause} {count}" for cause, count in causes.most_common()) or "none"
+    return f"requests over {SLOW_REQUEST_SECONDS:.0f} s: {len(workload.figures.slow_requests)} ({counted})"
+
+
 def test_bank_workload(deployment, capsys):
     workload = Workload(deployment.server, deployment.database, size())
     workload.run()
     workload.check()
     delivered = replay_events(deployment, workload)
-    report(capsys, "bank workload", workload, f"\nevents delivered and replayed: {delivered}")
+    slow = slow_requests_by_cause(workload, {}, otherwise="no fault")
+    report(capsys, "bank workload", workload, f"\nevents delivered and replayed: {delivered}\n{slow}")
     assert_it_did_something(workload)
     assert max(workload.figures.request_seconds) <= MAX_REQUEST_SECONDS, workload.figures.latency()
 
@@ -93,22 +113,26 @@ def test_bank_workload_through_faults_a_step_down_and_a_crash(deployment, capsys
         deployment.kill_orders,
         seed=workload.seed,
         kills_while=lambda: workload.progress() < KILLS_UNTIL,
+        clock=workload.elapsed,
     )
     with faults:
         running.start()
         wait_for(workload, running, 0.15)
         faults.pause()
         database.step_down(STEP_DOWN_SECONDS)
-        events.append(f"step-down of {STEP_DOWN_SECONDS} s at {workload.elapsed():.1f} s")
+        stepped_down = workload.elapsed()
+        events.append(f"step-down of {STEP_DOWN_SECONDS} s at {stepped_down:.1f} s")
         time.sleep(STEP_DOWN_SECONDS + 1)
         faults.resume()
         wait_for(workload, running, 0.5)
         faults.pause()
         database.kill()  # main thread: the restarted server lives as long as the test process
-        events.append(f"{'kill -9' if database.crashes else 'network cut'} at {workload.elapsed():.1f} s")
+        crashed = workload.elapsed()
+        events.append(f"{'kill -9' if database.crashes else 'network cut'} at {crashed:.1f} s")
         time.sleep(DOWN_AFTER_KILL_SECONDS)
         database.start()
-        events.append(f"restarted at {workload.elapsed():.1f} s")
+        restarted = workload.elapsed()
+        events.append(f"restarted at {restarted:.1f} s")
         faults.resume()
         running.join(timeout=900)
     assert not running.is_alive(), "the workload did not finish"
@@ -118,9 +142,16 @@ def test_bank_workload_through_faults_a_step_down_and_a_crash(deployment, capsys
     answers = deployment.database_answers() - answers_before
     armed = ", ".join(f"{kind} {count}" for kind, count in sorted(faults.armed.items()))
     received = ", ".join(f"{label} {count}" for label, count in sorted(answers.failed.items()))
+    windows = {  # when each of these could hold a request up
+        "the step-down": [(stepped_down, stepped_down + STEP_DOWN_SECONDS + 1)],
+        "the crash": [(crashed, restarted + 1)],
+        "a killed function's open transaction": [
+            (ordered, ordered + TRANSACTION_LIFETIME_SECONDS + 1) for ordered in faults.kills_ordered_at
+        ],
+    }
     extra = (
         f"\n{'; '.join(events)}\nfaults armed: {armed}; functions killed in a transaction: {faults.kills_done}"
-        f"\nfailed answers the service received: {received}"
+        f"\nfailed answers the service received: {received}\n{slow_requests_by_cause(workload, windows)}"
     )
     report(capsys, "bank workload through faults, a step-down and a crash", workload, extra)
     assert set(faults.armed) == {kind.name for kind in KINDS}, faults.armed

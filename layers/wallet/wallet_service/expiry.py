@@ -59,7 +59,9 @@ def expire_reservations(db: Database, command: commands.Expiry, time_limit: floa
             break
         batch = Batch(f"expiry:{uuid.uuid4().hex}", due, cutoff)
         try:
-            count, unexpirable = db.runner.run(lambda session, batch=batch: expire_batch(db, session, batch))
+            count, unexpirable = db.runner.run(
+                lambda session, batch=batch: expire_batch(db, session, batch), wait_out_conflicts=True
+            )
         except (PyMongoError, RetryTransaction):
             logger.exception("expiry batch of %d holds failed; they stay open until the next run", len(due))
             failed.extend(str(reservation_id) for reservation_id in due)

@@ -22,6 +22,12 @@ MAX_INCREMENTS = 10
 # it. Twice the 5 s a request may wait on the database, far above a movement's transaction or an
 # expiry batch's (milliseconds).
 TRANSACTION_LIFETIME_SECONDS = 10
+# How long a call keeps retrying write conflicts before answering Conflict (409, Retry-After): a
+# live writer's transaction lasts milliseconds, so conflicts that last longer mean a wallet held by
+# a writer that died in its transaction (until the lifetime above ends it) or a wallet too hot to
+# win: the caller hears so within a second and comes back, rather than a function spinning on it
+# for the 5 s a request may wait on a database that is away.
+CONFLICT_BUDGET_SECONDS = 0.5
 # An entry whose createdAt (taken by its transaction's attempt) is older than this belongs to a
 # transaction that has committed or aborted: the lifetime, the 5 s a request retries, and 15 s for
 # the skew between the writer's clock and the auditor's. The audit reads such entries outside any

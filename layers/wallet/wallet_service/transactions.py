@@ -38,13 +38,15 @@ from contextvars import ContextVar
 import pymongo
 from pymongo import MongoClient, _csot
 from pymongo.client_session import ClientSession
-from pymongo.errors import ConnectionFailure, PyMongoError, WTimeoutError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError, WTimeoutError
 from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
 from .errors import Conflict, DatabaseUnavailable, WalletError
+from .limits import CONFLICT_BUDGET_SECONDS
 
+WRITE_CONFLICT = 112
 KILL_SESSION_SECONDS = 2.0
 # When the caller's own time is up (it must still answer): one round trip, no server rediscovery.
 KILL_SESSION_LATE_SECONDS = 0.3
@@ -84,6 +86,13 @@ def is_transient(error: BaseException) -> bool:
     return error.has_error_label("TransientTransactionError") or error.has_error_label("UnknownTransactionCommitResult")
 
 
+def is_contention(error: BaseException) -> bool:
+    """Another transaction holds what this one writes (a write conflict), or changed what it read."""
+    if isinstance(error, RetryTransaction):
+        return True
+    return isinstance(error, OperationFailure) and error.code == WRITE_CONFLICT
+
+
 def may_leave_transaction_open(error: BaseException) -> bool:
     """The attempt's transaction may still be open on the server: its connection broke, its commit's
     outcome is unknown, or the caller's time ran out (pymongo's abort then had none). After any
@@ -103,23 +112,29 @@ class TransactionRunner:
         client: MongoClient,
         *,
         time_budget: float = 5.0,
+        conflict_budget: float = CONFLICT_BUDGET_SECONDS,
         first_delay: float = 0.002,
         max_delay: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._client = client
         self._time_budget = time_budget
+        self._conflict_budget = conflict_budget
         self._first_delay = first_delay
         self._max_delay = max_delay
         self._sleep = sleep
 
-    def run[T](self, work: Callable[[ClientSession], T]) -> T:
-        """Run `work` in a transaction until it commits, fails for good, or the time budget is spent.
+    def run[T](self, work: Callable[[ClientSession], T], *, wait_out_conflicts: bool = False) -> T:
+        """Run `work` in a transaction until it commits, fails for good, or the time budget is spent;
+        write conflicts only until the conflict budget is, from the first of them, unless
+        `wait_out_conflicts` (a job's batch: nobody waits on its answer, and one given up on waits
+        for the job's next run).
 
         On giving up, the last transient error is raised as it was (never an error from the
         abort that followed it).
         """
         deadline = time.monotonic() + self._time_budget
+        contended_until = None  # set by the first conflict: when to stop retrying them
         attempt = 0
         while True:
             attempt += 1
@@ -146,7 +161,10 @@ class TransactionRunner:
                     raise
                 delay = min(self._max_delay, self._first_delay * 2 ** (attempt - 1))
                 delay = delay / 2 + random.uniform(0, delay / 2)  # jitter, not security
-                if time.monotonic() + delay >= deadline:
+                now = time.monotonic()
+                if is_contention(error) and contended_until is None and not wait_out_conflicts:
+                    contended_until = now + self._conflict_budget
+                if now + delay >= min(deadline, contended_until or deadline):
                     raise
                 self._sleep(delay)
                 continue

@@ -140,7 +140,8 @@ fuzz: $(STAMP)
 
 # The bank workload (tests/e2e/workload/test_bank_workload.py: plain, and through failpoint faults, a
 # step-down and a kill -9 of the database) at a larger size than make test's: SOAK_OWNERS owners with a wallet per
-# currency, SOAK_CLIENTS concurrent clients, SOAK_OPERATIONS each; WORKLOAD_SEED=<printed> replays.
+# currency, SOAK_CLIENTS concurrent clients, SOAK_OPERATIONS each; WORKLOAD_SEED=<printed> replays;
+# WORKLOAD_FAULT_PAUSE=low,high sets the seconds between two faults (default 0.02,0.1).
 SOAK_OWNERS ?= 12
 SOAK_CLIENTS ?= 12
 SOAK_OPERATIONS ?= 400

@@ -1,4 +1,4 @@
-"""GET /v1/wallets/{walletId}/balance?at=2026-11-25T12:00:00Z: a wallet's balance as it was at a time."""
+"""GET /v1/wallets/{walletId}/balance?at=2026-11-25T12:00:00Z: a wallet's balance as it was at a time (no `at`: now)."""
 
 from wallet_lambda import http, operations, parameters
 from wallet_lambda.runtime import wallet_service
@@ -10,7 +10,7 @@ router = http.router()
 @http.route(router, OPERATION)
 def get_balance(
     walletId: parameters.WalletId,
-    at: parameters.Moment,
+    at: parameters.Moment = None,
 ):
     moment = parameters.moment("at", at)
     balance = wallet_service().balance_at(walletId, moment, owner_id=http.caller(router).owner_filter)

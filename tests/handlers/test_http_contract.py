@@ -628,11 +628,20 @@ def test_the_balance_at_a_time_over_http(wallet_id):
         "",
         "0.5",
         "2026-02-30T12:00:00Z",
-    ):  # no time, no offset, no such day
+        "0001-01-01T00:00:25+12:56",
+        "9999-12-31T23:59:59-01:00",
+    ):  # no time, no offset, no such day, before year 1 or after 9999 once in UTC
         answer = invoke("get_balance", http_event("GET", route, {"walletId": wallet_id}, query={"at": bad}))
-        assert answer.status == 422, bad
-    missing = invoke("get_balance", http_event("GET", route, {"walletId": wallet_id}))
-    assert missing.status == 422
+        assert (answer.status, answer.body["code"]) == (422, "validation_error"), (bad, answer.body)
+        assert answer.body["errors"][0]["field"] == "at", answer.body
+    # A + offset not URL-encoded arrives as a space: the message says so.
+    spaced = {"at": "2026-11-30T12:00:00 01:00"}
+    unencoded = invoke("get_balance", http_event("GET", route, {"walletId": wallet_id}, query=spaced))
+    assert unencoded.status == 422
+    assert "%2B" in unencoded.body["errors"][0]["message"], unencoded.body
+    # No `at`: the balance now.
+    current = invoke("get_balance", http_event("GET", route, {"walletId": wallet_id}))
+    assert (current.status, current.body["balance"], current.body["sequence"]) == (200, 10_000, 1)
     past = invoke(
         "get_balance", http_event("GET", route, {"walletId": wallet_id}, query={"at": "2000-01-01T00:00:00+02:00"})
     )

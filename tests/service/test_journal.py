@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -179,4 +179,14 @@ def test_the_balance_at_any_time_is_the_last_entry_then(database):
         timed.balance_at(wallet, start, owner_id="mallory")
     with pytest.raises(ValidationFailed):
         timed.balance_at(wallet, start.replace(tzinfo=None))
+    # Times that leave the years 1 to 9999 once moved to UTC: a typed refusal, not an OverflowError.
+    for outside in (
+        datetime(1, 1, 1, 0, 0, 25, tzinfo=timezone(timedelta(hours=12, minutes=56))),
+        datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(-timedelta(hours=1))),
+    ):
+        with pytest.raises(ValidationFailed, match="years 1 to 9999"):
+            timed.balance_at(wallet, outside)
+        with pytest.raises(ValidationFailed, match="years 1 to 9999"):
+            timed.expire_reservations(now=outside)
     assert timed.balance_at(wallet, clock["now"] + timedelta(days=1)).sequence == 3  # to come: the balance now
+    assert timed.balance_at(wallet).sequence == 3  # no time: now

@@ -20,24 +20,29 @@ AccountName = Annotated[
     str, Path(pattern=f"^{ACCOUNT_NAME_PATTERN}$", description="a platform account: @ and a name, e.g. @revenue")
 ]
 AccountCurrency = Annotated[CurrencyCode, Query(description="the account's currency, an active ISO 4217 code")]
-# A moment as RFC 3339 writes it (a date-time with its offset); a bare number is not one.
+# A moment as RFC 3339 writes it (a date-time with its offset); a bare number is not one. Optional:
+# none means now.
 Moment = Annotated[
-    str,
+    str | None,
     Query(
-        description="an RFC 3339 time with its offset, e.g. 2026-11-30T12:00:00Z",
+        description="an RFC 3339 time with its offset, e.g. 2026-11-30T12:00:00Z (URL-encode a + offset "
+        "as %2B); none: now",
         json_schema_extra={"format": "date-time"},
     ),
 ]
 
 
-def moment(field: str, text: str) -> datetime:
-    """An RFC 3339 date-time, as a timezone-aware datetime; anything else is a 422."""
+def moment(field: str, text: str | None) -> datetime | None:
+    """An RFC 3339 date-time, as a timezone-aware datetime (None for none); anything else is a 422."""
+    if text is None:
+        return None
     try:
         parsed = datetime.fromisoformat(text.upper()) if "T" in text.upper() else None
     except ValueError:
         parsed = None
     if parsed is None or parsed.utcoffset() is None:
-        raise ValidationFailed([FieldError(field, "must be an RFC 3339 time with its offset")])
+        hint = " (a + in a query string arrives as a space: write it %2B)" if " " in text else ""
+        raise ValidationFailed([FieldError(field, f"must be an RFC 3339 time with its offset{hint}")])
     return parsed
 
 

@@ -316,9 +316,9 @@ class WalletService:
         page = reads.page("transactions", wallet_id, limit, cursor, owner_id, "type", entry_type, EntryType)
         return journal.list_transactions(self._db, page)
 
-    def balance_at(self, wallet_id: str, at: datetime, *, owner_id: str | None = None) -> WalletBalance:
-        """A wallet's balance, held and available as they were at `at` (timezone-aware)."""
-        wallet, moment = reads.one_at(wallet_id, at, owner_id)
+    def balance_at(self, wallet_id: str, at: datetime | None = None, *, owner_id: str | None = None) -> WalletBalance:
+        """A wallet's balance, held and available as they were at `at` (timezone-aware; None: now)."""
+        wallet, moment = reads.one_at(wallet_id, self._db.clock() if at is None else at, owner_id)
         return journal.balance_at(self._db, wallet, moment)
 
     def audit_ledger(self, batch_size: int = 200) -> AuditReport:

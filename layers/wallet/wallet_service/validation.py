@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from bson import ObjectId
@@ -139,9 +139,15 @@ class Checks:
         return dict(value)
 
     def aware_datetime(self, field: str, value: object) -> datetime:
+        """A timezone-aware datetime, moved to UTC (where the ledger's times are)."""
         if not isinstance(value, datetime) or value.utcoffset() is None:
             self.fail(field, "must be a timezone-aware datetime")
-        return value  # type: ignore[return-value]
+            return value  # type: ignore[return-value]
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:25+12:56 is in year 0 in UTC
+            self.fail(field, "must fall within the years 1 to 9999 once moved to UTC")
+            return value
 
 
 def encode_cursor(scope: str, position: int | str) -> str:

@@ -231,6 +231,17 @@ def test_the_events_here_are_every_event_file():
     assert sorted(everything) == sorted(p.stem for p in EVENTS.glob("*.json"))
 
 
+def test_the_built_layer_holds_no_development_tool(sam):
+    """What `sam build` makes of the layer is its requirements and its code: never SecantusDB (GPL-2.0,
+    a development and test tool) nor anything else of requirements-dev.txt's alone."""
+    built = sam_local.build_dir() / "WalletLayer" / "python"
+    shipped = {path.name.lower() for path in built.iterdir()}
+    assert {"wallet_service", "wallet_lambda", "pymongo"} <= shipped, sorted(shipped)
+    for tool in ("secantus", "pytest", "hypothesis", "schemathesis", "moto", "samcli"):
+        assert not [name for name in shipped if name.startswith(tool)], (tool, sorted(shipped))
+    assert not list(built.rglob("*secantus*")), "SecantusDB in the built layer"
+
+
 def test_the_money_events_in_containers(sam, ledger):
     name, database, service = ledger
     opened = sam_invoke(sam, "create_wallet", load_event("create_wallet"), name)

@@ -25,6 +25,7 @@ help:
 	@echo "make format  apply ruff's formatting and safe fixes"
 	@echo "make sam-validate  sam validate --lint (cfn-lint) on template.yaml"
 	@echo "make sam-build     sam build of the layer and every function into .aws-sam/ (SAM_ARCH=x86_64 or arm64)"
+	@echo "make invoke FN=Deposit EVENT=events/deposit.json  one function, one event, in a local container (no Docker)"
 	@echo "make sam-invoke FN=Deposit EVENT=events/deposit.json  sam build + sam local invoke in a Lambda container"
 	@echo "make sam-api       sam build + sam local start-api --warm-containers EAGER on 127.0.0.1:\$$PORT (default 3000)"
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"

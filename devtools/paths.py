@@ -9,6 +9,7 @@ FUNCTIONS = ROOT / "functions"  # one folder per Lambda function, each an app.py
 LAYER = ROOT / "layers" / "wallet"  # the shared layer: wallet_service and wallet_lambda
 EVENTS = ROOT / "events"  # sample events, one per function
 TEMPLATE = ROOT / "template.yaml"
+SAMCONFIG = ROOT / "samconfig.toml"  # the stacks sam deploy makes
 OPENAPI = ROOT / "openapi.json"
 LOCAL = ROOT / ".local"  # what local runs leave behind: the database, keys, logs, screenshots
 SAM_BUILD = ROOT / ".aws-sam" / "build"

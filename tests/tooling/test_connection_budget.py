@@ -9,12 +9,11 @@ primary, the monitors alone on each secondary. Plain file parsing, as tests/tool
 from __future__ import annotations
 
 import copy
-import tomllib
 from dataclasses import dataclass
 
 import pytest
 
-from devtools.paths import ROOT
+from devtools.samconfig import parameter_overrides
 from tests.tooling.test_template import functions, template
 from wallet_lambda import runtime
 from wallet_lambda.operations import OPERATIONS, Operation
@@ -29,7 +28,6 @@ BUDGET_PARAMETER = "MaxDatabaseConnections"
 CAPACITY_GROUP = "Capacity"  # the console's parameter group that holds them
 ACCOUNT_CONCURRENCY = 1_000  # Lambda's default concurrency quota per account and region
 UNRESERVED_MINIMUM = 100  # Lambda refuses a reservation that leaves fewer executions unreserved
-SAMCONFIG = ROOT / "samconfig.toml"
 
 
 def group(operation: Operation) -> str:
@@ -70,16 +68,6 @@ def budget(stack: dict, overrides: dict[str, str] | None = None, settings: dict 
     return Budget(reserved, reserved * on_primary, reserved * on_secondary, values[BUDGET_PARAMETER])
 
 
-def samconfig_overrides() -> dict[str, dict[str, str]]:
-    """Each samconfig.toml environment's parameter_overrides ([default] is the dev stack)."""
-    environments = tomllib.loads(SAMCONFIG.read_text())
-    return {
-        name: dict(override.split("=", 1) for override in environment["global"]["parameters"]["parameter_overrides"])
-        for name, environment in environments.items()
-        if isinstance(environment, dict) and "global" in environment
-    }
-
-
 def test_every_function_reserves_the_concurrency_of_its_group():
     assert set(functions()) == {operation.name for operation in OPERATIONS}
     for operation in OPERATIONS:
@@ -114,9 +102,9 @@ def test_the_default_budget_leaves_room_on_an_atlas_m10():
     assert template()["Parameters"][BUDGET_PARAMETER]["Default"] < 1_500 - 10
 
 
-@pytest.mark.parametrize("environment", sorted(samconfig_overrides()))
+@pytest.mark.parametrize("environment", sorted(parameter_overrides()))
 def test_every_samconfig_stack_holds_within_its_budget(environment):
-    overrides = samconfig_overrides()[environment]
+    overrides = parameter_overrides()[environment]
     assert set(overrides) <= set(template()["Parameters"]), "an override names no parameter of the template"
     found = budget(template(), overrides)
     assert found.excess == 0, found
@@ -124,7 +112,7 @@ def test_every_samconfig_stack_holds_within_its_budget(environment):
 
 
 def test_the_dev_stack_reserves_less_than_the_defaults():
-    overrides = samconfig_overrides()["default"]
+    overrides = parameter_overrides()["default"]
     assert {*GROUP_PARAMETERS.values(), BUDGET_PARAMETER} <= set(overrides)
     assert budget(template(), overrides).reserved < budget(template()).reserved
 

@@ -17,7 +17,7 @@ from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 from devtools.paths import TEMPLATE
-from tests.tooling.test_connection_budget import samconfig_overrides
+from devtools.samconfig import parameter_overrides
 
 OWN_ISSUER = {"JwtIssuer": "https://auth.example.com/", "JwtAudience": "wallet-api"}
 POOL = {"JwtIssuer": "", "JwtAudience": ""}
@@ -198,13 +198,13 @@ def test_every_route_is_throttled_by_the_parameters_and_has_detailed_metrics():
     }
 
 
-@pytest.mark.parametrize("environment", ["(the defaults)", *sorted(samconfig_overrides())])
+@pytest.mark.parametrize("environment", ["(the defaults)", *sorted(parameter_overrides())])
 def test_a_burst_the_api_lets_through_fits_in_every_routes_reserved_concurrency(environment):
     """Beyond a function's reservation Lambda refuses the call and API Gateway answers a 5xx; within
     the burst limit, API Gateway's own 429 comes first. For the defaults and each samconfig stack."""
     defaults = {name: spec.get("Default") for name, spec in template()["Parameters"].items()}
     defaults.update(
-        {name: int(value) for name, value in samconfig_overrides().get(environment, {}).items() if value.isdigit()}
+        {name: int(value) for name, value in parameter_overrides().get(environment, {}).items() if value.isdigit()}
     )
     routed = [
         spec["Properties"]["ReservedConcurrentExecutions"]["Ref"]

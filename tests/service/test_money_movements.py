@@ -259,12 +259,12 @@ def test_replay_answers_even_when_the_call_would_now_fail(service, wallet_id):
 def test_same_key_with_other_parameters_is_a_mismatch(service, database, wallet_id):
     service.deposit(wallet_id, 100, idempotency_key="k")
     before = snapshot(database)
-    for call in (
-        lambda: service.deposit(wallet_id, 101, idempotency_key="k"),
-        lambda: service.deposit(wallet_id, 100, idempotency_key="k", reference_id="other"),
-        lambda: service.withdraw(wallet_id, 100, idempotency_key="k"),
+    for call, names in (
+        (lambda: service.deposit(wallet_id, 101, idempotency_key="k"), "for a deposit request with different"),
+        (lambda: service.deposit(wallet_id, 100, idempotency_key="k", reference_id="x"), "for a deposit request with"),
+        (lambda: service.withdraw(wallet_id, 100, idempotency_key="k"), "for a deposit request, not a withdraw"),
     ):
-        with pytest.raises(IdempotencyKeyMismatch):
+        with pytest.raises(IdempotencyKeyMismatch, match=names):
             call()
     assert snapshot(database) == before
 

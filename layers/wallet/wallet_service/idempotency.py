@@ -173,10 +173,11 @@ def _keep_refusal(db: Database, call: Call, refusal: WalletError) -> dict | None
 
 def replay(call: Call, existing: dict) -> Movement:
     if existing["fingerprint"] != call.fingerprint:
+        first, this = (name.replace("_", " ") for name in (existing["operation"], call.name))
         raise IdempotencyKeyMismatch(
-            f"idempotency key was used for a different {existing['operation']} request"
-            if existing["operation"] != call.name
-            else "idempotency key was used with different parameters"
+            f"idempotency key was used for a {first} request, not a {this}: use a new key"
+            if first != this
+            else f"idempotency key was used for a {first} request with different parameters: use a new key"
         )
     if "refusal" in existing:
         raise REFUSALS[existing["refusal"]["code"]](existing["refusal"])

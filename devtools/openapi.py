@@ -13,7 +13,7 @@ code rather than written per route:
   `GatewayMessage`, the body of API Gateway's own 401;
 - the `Idempotency-Key` header on every operation whose row in the table of operations
   (`wallet_lambda.operations`) says it needs one;
-- the `Idempotent-Replayed` header on every answer that is a movement, `Location` on every 201,
+- the `Idempotent-Replayed` header on every answer that is a movement, `Location` on every 201 that creates a resource,
   `Retry-After` on 503 (and on a 409 `conflict`);
 - `security: []` on routes declared without security (`/health`), and the handler's operation
   name (e.g. `Deposit`) as the operationId.
@@ -188,7 +188,7 @@ def shared_components() -> dict[str, dict[str, Any]]:
                 "schema": {"type": "string", "enum": ["true", "false"]},
             },
             "Location": {
-                "description": "where the created resource (or the wallet's journal) can be read",
+                "description": "where the created resource can be read",
                 "required": True,
                 "schema": {"type": "string", "format": "uri-reference"},
             },
@@ -393,7 +393,7 @@ def build_document() -> dict[str, Any]:
             headers = {}
             if issubclass(model, Movement):  # answered by http.movement_response
                 headers["Idempotent-Replayed"] = {"$ref": "#/components/headers/IdempotentReplayed"}
-            if status == 201:
+            if status == 201 and function.operation.located:
                 headers["Location"] = {"$ref": "#/components/headers/Location"}
             if headers:
                 operation["responses"][str(status)]["headers"] = headers

@@ -21,7 +21,7 @@ def deposit(walletId: parameters.WalletId, body: Annotated[AmountRequest, Body()
         owner_id=http.caller(router).owner_filter,
         **body.details(),
     )
-    return http.movement_response(OPERATION, movement, location=f"/v1/wallets/{walletId}/transactions")
+    return http.movement_response(OPERATION, movement)
 
 
 lambda_handler = http.lambda_handler_for(router, OPERATION)

@@ -22,7 +22,7 @@ def transfer(body: Annotated[TransferRequest, Body()]):
         owner_id=http.caller(router).owner_filter,
         **body.details(),
     )
-    return http.movement_response(OPERATION, movement, location=f"/v1/wallets/{body.from_wallet_id}/transactions")
+    return http.movement_response(OPERATION, movement)
 
 
 lambda_handler = http.lambda_handler_for(router, OPERATION)

@@ -74,7 +74,7 @@ def database(lambda_env, mongo_client):
 def test_money_response_is_camel_case_with_entries_and_wallet(wallet_id):
     answer = deposit(wallet_id, 2_500, "d-1")
     assert answer.status == 201
-    assert answer.headers["Location"] == f"/v1/wallets/{wallet_id}/transactions"
+    assert "Location" not in answer.headers  # a deposit creates entries, no resource of its own
     assert answer.headers["Idempotent-Replayed"] == "false"
     (entry,) = answer.body["entries"]
     assert {"id", "walletId", "type", "amount", "balanceAfter", "heldAfter", "operationId", "createdAt"} <= set(entry)
@@ -101,7 +101,7 @@ def test_created_resources_have_locations(lambda_env, wallet_id):
             idempotency_key="w",
         ),
     )
-    assert (withdrawal.status, withdrawal.headers["Location"]) == (201, f"/v1/wallets/{wallet_id}/transactions")
+    assert (withdrawal.status, "Location" in withdrawal.headers) == (201, False)
     transfer = invoke(
         "transfer",
         http_event(
@@ -111,7 +111,7 @@ def test_created_resources_have_locations(lambda_env, wallet_id):
             idempotency_key="t",
         ),
     )
-    assert (transfer.status, transfer.headers["Location"]) == (201, f"/v1/wallets/{wallet_id}/transactions")
+    assert (transfer.status, "Location" in transfer.headers) == (201, False)
     assert transfer.body["counterpartyWallet"] is None  # the driver's balance is not the rider's business
     reservation = hold(wallet_id, 300, "h")
     reservation_id = reservation.body["reservation"]["id"]

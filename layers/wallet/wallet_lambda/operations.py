@@ -60,6 +60,9 @@ class Operation:
     public: bool = False  # no token needed
     publishes: bool = False  # it sends events to the bus
     moved: EntryType | None = None  # the type of the answer's entries that are the money it moved
+    # A 201's Location names what it created (a wallet, a hold, an account); a movement that creates
+    # entries only (a deposit, a withdrawal, a transfer) has no resource of its own to name.
+    located: bool = True
 
     @property
     def scope(self) -> str:
@@ -143,14 +146,15 @@ OPERATIONS: tuple[Operation, ...] = (
               READ_PROBLEMS),
     Operation("Deposit",            "deposit",             "POST", "/v1/wallets/{walletId}/deposits",           201,
               "Add money to a wallet", "Money movements", Movement, "the deposit entry and the wallet after it",
-              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=True, moved=EntryType.DEPOSIT),
+              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=True, moved=EntryType.DEPOSIT, located=False),
     Operation("Withdraw",           "withdraw",            "POST", "/v1/wallets/{walletId}/withdrawals",        201,
               "Take money out of a wallet", "Money movements", Movement,
               "the withdrawal entry and the wallet after it", MONEY_PROBLEMS, needs_idempotency_key=True,
-              publishes=True, moved=EntryType.WITHDRAWAL),
+              publishes=True, moved=EntryType.WITHDRAWAL, located=False),
     Operation("Transfer",           "transfer",            "POST", "/v1/transfers",                             201,
               "Transfer between wallets", "Money movements", Movement, "the entries and wallets the caller may see",
-              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=True, moved=EntryType.TRANSFER_OUT),
+              MONEY_PROBLEMS, needs_idempotency_key=True, publishes=True, moved=EntryType.TRANSFER_OUT,
+              located=False),
     Operation("CreateReservation",  "create_reservation",  "POST", "/v1/wallets/{walletId}/reservations",       201,
               "Hold money", "Holds", Movement, "the reservation, its HOLD entry and the wallet", MONEY_PROBLEMS,
               needs_idempotency_key=True, publishes=True),

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 ANSWERS_DIR_VARIABLE = "DATABASE_ANSWERS_DIR"
 COMMANDS_LOG_VARIABLE = "DATABASE_COMMANDS_LOG"
+ANSWER_LEFT_LINE = "(answer left)"  # the commands log's line for the moment a container hears it
 KILLS_DIR_VARIABLE = "FUNCTION_KILLS_DIR"
 TRANSACTION_WRITES = frozenset({"insert", "update", "findAndModify", "delete"})
 
@@ -92,29 +94,33 @@ def listen_for_database_answers(function: str) -> DatabaseAnswers | None:
     return listener
 
 
-def listen_for_database_commands(function: str) -> None:
+def listen_for_database_commands(function: str) -> Callable[[str], None]:
     """When DATABASE_COMMANDS_LOG is set, append a JSON line to it for every command this process
     starts: when (time.time()), which function and process, the command, its collection and the
-    keys of its filter."""
+    keys of its filter. The function returned writes a line of its own for a moment that is not a
+    command (ANSWER_LEFT_LINE: the container heard that its answer has left); without the log, nothing."""
     path = os.environ.get(COMMANDS_LOG_VARIABLE)
     if not path:
-        return
+        return lambda _moment: None
     from pymongo import monitoring
+
+    def write(command: str, collection: object = None, filter_keys: list[str] | None = None) -> None:
+        line = {
+            "at": time.time(),
+            "function": function,
+            "pid": os.getpid(),
+            "command": command,
+            "collection": collection if isinstance(collection, str) else None,
+            "filter": filter_keys or [],
+        }
+        with open(path, "a") as log:
+            log.write(json.dumps(line) + "\n")
 
     class CommandLog(monitoring.CommandListener):
         def started(self, event: CommandStartedEvent) -> None:
             command = event.command
-            target = command.get(event.command_name)  # the collection, for a command on one
-            line = {
-                "at": time.time(),
-                "function": function,
-                "pid": os.getpid(),
-                "command": event.command_name,
-                "collection": target if isinstance(target, str) else None,
-                "filter": sorted((command.get("filter") or command.get("query") or {}).keys()),
-            }
-            with open(path, "a") as log:
-                log.write(json.dumps(line) + "\n")
+            keys = sorted((command.get("filter") or command.get("query") or {}).keys())
+            write(event.command_name, command.get(event.command_name), keys)  # the collection, for a command on one
 
         def succeeded(self, event) -> None:
             pass
@@ -123,6 +129,7 @@ def listen_for_database_commands(function: str) -> None:
             pass
 
     monitoring.register(CommandLog())
+    return write
 
 
 def listen_for_kill_orders(function: str) -> None:

@@ -31,10 +31,16 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from devtools.container_aids import listen_for_database_answers, listen_for_database_commands, listen_for_kill_orders
+from devtools.container_aids import (
+    ANSWER_LEFT_LINE,
+    listen_for_database_answers,
+    listen_for_database_commands,
+    listen_for_kill_orders,
+)
 from devtools.extensions_api import LocalExtensionsApi
 from devtools.lambda_inputs import LambdaContext
 
@@ -154,7 +160,7 @@ def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: flo
     out, then answer events, each followed by the extensions' after-answer work."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the server, which stops its containers
     answers = listen_for_database_answers(name)
-    listen_for_database_commands(name)
+    log_moment = listen_for_database_commands(name)
     listen_for_kill_orders(name)
     extensions = LocalExtensionsApi(name)
     os.environ["AWS_LAMBDA_RUNTIME_API"] = extensions.address
@@ -187,10 +193,12 @@ def serve(connection: Connection, name: str, code_dir: str, timeout_seconds: flo
             answers.write()  # before answering: once the client has its response, the counts include it
         connection.send(outcome)
         if extensions.registered:
-            waiting = _after_the_answer(connection, extensions, context)
+            waiting = _after_the_answer(connection, extensions, context, log_moment)
 
 
-def _after_the_answer(connection: Connection, extensions: LocalExtensionsApi, context: LambdaContext) -> object:
+def _after_the_answer(
+    connection: Connection, extensions: LocalExtensionsApi, context: LambdaContext, log_moment: Callable[[str], None]
+) -> object:
     """Once the answer has left (or the next event has come), deliver INVOKE to the extensions and
     wait until they are done; the next event if it came first, else None. Past the function's
     timeout the container ends, as Lambda ends the environment."""
@@ -199,6 +207,8 @@ def _after_the_answer(connection: Connection, extensions: LocalExtensionsApi, co
     try:
         if connection.poll(seconds):
             message = connection.recv()
+            if message == ANSWER_LEFT:
+                log_moment(ANSWER_LEFT_LINE)
             next_event = None if message == ANSWER_LEFT else message
     except (EOFError, OSError):
         os._exit(0)  # the server has gone: so does its container

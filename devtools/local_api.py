@@ -150,6 +150,11 @@ INTERVAL_VARIABLES = {
 NOTEWORTHY = ("expired", "skipped", "failed", "discrepancies", "sent", "pending", "postings")
 
 
+def scheduled_run_summary(result: dict) -> str:
+    """What a scheduled run did, in a few words ("expired 3, failed 1"); empty when it did nothing."""
+    return ", ".join(f"{count} {result[count]}" for count in NOTEWORTHY if result.get(count))
+
+
 def interval_seconds(function) -> float:
     override = os.environ.get(INTERVAL_VARIABLES.get(function.name, ""))
     return float(override) if override else schedule_seconds(function.schedule)
@@ -182,8 +187,8 @@ class Scheduler(threading.Thread):
                 next_run[function.name] = time.monotonic() + interval
                 try:
                     result = function.invoke(scheduled_event(function.name))
-                    if any(result.get(count) for count in NOTEWORTHY):
-                        _log(f"schedule {function.name}: {json.dumps(result)}")
+                    if happened := scheduled_run_summary(result):
+                        _log(f"schedule {function.name}: {happened}")
                 except Exception as error:  # a failed run is retried at the next tick, as Lambda would retry it
                     _log(f"schedule {function.name} failed: {error!r}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -282,6 +283,28 @@ def test_the_schedule_expires_a_short_hold(server):
         status = server.json("GET", f"/v1/reservations/{hold}", token=token)[2]["status"]
     assert status == "EXPIRED"
     assert server.json("GET", f"/v1/wallets/{wallet}", token=token)[2]["available"] == 100
+
+
+def test_a_scheduled_run_logs_a_short_line_only_when_it_did_something(server):
+    """The schedule runs every second here; only a run that expired something has a line, and a
+    short one: its counts, not its report's lists of ids."""
+    owner = f"rider-{uuid.uuid4().hex[:8]}"
+    admin = issue_token("ops", ("wallet:admin",))
+    opening = {"currency": "EUR", "ownerId": owner, "openingBalance": 100}
+    wallet = server.json("POST", "/v1/wallets", opening, token=admin)[2]["wallet"]["id"]
+    token = issue_token(owner)
+    body = {"amount": 10, "ttlSeconds": 1}
+    hold = server.json("POST", f"/v1/wallets/{wallet}/reservations", body, token=token, key="short")[2]
+    deadline = time.monotonic() + 60
+    while server.json("GET", f"/v1/reservations/{hold['reservation']['id']}", token=token)[2]["status"] == "HELD":
+        assert time.monotonic() < deadline, "the hold did not expire"
+        time.sleep(0.2)
+    time.sleep(0.2)  # the run's line, logged after its answer
+    lines = [line for line in server.log.read_text().splitlines() if "schedule ExpireReservations" in line]
+    assert lines, "no line for the run that expired the hold"
+    for line in lines:
+        counts = line.split("schedule ExpireReservations: ", 1)[1]
+        assert re.fullmatch(r"[a-z]+ [1-9]\d*(, [a-z]+ [1-9]\d*)*", counts), line
 
 
 def forged(**changes) -> str:

@@ -618,6 +618,22 @@ def test_logs_carry_the_request_id_and_no_token_and_metrics_count_outcomes(walle
     assert any(document.get("operation") == "Withdraw" and "Rejected" in document for document in emf), emf
 
 
+def test_a_kept_refusal_says_whether_it_is_a_replay(wallet_id):
+    """A keyed refusal kept under its key carries Idempotent-Replayed as a movement's answer does:
+    false the first time, true when the key's retry gets it again; an unkeyed one has none."""
+    route = "/v1/wallets/{walletId}/withdrawals"
+    too_much = {"amount": 10**9}
+    first, again = (
+        invoke("withdraw", http_event("POST", route, {"walletId": wallet_id}, body=too_much, idempotency_key="big"))
+        for _ in range(2)
+    )
+    assert (first.status, first.body["code"]) == (409, "insufficient_funds")
+    assert first.headers["Idempotent-Replayed"] == "false"
+    assert (again.status, again.body, again.headers["Idempotent-Replayed"]) == (409, first.body, "true")
+    unkeyed = invoke("get_wallet", http_event("GET", "/v1/wallets/{walletId}", {"walletId": "0" * 24}))
+    assert (unkeyed.status, "Idempotent-Replayed" in unkeyed.headers) == (404, False)
+
+
 def test_the_balance_at_a_time_over_http(wallet_id):
     route = "/v1/wallets/{walletId}/balance"
     now = invoke("get_balance", http_event("GET", route, {"walletId": wallet_id}, query={"at": "2099-01-01T00:00:00Z"}))

@@ -294,6 +294,7 @@ def test_a_keyed_refusal_keeps_its_answer_under_its_key(service, database, walle
     before = snapshot(database)
     with pytest.raises(InsufficientFunds) as again:
         service.withdraw(wallet_id, 50_000, idempotency_key="big-withdrawal")
+    assert (first.value.replayed, again.value.replayed) == (False, True)  # as a movement's answer says
     assert (again.value.message, again.value.available, again.value.requested) == (
         first.value.message,
         first.value.available,

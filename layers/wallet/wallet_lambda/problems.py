@@ -39,6 +39,7 @@ class Problem(Exception):  # a response, raised to stop a handler early
     detail: str
     extra: tuple[tuple[str, object], ...] = ()
     retry_after: bool = False
+    replayed: bool | None = None  # a kept refusal's: Idempotent-Replayed, as on a movement's answer
 
     def response(self) -> Response:
         body = {
@@ -50,6 +51,8 @@ class Problem(Exception):  # a response, raised to stop a handler early
             **dict(self.extra),
         }
         headers = {"Retry-After": RETRY_AFTER_SECONDS} if self.retry_after else {}
+        if self.replayed is not None:
+            headers["Idempotent-Replayed"] = "true" if self.replayed else "false"
         return Response(status_code=self.status, content_type=PROBLEM_JSON, body=json.dumps(body), headers=headers)
 
 
@@ -78,7 +81,13 @@ def internal_error() -> Problem:
 
 
 def from_wallet_error(error: WalletError) -> Problem:
-    """Map the core's error taxonomy to HTTP."""
+    """Map the core's error taxonomy to HTTP; a refusal kept under a key says whether it is a replay."""
+    problem = _problem_for(error)
+    problem.replayed = error.replayed
+    return problem
+
+
+def _problem_for(error: WalletError) -> Problem:
     match error:
         case InvalidCursor():
             return bad_request("invalid_cursor", error.message)

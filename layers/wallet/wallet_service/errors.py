@@ -9,6 +9,9 @@ class WalletError(Exception):
     """Base of every error the service raises on purpose. `code` is machine-readable."""
 
     code = "wallet_error"
+    # For a business refusal kept under an idempotency key: whether this answer repeats the one an
+    # earlier call with the key was given (True), or is that first answer (False); None otherwise.
+    replayed: bool | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

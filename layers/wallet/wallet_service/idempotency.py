@@ -140,6 +140,7 @@ def move(db: Database, call: Call, work: Callable[[ClientSession], Movement]) ->
             raise
         kept = _keep_refusal(db, call, refusal)
         if kept is None:
+            refusal.replayed = False
             raise
         return replay(call, kept)  # another call with the key was recorded first: its answer
 
@@ -180,6 +181,8 @@ def replay(call: Call, existing: dict) -> Movement:
             else f"idempotency key was used for a {first} request with different parameters: use a new key"
         )
     if "refusal" in existing:
-        raise REFUSALS[existing["refusal"]["code"]](existing["refusal"])
+        refusal = REFUSALS[existing["refusal"]["code"]](existing["refusal"])
+        refusal.replayed = existing["callId"] != call.call_id
+        raise refusal
     movement = Movement.model_validate_json(existing["result"])
     return movement.model_copy(update={"replayed": existing["callId"] != call.call_id})

@@ -132,6 +132,24 @@ def test_cursor_of_one_filter_is_refused_by_another(service, wallet_id):
         service.list_transactions(wallet_id, limit=2, cursor=page.next_cursor)
 
 
+@pytest.mark.parametrize("listing", ["list_transactions", "list_reservations"])
+def test_a_wallet_the_caller_cannot_see_is_not_found_whatever_the_cursor(service, wallet_id, listing):
+    """Ownership first: someone else's wallet, or none, is a 404 even with a cursor this listing
+    never issued; on the caller's own wallet the cursor is refused."""
+    service.create_reservation(wallet_id, 1)
+    service.create_reservation(wallet_id, 2)
+    list_page = getattr(service, listing)
+    theirs = list_page(wallet_id, limit=1, owner_id="rider").next_cursor
+    mallory = service.create_wallet("mallory", "USD").wallet.id
+    for cursor in (theirs, "not-a-cursor"):
+        with pytest.raises(NotFound):
+            list_page(wallet_id, cursor=cursor, owner_id="mallory")
+        with pytest.raises(NotFound):
+            list_page("0" * 24, cursor=cursor)
+        with pytest.raises(InvalidCursor):
+            list_page(mallory, cursor=cursor, owner_id="mallory")
+
+
 @pytest.mark.parametrize("limit", [0, 201, -1, 1.0, True, "5", None])
 def test_limit_bounds(service, wallet_id, limit):
     with pytest.raises(ValidationFailed):

@@ -17,6 +17,7 @@ def list_transactions(db: Database, page: reads.Page) -> EntryPage:
     wallet's sequence as just read, or below the cursor: one bounded index range, the same cost at
     any depth. A page of one entry type is a range scan from the cursor down."""
     wallet = get_wallet(db, page.wallet)
+    page.refuse_a_bad_cursor()
     query: dict = {"walletId": page.wallet.oid, "kind": documents.ENTRY}
     if page.kind is None:
         top = wallet.sequence if page.position is None else min(wallet.sequence, int(page.position) - 1)

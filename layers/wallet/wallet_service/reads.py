@@ -10,6 +10,7 @@ from datetime import datetime
 from bson import ObjectId
 
 from .commands import owner_filter
+from .errors import InvalidCursor
 from .limits import MAX_INT64, MAX_PAGE_SIZE
 from .models import EntryType, ReservationStatus
 from .validation import Checks, decode_cursor
@@ -84,6 +85,14 @@ class Page:
     cursor_scope: str
     position: str | None
     kind: EntryType | ReservationStatus | None
+    # A cursor this listing did not issue, the only thing wrong: refused once the wallet is known to
+    # be the caller's (a wallet the caller cannot see is a 404 first, whatever the cursor).
+    refused_cursor: InvalidCursor | None = None
+
+    def refuse_a_bad_cursor(self) -> None:
+        """Call once the wallet has been found for the caller."""
+        if self.refused_cursor is not None:
+            raise self.refused_cursor
 
 
 def page(listing: str, wallet_id, limit, cursor, owner_id, field: str, kind: object, choices) -> Page:
@@ -97,7 +106,10 @@ def page(listing: str, wallet_id, limit, cursor, owner_id, field: str, kind: obj
     position = decode_cursor(checks, cursor, cursor_scope)
     if position is not None and not _position_fits(listing, position):
         checks.fail("cursor", "is not a cursor returned by this listing")
-    checks.done()
+    try:
+        checks.done()
+    except InvalidCursor as refused:
+        return Page(One(wallet_id, oid, scope), limit, cursor_scope, None, wanted, refused)
     return Page(One(wallet_id, oid, scope), limit, cursor_scope, position, wanted)
 
 

@@ -268,6 +268,7 @@ def find_hold(
 def list_reservations(db: Database, page: reads.Page) -> ReservationPage:
     """A wallet's reservations, newest first, optionally of one status."""
     get_wallet(db, page.wallet)
+    page.refuse_a_bad_cursor()
     query: dict = {"walletId": page.wallet.oid, "kind": documents.RESERVATION}
     if page.kind is not None:
         query["status"] = page.kind.value

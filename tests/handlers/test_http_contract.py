@@ -10,6 +10,7 @@ import pytest
 from tests.lambda_harness import LambdaContext, http_event, invoke
 from tests.ledger_checks import assert_ledger_consistent, snapshot
 from wallet_lambda import runtime
+from wallet_lambda.schemas import METADATA_VALUE_RULE
 
 ADMIN = ("wallet:admin",)
 MISSING = "0123456789abcdef01234567"
@@ -246,6 +247,19 @@ def test_unknown_fields_and_operator_objects_are_422(wallet_id, database):
         )
         answer = invoke("deposit", event)
         assert (answer.status, answer.problem_code) == (422, "validation_error"), body
+    assert snapshot(database) == before
+
+
+def test_a_bad_metadata_value_is_one_error_in_our_words(wallet_id, database):
+    before = snapshot(database)
+    for value in ("x" * 513, {"a": 1}, [1], 1.5, 2**63):
+        body = {"amount": 5, "metadata": {"note": value}}
+        event = http_event(
+            "POST", "/v1/wallets/{walletId}/deposits", {"walletId": wallet_id}, body=body, idempotency_key="k"
+        )
+        answer = invoke("deposit", event)
+        assert (answer.status, answer.problem_code) == (422, "validation_error"), value
+        assert answer.body["errors"] == [{"field": "metadata.note", "message": METADATA_VALUE_RULE}], value
     assert snapshot(database) == before
 
 

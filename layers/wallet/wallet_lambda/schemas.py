@@ -10,7 +10,18 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
@@ -40,14 +51,29 @@ ObjectIdText = Annotated[StrictStr, Field(pattern=OBJECT_ID, description="24 low
 # (or a generator) that follows the schema is never refused for metadata.
 METADATA_KEY = f"^{METADATA_KEY_PATTERN}$"
 MetadataKey = Annotated[StrictStr, Field(pattern=METADATA_KEY)]
-MetadataValue = (
+METADATA_VALUE_RULE = (
+    f"must be a string of at most {MAX_METADATA_STRING} characters, a 64-bit integer, a boolean or null"
+)
+
+
+def _one_metadata_error(value: object, handler: ValidatorFunctionWrapHandler) -> object:
+    """One error in our words for a value no branch of the union takes (pydantic gives one per branch,
+    named after its internal validators)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError("metadata_value", METADATA_VALUE_RULE) from None
+
+
+MetadataValue = Annotated[
     Annotated[StrictStr, Field(max_length=MAX_METADATA_STRING)]
     # -2**63 < value < 2**63 is the service's -MAX_INT64 <= value <= MAX_INT64, with bounds a float
     # holds exactly: the OpenAPI generator passes bounds through floats, which made MAX_INT64 2**63.
     | Annotated[StrictInt, Field(gt=-(MAX_INT64 + 1), lt=MAX_INT64 + 1)]
     | StrictBool
-    | None
-)
+    | None,
+    WrapValidator(_one_metadata_error),
+]
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue],
     Field(

@@ -25,7 +25,7 @@ help:
 	@echo "make format  apply ruff's formatting and safe fixes"
 	@echo "make sam-validate  sam validate --lint (cfn-lint) on template.yaml"
 	@echo "make sam-build     sam build of the layer and every function into .aws-sam/ (SAM_ARCH=x86_64 or arm64)"
-	@echo "make invoke FN=Deposit EVENT=events/deposit.json  one function, one event, in a local container (no Docker)"
+	@echo "make invoke FN=CreateWallet EVENT=events/create_wallet.json  one function, one event, in a local container (no Docker)"
 	@echo "make sam-invoke FN=Deposit EVENT=events/deposit.json  sam build + sam local invoke in a Lambda container"
 	@echo "make sam-api       sam build + sam local start-api --warm-containers EAGER on 127.0.0.1:\$$PORT (default 3000)"
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"
@@ -185,9 +185,9 @@ token: $(STAMP)
 run: $(STAMP)
 	@$(PY) -m devtools.local_api run
 
-# One function, one event, printed as `sam local invoke` prints it: make invoke FN=Deposit EVENT=events/deposit.json
+# One function, one event, printed as `sam local invoke` prints it: make invoke FN=CreateWallet EVENT=events/create_wallet.json
 invoke: $(STAMP)
-	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=Deposit EVENT=events/deposit.json" >&2; exit 2; fi
+	@if [ -z "$(FN)" ] || [ -z "$(EVENT)" ]; then echo "usage: make invoke FN=CreateWallet EVENT=events/create_wallet.json" >&2; exit 2; fi
 	@$(PY) -m devtools.local_api invoke $(FN) $(EVENT)
 
 .PHONY: run invoke

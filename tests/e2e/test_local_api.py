@@ -516,6 +516,35 @@ def test_make_invoke_prints_the_response(tmp_path):
     assert (response["statusCode"], json.loads(response["body"])) == (200, {"status": "ok"})
 
 
+SAMPLE_WALLET = "65f0c0ffee0000000000a001"  # the wallet the money samples in events/ name
+
+
+def make_invoke(function: str, event: Path) -> tuple[int, dict]:
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.local_api", "invoke", function, str(event)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout.strip().splitlines()[-1])
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_the_readmes_make_invoke_examples_work_as_written(tmp_path):
+    """README: `make invoke FN=CreateWallet EVENT=events/create_wallet.json` opens the sample rider's
+    wallet (or, run again, says it exists and names it); docs/local-development.md: the money samples
+    name SAMPLE_WALLET, so put that wallet's id in their place, and the deposit goes through."""
+    status, body = make_invoke("CreateWallet", EVENTS / "create_wallet.json")
+    assert status in (201, 409), body
+    wallet = body["wallet"]["id"] if status == 201 else body["existingWalletId"]
+    deposit = tmp_path / "deposit.json"
+    deposit.write_text((EVENTS / "deposit.json").read_text().replace(SAMPLE_WALLET, wallet))
+    status, body = make_invoke("Deposit", deposit)
+    assert (status, body["wallet"]["id"]) == (201, wallet), body
+
+
 def test_events_match_sam_local_generate_event(lambda_env):
     """The events SAM CLI's local API machinery builds have the shape `sam local generate-event` shows."""
     from samcli.lib.providers.api_provider import ApiProvider

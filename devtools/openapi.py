@@ -162,25 +162,28 @@ def shared_components() -> dict[str, dict[str, Any]]:
     """The header parameter and response headers, referenced from the operations that use them."""
 
     key_pattern = f"^{IDEMPOTENCY_KEY_PATTERN}$"
+    key = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": True,
+        "description": (
+            "Makes the request safe to retry: a repeat with the same key and body answers the "
+            "original status and body (with `Idempotent-Replayed: true`); the same key with "
+            "another body is a 422 `idempotency_key_mismatch`. Missing or malformed: 400."
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH, "pattern": key_pattern},
+    }
+    optional_key = key | {
+        "required": False,
+        "description": (
+            "Optional here: an owner has one wallet per currency, so a retry without a key is a 409 "
+            "`wallet_exists` naming the wallet. With a key, a repeat with the same body answers the original "
+            "status and body (with `Idempotent-Replayed: true`); another body is a 422 "
+            "`idempotency_key_mismatch`. Malformed: 400."
+        ),
+    }
     return {
-        "parameters": {
-            "IdempotencyKey": {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": True,
-                "description": (
-                    "Makes the request safe to retry: a repeat with the same key and body answers the "
-                    "original status and body (with `Idempotent-Replayed: true`); the same key with "
-                    "another body is a 422 `idempotency_key_mismatch`. Missing or malformed: 400."
-                ),
-                "schema": {
-                    "type": "string",
-                    "minLength": 1,
-                    "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
-                    "pattern": key_pattern,
-                },
-            }
-        },
+        "parameters": {"IdempotencyKey": key, "OptionalIdempotencyKey": optional_key},
         "headers": {
             "IdempotentReplayed": {
                 "description": "`true` when this answer repeats the one given to an earlier request with the key",
@@ -389,6 +392,8 @@ def build_document() -> dict[str, Any]:
             operation["description"] = text[:1].upper() + text[1:]
         if function.operation.needs_idempotency_key:
             operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/IdempotencyKey"})
+        elif function.operation.optional_idempotency_key:
+            operation.setdefault("parameters", []).append({"$ref": "#/components/parameters/OptionalIdempotencyKey"})
         for status, model in _success_models(route).items():
             headers = {}
             if issubclass(model, Movement):  # answered by http.movement_response

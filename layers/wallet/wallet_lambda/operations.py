@@ -56,6 +56,9 @@ class Operation:
     answer_description: str
     problems: tuple[int, ...]
     needs_idempotency_key: bool = False
+    # Taken when sent, not needed: opening a wallet (an owner has one per currency, so a retry without
+    # a key is answered 409 wallet_exists, naming it; with a key it is answered as the first time).
+    optional_idempotency_key: bool = False
     admin_only: bool = False
     public: bool = False  # no token needed
     publishes: bool = False  # it sends events to the bus
@@ -129,7 +132,7 @@ OPERATIONS: tuple[Operation, ...] = (
     #         name                  function               method  path                                         status
     Operation("CreateWallet",       "create_wallet",       "POST", "/v1/wallets",                               201,
               "Open a wallet", "Wallets", Movement, "the wallet, and its opening DEPOSIT entry if any",
-              MONEY_PROBLEMS, publishes=True, moved=EntryType.DEPOSIT),
+              MONEY_PROBLEMS, optional_idempotency_key=True, publishes=True, moved=EntryType.DEPOSIT),
     Operation("GetWallet",          "get_wallet",          "GET",  "/v1/wallets/{walletId}",                    200,
               "Read a wallet", "Wallets", Wallet, "the wallet", READ_PROBLEMS),
     Operation("GetBalance",         "get_balance",         "GET",  "/v1/wallets/{walletId}/balance",            200,

@@ -199,12 +199,32 @@ def bridge_gateway() -> str:
     return socket.inet_ntoa(answer[20:24])
 
 
-def stop_sam_containers() -> None:
-    """Remove the Lambda containers SAM CLI left behind (it removes them itself on a clean exit)."""
+def sam_containers(*, running_only: bool = False) -> dict[str, str]:
+    """The Lambda containers SAM CLI runs from this build (build_dir(): their code is mounted from it),
+    id to function name; other runs' containers on the same engine are theirs."""
     listed = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=sam.cli.container.type=lambda"], capture_output=True, text=True
+        ["docker", "ps", *([] if running_only else ["-a"]), "-q", "--filter", "label=sam.cli.container.type=lambda"],
+        capture_output=True,
+        text=True,
     )
     ids = listed.stdout.split()
+    if not ids:
+        return {}
+    shape = '{{.Id}} {{index .Config.Labels "sam.cli.function.name"}}{{range .Mounts}} {{.Source}}{{end}}'
+    inspected = subprocess.run(["docker", "inspect", "--format", shape, *ids], capture_output=True, text=True)
+    ours = str(build_dir()) + os.sep
+    found = {}
+    for line in inspected.stdout.splitlines():
+        container, function, *sources = line.split()
+        if any(source.startswith(ours) for source in sources):
+            found[container] = function
+    return found
+
+
+def stop_sam_containers() -> None:
+    """Remove the Lambda containers SAM CLI left behind from this build (it removes them itself on a
+    clean exit)."""
+    ids = list(sam_containers())
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
 

@@ -415,11 +415,7 @@ def server(sam: SamLocal, tmp_path_factory) -> Iterator[Server]:
     }
     # Count only start-api's containers below: clear any `sam local invoke` container still being
     # torn down by the engine (seen on a loaded machine after the invoke tests).
-    leftovers = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=sam.cli.container.type=lambda"], capture_output=True, text=True
-    ).stdout.split()
-    if leftovers:
-        subprocess.run(["docker", "rm", "-f", *leftovers], capture_output=True, check=False)
+    sam_local.stop_sam_containers()
     started = time.monotonic()
     process = subprocess.Popen(
         [sys.executable, "-m", "devtools.sam_local", "api", "--no-build", "--port", str(port)],
@@ -462,20 +458,7 @@ def test_requests_ran_in_lambda_containers(server):
 
     SAM CLI may add a second container for a function that is asked while its first is busy
     (seen now and then on this 2-core machine), so the set of functions is what is compared."""
-    listed = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "--filter",
-            "label=sam.cli.container.type=lambda",
-            "--format",
-            '{{.Label "sam.cli.function.name"}}',
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert set(listed.stdout.split()) == set(load_functions())
+    assert set(sam_local.sam_containers(running_only=True).values()) == set(load_functions())
 
 
 def test_ctrl_c_stops_sam_and_its_containers(server):
@@ -483,7 +466,4 @@ def test_ctrl_c_stops_sam_and_its_containers(server):
     server.process.send_signal(signal.SIGINT)
     assert server.process.wait(timeout=120) == 0
     assert server.log.read_text().rstrip().endswith("stopped")
-    left = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=sam.cli.container.type=lambda"], capture_output=True, text=True
-    )
-    assert left.stdout.split() == []
+    assert sam_local.sam_containers() == {}  # this run's; other runs' on the engine are theirs

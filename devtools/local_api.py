@@ -279,7 +279,7 @@ def serve(port: int) -> None:
     try:
         uri, database = _database(cleanup)
         events = _environment(uri)
-        from devtools.local_auth import KEY_FILE, issue_token, signing_key
+        from devtools.local_auth import DEFAULT_SCOPES, KEY_FILE, issue_token, signing_key
         from wallet_lambda import runtime
 
         runtime.wallet_service()  # create the indexes now, not on the first request
@@ -312,7 +312,8 @@ def serve(port: int) -> None:
             f"  events: {bus}\n"
             f"  tokens: signed with the development key in {KEY_FILE.relative_to(ROOT)} "
             f"({signing_key().decode()[:8]}..., local only); make token SUB=alice [SCOPES=wallet:admin]\n"
-            f"  e.g. Authorization: Bearer {issue_token('alice')}\n"
+            f"  alice's token ({' '.join(DEFAULT_SCOPES)}; 12 h), to paste into /docs' Authorize as it is "
+            f"(a client sends it as Authorization: Bearer <token>):\n    {issue_token('alice')}\n"
             "  Ctrl-C stops",
             flush=True,
         )

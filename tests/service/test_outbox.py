@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bson import ObjectId
 
 from devtools.failpoints import write_conflict
 from tests.ledger_checks import snapshot
@@ -136,7 +137,14 @@ def test_balance_alerts_cross_below_and_back(service, database):
         ("wallet.balance.restored", 300, 550),
     ]
     assert all(event["index"] == 1 for event in alerts)
+
+    def version() -> int:
+        return database["wallets"].find_one({"_id": ObjectId(wallet.id)})["version"]
+
+    before = version()
     assert service.set_wallet_alerts(wallet.id, None).alerts is None
+    # No event for an alert setting, so no version either: the wallet's events' versions have no gap.
+    assert version() == before
     service.withdraw(wallet.id, 500)
     assert len([event for event in events_of(database) if event["type"].startswith("wallet.balance.")]) == 2
     with pytest.raises(ValidationFailed):

@@ -99,9 +99,11 @@ def change_status(db: Database, wallet: reads.One, status: WalletStatus) -> Wall
 
 
 def set_alerts(db: Database, command: commands.SetAlerts) -> Wallet:
-    """Set (or, with None, remove) the wallet's balance alert: one document, one atomic update."""
+    """Set (or, with None, remove) the wallet's balance alert: one document, one atomic update. The
+    version stays: it counts the changes that have events (an alert setting moves no money and has
+    none), so a consumer ordering a wallet's events by version never meets a gap it cannot explain."""
     alerts = [{"$set": {"alerts": {"$literal": command.alerts}}}] if command.alerts else [{"$unset": "alerts"}]
-    changed = [*alerts, {"$set": {"updatedAt": db.clock(), "version": documents.NEXT_VERSION}}]
+    changed = [*alerts, {"$set": {"updatedAt": db.clock()}}]
     document = db.read(
         lambda: db.wallets.find_one_and_update(
             {"_id": command.wallet_oid, **command.owner_filter}, changed, return_document=queries.AFTER

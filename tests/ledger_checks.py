@@ -139,9 +139,10 @@ def total_money(database: Database) -> int:
 
 def snapshot(database: Database) -> dict[str, list[dict]]:
     """Every document of the wallet collections, to prove that a refused call changed nothing. Not
-    the checkpoints: sums the roll job (scheduled every minute under make run) may write at any time,
-    moving no money; assert_ledger_consistent checks them against their postings."""
+    what the roll job (scheduled every minute under make run) may write at any time, moving no
+    money: the checkpoints and a posting's `tail` flag (true until rolled into its checkpoint);
+    assert_ledger_consistent checks them against the postings."""
     return {
         WALLETS: list(database[WALLETS].find().sort("_id", 1)),
-        LEDGER: list(database[LEDGER].find({"kind": {"$ne": CHECKPOINT}}).sort("_id", 1)),
+        LEDGER: list(database[LEDGER].find({"kind": {"$ne": CHECKPOINT}}, {"tail": 0}).sort("_id", 1)),
     }

@@ -492,6 +492,16 @@ def test_concurrent_invocations_of_one_function_run_in_containers_of_their_own(t
         pool.stop()
 
 
+def test_the_banner_prints_a_token_to_paste_as_it_is_and_says_whose(server):
+    """/docs' Authorize wants the token alone; the banner says whose it is and what it may do."""
+    lines = server.log.read_text().splitlines()
+    said = next(index for index, line in enumerate(lines) if "alice's token (wallet:read wallet:write; 12 h)" in line)
+    token = lines[said + 1].strip()
+    claims = jwt.decode(token, signing_key(), algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER)
+    assert (claims["sub"], claims["scope"]) == ("alice", "wallet:read wallet:write")
+    assert server.json("GET", "/v1/wallets/" + "0" * 24, token=token)[0] == 404  # a token the API takes
+
+
 def test_ctrl_c_stops_cleanly(server):
     """Last in this module: it stops the shared server."""
     server.process.send_signal(signal.SIGINT)
@@ -501,16 +511,6 @@ def test_ctrl_c_stops_cleanly(server):
         pytest.fail(f"make run did not stop within 30 s of Ctrl-C; its log ends:\n{server.log.read_text()[-3000:]}")
     assert code == 0
     assert server.log.read_text().rstrip().endswith("stopped")
-
-
-def test_the_banner_prints_a_token_to_paste_as_it_is_and_says_whose(server):
-    """/docs' Authorize wants the token alone; the banner says whose it is and what it may do."""
-    lines = server.log.read_text().splitlines()
-    said = next(index for index, line in enumerate(lines) if "alice's token (wallet:read wallet:write; 12 h)" in line)
-    token = lines[said + 1].strip()
-    claims = jwt.decode(token, signing_key(), algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER)
-    assert (claims["sub"], claims["scope"]) == ("alice", "wallet:read wallet:write")
-    assert server.json("GET", "/v1/wallets/" + "0" * 24, token=token)[0] == 404  # a token the API takes
 
 
 def test_make_invoke_prints_the_response(tmp_path):

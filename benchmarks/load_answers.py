@@ -13,7 +13,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-WRITE_CONFLICT = 112
+from wallet_service.transactions import WRITE_CONFLICT
+
 NO_SUCH_TRANSACTION = 251
 
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 from pymongo import monitoring
 
-WRITE_CONFLICT = 112
+from wallet_service.transactions import WRITE_CONFLICT
+
 NO_SUCH_TRANSACTION = 251
 
 

@@ -513,19 +513,6 @@ def test_ctrl_c_stops_cleanly(server):
     assert server.log.read_text().rstrip().endswith("stopped")
 
 
-def test_make_invoke_prints_the_response(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "devtools.local_api", "invoke", "Health", "events/health.json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    response = json.loads(result.stdout.strip().splitlines()[-1])
-    assert (response["statusCode"], json.loads(response["body"])) == (200, {"status": "ok"})
-
-
 SAMPLE_WALLET = "65f0c0ffee0000000000a001"  # the wallet the money samples in events/ name
 
 
@@ -540,6 +527,10 @@ def make_invoke(function: str, event: Path) -> tuple[int, dict]:
     assert result.returncode == 0, result.stderr
     response = json.loads(result.stdout.strip().splitlines()[-1])
     return response["statusCode"], json.loads(response["body"])
+
+
+def test_make_invoke_prints_the_response():
+    assert make_invoke("Health", Path("events/health.json")) == (200, {"status": "ok"})
 
 
 def test_the_readmes_make_invoke_examples_work_as_written(tmp_path):

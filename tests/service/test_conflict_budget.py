@@ -23,8 +23,8 @@ from tests.ledger_checks import assert_ledger_consistent, snapshot
 from wallet_service import Conflict, WalletService
 from wallet_service.documents import WALLETS, utc_now_ms
 from wallet_service.limits import CONFLICT_BUDGET_SECONDS
+from wallet_service.transactions import WRITE_CONFLICT
 
-WRITE_CONFLICT = 112
 PATIENT_BUDGET = 60.0  # a time budget no call here may spend: conflicts must end it long before
 
 

@@ -13,8 +13,7 @@ import pytest
 
 from devtools.failpoints import slow
 from wallet_service import DatabaseUnavailable, InsufficientFunds, transactions
-
-WRITE_CONFLICT = 112
+from wallet_service.transactions import WRITE_CONFLICT
 
 
 def commands(log) -> list[str]:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wallet_service import CommittedEvents, WalletService, committed_events
+from wallet_service import CommittedEvents, Request, WalletService, committed_events
 from wallet_service.publishing import detail
 
 from .monitor import CommandRecorder
@@ -116,7 +116,7 @@ def latency(service: WalletService, recorder: CommandRecorder, *, rounds: int, c
             def deposit(path: str) -> CommittedEvents:
                 key = f"publish-{path}-{next(counter)}"
                 with committed_events() as committed:
-                    service.deposit(wallets[path], AMOUNT, idempotency_key=key)
+                    service.deposit(wallets[path], AMOUNT, Request(idempotency_key=key))
                 return committed
 
             def publishing(path: str) -> Callable[[], None]:
@@ -173,7 +173,7 @@ def _round_trips(
     """A deposit's commands and what its insert carried; then publishing its event's commands."""
     recorder.capture()
     with committed_events() as committed:
-        service.deposit(wallet_id, AMOUNT, idempotency_key="publish-round-trips")
+        service.deposit(wallet_id, AMOUNT, Request(idempotency_key="publish-round-trips"))
     sent = recorder.captured()
     inserted = tuple(
         document.get("kind", "?")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from wallet_service import WalletService, documents
+from wallet_service import Request, WalletService, documents
 
 from . import town
 from .town import Growth
@@ -114,11 +114,11 @@ class Subject:
                 self.middle = documents.utc_now_ms()
                 self.middle_sequence = service.get_wallet(self.journal_id).sequence
                 time.sleep(0.002)
-            service.deposit(self.journal_id, DEPOSIT, idempotency_key=next(self._keys))
+            service.deposit(self.journal_id, DEPOSIT, Request(idempotency_key=next(self._keys)))
             self._hold_capture(self.journal_id)
         self.journal_entries = service.get_wallet(self.journal_id).sequence
         self.calls: dict[str, Callable[[], object]] = {
-            "deposit": lambda: service.deposit(self.rider_id, DEPOSIT, idempotency_key=next(self._keys)),
+            "deposit": lambda: service.deposit(self.rider_id, DEPOSIT, Request(idempotency_key=next(self._keys))),
             "hold_capture": lambda: self._hold_capture(self.rider_id),
             "journal_page": lambda: service.list_transactions(self.journal_id, limit=PAGE),
             "balance_at": lambda: service.balance_at(self.journal_id, self.middle),
@@ -126,8 +126,10 @@ class Subject:
         }
 
     def _hold_capture(self, wallet_id: str) -> object:
-        held = self.service.create_reservation(wallet_id, HOLD, idempotency_key=next(self._keys)).reservation
-        return self.service.capture_reservation(held.id, CAPTURE, splits=self.splits, idempotency_key=next(self._keys))
+        held = self.service.create_reservation(wallet_id, HOLD, Request(idempotency_key=next(self._keys))).reservation
+        return self.service.capture_reservation(
+            held.id, CAPTURE, Request(idempotency_key=next(self._keys)), splits=self.splits
+        )
 
 
 def roll_until_done(service: WalletService) -> Rolled:

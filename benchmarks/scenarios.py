@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from wallet_service import Conflict, WalletService
+from wallet_service import Conflict, Request, WalletService
 
 CURRENCY = "USD"
 RICH = 10**12  # opening balance: enough for every withdrawal, hold and transfer of a run
@@ -111,7 +111,7 @@ HOLD_OPERATIONS = (
 def make_holds(service: WalletService, wallet_id: str, tag: str, count: int) -> list[str]:
     """`count` holds of HOLD on the wallet, made through the service, to capture or release."""
     return [
-        service.create_reservation(wallet_id, HOLD, idempotency_key=f"{tag}-hold-{n}").reservation.id
+        service.create_reservation(wallet_id, HOLD, Request(idempotency_key=f"{tag}-hold-{n}")).reservation.id
         for n in range(count)
     ]
 
@@ -119,27 +119,29 @@ def make_holds(service: WalletService, wallet_id: str, tag: str, count: int) -> 
 def _action(service: WalletService, operation: str, tag: str, wallet_id, holds: list[str]) -> Action:
     if operation == "create_wallet":
         return lambda n, key: service.create_wallet(
-            f"{tag}-owner-{n}", CURRENCY, opening_balance=1_000, idempotency_key=key
+            f"{tag}-owner-{n}", CURRENCY, Request(idempotency_key=key), opening_balance=1_000
         )
     if operation == "deposit":
-        return lambda n, key: service.deposit(wallet_id, 100, idempotency_key=key)
+        return lambda n, key: service.deposit(wallet_id, 100, Request(idempotency_key=key))
     if operation == "deposit_replay":  # every call the same request: the first deposits, the rest replay it
-        return lambda n, key: service.deposit(wallet_id, 100, idempotency_key=f"{tag}-replayed")
+        return lambda n, key: service.deposit(wallet_id, 100, Request(idempotency_key=f"{tag}-replayed"))
     if operation == "withdraw":
-        return lambda n, key: service.withdraw(wallet_id, 1, idempotency_key=key)
+        return lambda n, key: service.withdraw(wallet_id, 1, Request(idempotency_key=key))
     if operation == "transfer":
         payee_id = service.create_wallet(f"{tag}-payee", CURRENCY).wallet.id
-        return lambda n, key: service.transfer(wallet_id, payee_id, 1, idempotency_key=key)
+        return lambda n, key: service.transfer(wallet_id, payee_id, 1, Request(idempotency_key=key))
     if operation == "create_reservation":
-        return lambda n, key: service.create_reservation(wallet_id, 1, idempotency_key=key)
+        return lambda n, key: service.create_reservation(wallet_id, 1, Request(idempotency_key=key))
     if operation == "capture_reservation":
-        return lambda n, key: service.capture_reservation(holds[n], PARTIAL_CAPTURE, idempotency_key=key)
+        return lambda n, key: service.capture_reservation(holds[n], PARTIAL_CAPTURE, Request(idempotency_key=key))
     if operation == "release_reservation":
-        return lambda n, key: service.release_reservation(holds[n], idempotency_key=key)
+        return lambda n, key: service.release_reservation(holds[n], Request(idempotency_key=key))
     if operation == "increment_reservation":
-        return lambda n, key: service.increment_reservation(holds[n], INCREMENT, idempotency_key=key)
+        return lambda n, key: service.increment_reservation(holds[n], INCREMENT, Request(idempotency_key=key))
     if operation == "capture_part":
-        return lambda n, key: service.capture_reservation(holds[n], PARTIAL_CAPTURE, final=False, idempotency_key=key)
+        return lambda n, key: service.capture_reservation(
+            holds[n], PARTIAL_CAPTURE, Request(idempotency_key=key), final=False
+        )
     if operation in ("capture_split", "refund_reservation"):
         driver_id = service.create_wallet(f"{tag}-driver", CURRENCY).wallet.id
         splits = [
@@ -148,11 +150,11 @@ def _action(service: WalletService, operation: str, tag: str, wallet_id, holds: 
         ]
         if operation == "capture_split":
             return lambda n, key: service.capture_reservation(
-                holds[n], PARTIAL_CAPTURE, splits=splits, idempotency_key=key
+                holds[n], PARTIAL_CAPTURE, Request(idempotency_key=key), splits=splits
             )
         for hold in holds:  # each refund's hold, captured beforehand (outside any measurement)
             service.capture_reservation(hold, PARTIAL_CAPTURE, splits=splits)
-        return lambda n, key: service.refund_reservation(holds[n], REFUND, idempotency_key=key)
+        return lambda n, key: service.refund_reservation(holds[n], REFUND, Request(idempotency_key=key))
     raise ValueError(f"unknown operation {operation!r}")
 
 
@@ -174,8 +176,8 @@ def create_due_holds(service: WalletService, tag: str, holds: int, wallets: int)
         service.create_reservation(
             wallet_ids[index % wallets],
             1,
+            Request(idempotency_key=f"{tag}-hold-{index}"),
             ttl_seconds=60,
-            idempotency_key=f"{tag}-hold-{index}",
             **on_expiry[index % len(on_expiry)],
         )
 

@@ -43,7 +43,7 @@ from bson import Int64, ObjectId
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from wallet_service import InsufficientFunds, WalletService, documents
+from wallet_service import InsufficientFunds, Request, WalletService, documents
 
 CURRENCY = "USD"
 TOWN_RATIO = 200_000 / 30_000  # ledger documents per wallet in the town, as at the default scale
@@ -80,79 +80,82 @@ def build(service: WalletService, *, tag: str = "town") -> int:
         calls += 1
         return f"{tag}-{next(keys)}"
 
-    def ride(number: int) -> dict:
-        return {"reference_type": "ride", "reference_id": owner("ride", number)}
+    def ride(number: int) -> Request:
+        """A new key for a call about ride `number`, which its entries name."""
+        return Request(idempotency_key=key(), reference_type="ride", reference_id=owner("ride", number))
 
-    drivers = [service.create_wallet(owner("driver", n), CURRENCY, idempotency_key=key()).wallet.id for n in range(6)]
+    drivers = [
+        service.create_wallet(owner("driver", n), CURRENCY, Request(idempotency_key=key())).wallet.id for n in range(6)
+    ]
     drivers += [
-        service.create_wallet(owner("driver", n), CURRENCY, opening_balance=2_000, idempotency_key=key()).wallet.id
+        service.create_wallet(
+            owner("driver", n), CURRENCY, Request(idempotency_key=key()), opening_balance=2_000
+        ).wallet.id
         for n in range(6, DRIVERS)
     ]
     riders = [
         service.create_wallet(
             owner("rider", n),
             CURRENCY,
+            Request(idempotency_key=key()),
             opening_balance=5_000 + 100 * n,
-            idempotency_key=key(),
             alerts={"availableBelow": 2_000} if n == 3 else None,
         ).wallet.id
         for n in range(BUSY_RIDERS + IDLE_RIDERS)
     ]
     first_empty = BUSY_RIDERS + IDLE_RIDERS
     for n in range(first_empty, first_empty + EMPTY_RIDERS):
-        service.create_wallet(owner("rider", n), CURRENCY, idempotency_key=key())
+        service.create_wallet(owner("rider", n), CURRENCY, Request(idempotency_key=key()))
 
     def split(driver: str, amount: int, revenue: int) -> list[dict]:
         return [{"walletId": driver, "amount": amount}, {"account": "@revenue", "amount": revenue}]
 
     def hold(rider: str, amount: int, number: int, **options) -> str:
         options.setdefault("ttl_seconds", LONG_TTL)
-        made = service.create_reservation(rider, amount, idempotency_key=key(), **ride(number), **options)
+        made = service.create_reservation(rider, amount, ride(number), **options)
         return made.reservation.id
 
     # Rides captured in one go, the driver paid, the platform its share, the rest released.
     for number, (rider, driver) in enumerate(zip(riders[:4], drivers[:4], strict=True)):
         held = hold(rider, 1_500, number)
-        service.capture_reservation(held, 1_200, splits=split(driver, 960, 240), idempotency_key=key(), **ride(number))
+        service.capture_reservation(held, 1_200, ride(number), splits=split(driver, 960, 240))
     # A ride raised on the way (a detour), then captured.
     held = hold(riders[4], 1_000, 10)
-    service.increment_reservation(held, 300, idempotency_key=key(), **ride(10))
-    service.capture_reservation(held, 1_300, splits=split(drivers[4], 1_040, 260), idempotency_key=key(), **ride(10))
+    service.increment_reservation(held, 300, ride(10))
+    service.capture_reservation(held, 1_300, ride(10), splits=split(drivers[4], 1_040, 260))
     # A ride captured in parts: a first part that leaves the rest held, then the final part.
     held = hold(riders[5], 2_000, 11)
-    service.capture_reservation(
-        held, 800, splits=split(drivers[5], 640, 160), final=False, idempotency_key=key(), **ride(11)
-    )
-    service.capture_reservation(held, 900, splits=split(drivers[5], 720, 180), idempotency_key=key(), **ride(11))
+    service.capture_reservation(held, 800, ride(11), splits=split(drivers[5], 640, 160), final=False)
+    service.capture_reservation(held, 900, ride(11), splits=split(drivers[5], 720, 180))
     # A ride cancelled: the hold released.
-    service.release_reservation(hold(riders[6], 1_200, 12), idempotency_key=key(), **ride(12))
+    service.release_reservation(hold(riders[6], 1_200, 12), ride(12))
     # A ride refunded in part, back from the driver and the platform in proportion.
     held = hold(riders[7], 1_600, 13)
-    service.capture_reservation(held, 1_500, splits=split(drivers[6], 1_200, 300), idempotency_key=key(), **ride(13))
-    service.refund_reservation(held, 500, reason="late pickup", idempotency_key=key(), **ride(13))
+    service.capture_reservation(held, 1_500, ride(13), splits=split(drivers[6], 1_200, 300))
+    service.refund_reservation(held, 500, ride(13), reason="late pickup")
     # Rides still going: a hold open, a hold captured in part and still open.
     hold(riders[8], 900, 14)
     held = hold(riders[9], 1_800, 15)
-    service.capture_reservation(
-        held, 600, splits=split(drivers[7], 480, 120), final=False, idempotency_key=key(), **ride(15)
-    )
+    service.capture_reservation(held, 600, ride(15), splits=split(drivers[7], 480, 120), final=False)
     # A hold nobody captured, captured to its driver's wallet by the expiry job.
     hold(riders[10], 700, 16, ttl_seconds=1, on_expiry="capture", capture_to={"walletId": drivers[8]})
     calls += 1  # the job's run, with no key
     service.expire_reservations(now=documents.utc_now_ms() + timedelta(minutes=5))
     # Money in, money out, between riders; a withdrawal refused (its refusal kept under its key).
-    service.deposit(riders[11], 2_500, idempotency_key=key(), reference_type="card", reference_id=owner("card", 1))
-    service.withdraw(riders[12], 1_000, idempotency_key=key())
-    service.transfer(riders[13], riders[14], 750, idempotency_key=key())
+    service.deposit(
+        riders[11], 2_500, Request(idempotency_key=key(), reference_type="card", reference_id=owner("card", 1))
+    )
+    service.withdraw(riders[12], 1_000, Request(idempotency_key=key()))
+    service.transfer(riders[13], riders[14], 750, Request(idempotency_key=key()))
     with contextlib.suppress(InsufficientFunds):
-        service.withdraw(riders[15], 1_000_000, idempotency_key=key())
+        service.withdraw(riders[15], 1_000_000, Request(idempotency_key=key()))
     # A driver paid out; a rider frozen and back; the alerted rider's available money run low.
-    service.withdraw(drivers[0], 900, idempotency_key=key())
+    service.withdraw(drivers[0], 900, Request(idempotency_key=key()))
     calls += 2  # freezing and unfreezing take no key
     service.freeze_wallet(riders[15])
     service.unfreeze_wallet(riders[15])
     held = hold(riders[3], 3_000, 17)
-    service.capture_reservation(held, 2_500, splits=split(drivers[9], 2_000, 500), idempotency_key=key(), **ride(17))
+    service.capture_reservation(held, 2_500, ride(17), splits=split(drivers[9], 2_000, 500))
     return calls
 
 

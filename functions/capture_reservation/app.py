@@ -21,11 +21,9 @@ def capture_reservation(
     movement = wallet_service().capture_reservation(
         reservationId,
         body.amount,
-        idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).owner_filter,
+        http.request(router, body),
         splits=body.split_list(),
         final=body.final,
-        **body.details(),
     )
     return http.movement_response(OPERATION, movement)
 

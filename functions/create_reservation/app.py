@@ -17,12 +17,10 @@ def create_reservation(walletId: parameters.WalletId, body: Annotated[Reservatio
     movement = wallet_service().create_reservation(
         walletId,
         body.amount,
+        http.request(router, body),
         ttl_seconds=body.ttl_seconds,
         on_expiry=body.on_expiry,
         capture_to=body.capture_to_place(),
-        idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).owner_filter,
-        **body.details(),
     )
     return http.movement_response(OPERATION, movement, location=f"/v1/reservations/{movement.reservation.id}")
 

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
-from wallet_lambda import http, operations, problems
+from wallet_lambda import http, identity, operations, problems
 from wallet_lambda.runtime import wallet_service
 from wallet_lambda.schemas import CreateWalletRequest
 
@@ -17,13 +17,14 @@ def create_wallet(body: Annotated[CreateWalletRequest, Body()]):
     who = http.caller(router)
     owner_id = body.owner_id or who.owner_id
     if not who.admin and (owner_id != who.owner_id or body.opening_balance):
-        raise problems.forbidden(f"opening another owner's wallet or one with money in it needs {http.scope('admin')}")
+        raise problems.forbidden(
+            f"opening another owner's wallet or one with money in it needs {identity.scope('admin')}"
+        )
     movement = wallet_service().create_wallet(
         owner_id,
         body.currency,
+        http.request(router, body),
         opening_balance=body.opening_balance,
-        idempotency_key=router.current_event.headers.get("idempotency-key"),
-        metadata=body.metadata,
         alerts=body.alerts_document(),
     )
     return http.movement_response(OPERATION, movement, location=f"/v1/wallets/{movement.wallet.id}")

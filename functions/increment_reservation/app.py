@@ -15,12 +15,7 @@ router = http.router()
 @http.route(router, OPERATION)
 def increment_reservation(reservationId: parameters.ReservationId, body: Annotated[IncrementRequest, Body()]):
     movement = wallet_service().increment_reservation(
-        reservationId,
-        body.amount,
-        ttl_seconds=body.ttl_seconds,
-        idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).owner_filter,
-        **body.details(),
+        reservationId, body.amount, http.request(router, body), ttl_seconds=body.ttl_seconds
     )
     return http.movement_response(OPERATION, movement, location=f"/v1/reservations/{reservationId}")
 

@@ -17,10 +17,9 @@ def refund_reservation(reservationId: parameters.ReservationId, body: Annotated[
     movement = wallet_service().refund_reservation(
         reservationId,
         body.amount,
+        http.request(router, body),
         reason=body.reason,
         sources=body.source_list(),
-        idempotency_key=http.idempotency_key(router),
-        **body.details(),
     )
     return http.movement_response(OPERATION, movement, location=f"/v1/reservations/{reservationId}")
 

@@ -18,12 +18,7 @@ def release_reservation(
     body: Annotated[ReleaseRequest | None, Body()] = None,
 ):
     body = body or ReleaseRequest()  # the body is optional
-    movement = wallet_service().release_reservation(
-        reservationId,
-        idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).owner_filter,
-        **body.details(),
-    )
+    movement = wallet_service().release_reservation(reservationId, http.request(router, body))
     return http.movement_response(OPERATION, movement)
 
 

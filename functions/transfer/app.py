@@ -15,12 +15,7 @@ router = http.router()
 @http.route(router, OPERATION)
 def transfer(body: Annotated[TransferRequest, Body()]):
     movement = wallet_service().transfer(
-        body.from_wallet_id,
-        body.to_wallet_id,
-        body.amount,
-        idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).owner_filter,
-        **body.details(),
+        body.from_wallet_id, body.to_wallet_id, body.amount, http.request(router, body)
     )
     return http.movement_response(OPERATION, movement)
 

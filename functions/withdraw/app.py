@@ -14,13 +14,7 @@ router = http.router()
 
 @http.route(router, OPERATION)
 def withdraw(walletId: parameters.WalletId, body: Annotated[AmountRequest, Body()]):
-    movement = wallet_service().withdraw(
-        walletId,
-        body.amount,
-        idempotency_key=http.idempotency_key(router),
-        owner_id=http.caller(router).owner_filter,
-        **body.details(),
-    )
+    movement = wallet_service().withdraw(walletId, body.amount, http.request(router, body))
     return http.movement_response(OPERATION, movement)
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from tests.ledger_checks import snapshot
-from wallet_service import NotFound, ValidationFailed, WalletService
+from wallet_service import NotFound, Request, ValidationFailed, WalletService
 
 BAD_AMOUNTS = [
     True,
@@ -138,15 +138,15 @@ def test_operator_injection_in_every_string_field(service, database, ids, inject
         "ownerId": lambda: service.create_wallet(injection, "USD"),
         "owner scope": lambda: service.get_wallet(wallet, owner_id=injection),
         "walletId": lambda: service.deposit(injection, 1),
-        "idempotencyKey": lambda: service.deposit(wallet, 1, idempotency_key=injection),
-        "referenceType": lambda: service.withdraw(wallet, 1, reference_type=injection),
-        "referenceId": lambda: service.create_reservation(wallet, 1, reference_id=injection),
-        "metadata value": lambda: service.deposit(wallet, 1, metadata={"note": injection}),
+        "idempotencyKey": lambda: service.deposit(wallet, 1, Request(idempotency_key=injection)),
+        "referenceType": lambda: service.withdraw(wallet, 1, Request(reference_type=injection)),
+        "referenceId": lambda: service.create_reservation(wallet, 1, Request(reference_id=injection)),
+        "metadata value": lambda: service.deposit(wallet, 1, Request(metadata={"note": injection})),
         "reservationId": lambda: service.capture_reservation(injection),
         "status": lambda: service.list_reservations(wallet, status=injection),
         "type": lambda: service.list_transactions(wallet, entry_type=injection),
         "cursor": lambda: service.list_transactions(wallet, cursor=injection),
-        "release key": lambda: service.release_reservation(reservation, idempotency_key=injection),
+        "release key": lambda: service.release_reservation(reservation, Request(idempotency_key=injection)),
         "increment reservationId": lambda: service.increment_reservation(injection, 1),
         "onExpiry": lambda: service.create_reservation(wallet, 1, on_expiry=injection),
         "captureTo": lambda: service.create_reservation(wallet, 1, on_expiry="capture", capture_to=injection),
@@ -180,7 +180,7 @@ def test_operator_injection_in_every_string_field(service, database, ids, inject
 def test_bad_metadata(service, database, ids, metadata):
     before = snapshot(database)
     with pytest.raises(ValidationFailed) as refused:
-        service.deposit(ids["wallet"], 1, metadata=metadata)
+        service.deposit(ids["wallet"], 1, Request(metadata=metadata))
     assert refused.value.errors[0].field.startswith("metadata")
     assert snapshot(database) == before
 
@@ -188,12 +188,12 @@ def test_bad_metadata(service, database, ids, metadata):
 @pytest.mark.parametrize("key", ["", "k" * 256, "has space", "tab\t", "ünïcode", "new\nline"])
 def test_bad_idempotency_keys(service, ids, key):
     with pytest.raises(ValidationFailed) as refused:
-        service.deposit(ids["wallet"], 1, idempotency_key=key)
+        service.deposit(ids["wallet"], 1, Request(idempotency_key=key))
     assert refused.value.errors[0].field == "idempotencyKey"
 
 
 def test_longest_key_is_accepted(service, ids):
-    assert service.deposit(ids["wallet"], 1, idempotency_key="k" * 255).entries[0].amount == 1
+    assert service.deposit(ids["wallet"], 1, Request(idempotency_key="k" * 255)).entries[0].amount == 1
 
 
 @pytest.mark.parametrize("ttl", [0, 604_801, 1.5, True, "60", -5])
@@ -211,5 +211,30 @@ def test_ttl_extremes_are_accepted(service, ids):
 
 def test_every_bad_field_is_reported_at_once(service, ids):
     with pytest.raises(ValidationFailed) as refused:
-        service.deposit("nope", 1.5, idempotency_key="", metadata={"$x": 1})
+        service.deposit("nope", 1.5, Request(idempotency_key="", metadata={"$x": 1}))
     assert [error.field for error in refused.value.errors] == ["walletId", "amount", "idempotencyKey", "metadata"]
+
+
+def test_a_request_that_is_not_one_is_refused(service, database, ids):
+    before = snapshot(database)
+    with pytest.raises(ValidationFailed) as refused:
+        service.deposit(ids["wallet"], 1, {"idempotency_key": "k"})
+    assert [error.field for error in refused.value.errors] == ["request"]
+    assert snapshot(database) == before
+
+
+def test_what_a_request_may_not_say_to_some_operations(service, database, ids):
+    """A refund is the platform's (no owner); opening a wallet takes no reference and, confined to
+    an owner, opens only that owner's wallet."""
+    before = snapshot(database)
+    refusals = {
+        "ownerId": lambda: service.refund_reservation(ids["reservation"], 1, Request(owner_id="alice")),
+        "reference": lambda: service.create_wallet("carol", "USD", Request(reference_type="import")),
+        "ownerId ": lambda: service.create_wallet("carol", "USD", Request(owner_id="dave")),
+    }
+    for field, call in refusals.items():
+        with pytest.raises(ValidationFailed) as refused:
+            call()
+        assert [error.field for error in refused.value.errors] == [field.strip()]
+    assert snapshot(database) == before
+    assert service.create_wallet("carol", "USD", Request(owner_id="carol")).wallet.owner_id == "carol"

@@ -12,7 +12,7 @@ import pytest
 from bson import Int64, ObjectId
 
 from tests.ledger_checks import platform_balances
-from wallet_service import WalletService, checkpoints
+from wallet_service import Request, WalletService, checkpoints
 from wallet_service.documents import CHECKPOINT, ENTRY, LEDGER
 
 SPLIT = 100  # each ride's capture: 70 to the driver, 30 to @revenue
@@ -20,9 +20,9 @@ SPLIT = 100  # each ride's capture: 70 to the driver, 30 to @revenue
 
 def rides(service: WalletService, rider: str, driver: str, count: int, tag: str) -> None:
     for number in range(count):
-        hold = service.create_reservation(rider, SPLIT, idempotency_key=f"{tag}-hold-{number}").reservation.id
+        hold = service.create_reservation(rider, SPLIT, Request(idempotency_key=f"{tag}-hold-{number}")).reservation.id
         splits = [{"walletId": driver, "amount": 70}, {"account": "@revenue", "amount": SPLIT - 70}]
-        service.capture_reservation(hold, SPLIT, splits=splits, idempotency_key=f"{tag}-capture-{number}")
+        service.capture_reservation(hold, SPLIT, Request(idempotency_key=f"{tag}-capture-{number}"), splits=splits)
 
 
 @pytest.fixture

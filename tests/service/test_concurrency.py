@@ -27,6 +27,7 @@ from wallet_service import (
     InvalidState,
     Movement,
     OnExpiry,
+    Request,
     ReservationStatus,
     ValidationFailed,
     WalletExists,
@@ -52,7 +53,9 @@ class Call:
     options: tuple[tuple[str, object], ...] = ()  # keyword arguments, as (name, value) pairs
 
     def run(self, service: WalletService) -> Movement:
-        return getattr(service, self.method)(*self.args, idempotency_key=self.key, **dict(self.options))
+        return getattr(service, self.method)(
+            *self.args, request=Request(idempotency_key=self.key), **dict(self.options)
+        )
 
 
 @dataclass
@@ -615,7 +618,9 @@ def test_opening_one_owners_wallet_from_eight_threads_opens_one(service: WalletS
 
     def open_wallet(number: int) -> None:
         try:
-            movement = service.create_wallet("twin", "USD", opening_balance=100, idempotency_key=f"open-{number}")
+            movement = service.create_wallet(
+                "twin", "USD", Request(idempotency_key=f"open-{number}"), opening_balance=100
+            )
         except WalletExists as error:
             with lock:
                 refused.append(error)

@@ -20,7 +20,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from tests.ledger_checks import assert_ledger_consistent, snapshot
-from wallet_service import Conflict, WalletService
+from wallet_service import Conflict, Request, WalletService
 from wallet_service.documents import WALLETS, utc_now_ms
 from wallet_service.limits import CONFLICT_BUDGET_SECONDS
 from wallet_service.transactions import WRITE_CONFLICT
@@ -62,7 +62,7 @@ def test_a_movement_on_a_held_wallet_answers_conflict_after_the_conflict_budget(
         service_commands.clear()
         started = time.monotonic()
         with pytest.raises(Conflict) as raised:
-            service.withdraw(wallet, 10, idempotency_key="on-a-held-wallet")
+            service.withdraw(wallet, 10, Request(idempotency_key="on-a-held-wallet"))
         waited = time.monotonic() - started
     assert raised.value.__cause__.code == WRITE_CONFLICT
     conflicts = [answer for answer in service_commands.answers if answer.code == WRITE_CONFLICT]
@@ -72,7 +72,7 @@ def test_a_movement_on_a_held_wallet_answers_conflict_after_the_conflict_budget(
     assert CONFLICT_BUDGET_SECONDS / 2 <= waited < PATIENT_BUDGET / 4, waited
     assert snapshot(database) == before
     # Nothing was kept under the key: once the wallet is free, the same key applies the call once.
-    assert service.withdraw(wallet, 10, idempotency_key="on-a-held-wallet").replayed is False
+    assert service.withdraw(wallet, 10, Request(idempotency_key="on-a-held-wallet")).replayed is False
     assert service.get_wallet(wallet).balance == 90
     assert_ledger_consistent(database)
 

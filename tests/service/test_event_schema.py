@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from pydantic.json_schema import models_json_schema
 
-from wallet_service import WalletService
+from wallet_service import Request, WalletService
 from wallet_service.limits import MAX_OWNER_ID_LENGTH
 from wallet_service.models import LedgerEntry, Reservation, Wallet
 from wallet_service.outbox import EVENT_TYPE_NAMES
@@ -95,10 +95,10 @@ def story(service: WalletService, clock: list[datetime]) -> None:
     a balance alert both ways, and an expiry that releases one hold and captures another to a wallet."""
     rider = service.create_wallet("rider", "USD", opening_balance=5_000, alerts={"availableBelow": 1_000}).wallet.id
     driver = service.create_wallet("driver", "USD").wallet.id
-    service.deposit(rider, 500, reference_type="top-up", reference_id="t-1")
+    service.deposit(rider, 500, Request(reference_type="top-up", reference_id="t-1"))
     service.withdraw(rider, 200)
-    service.transfer(rider, driver, 300, metadata={"note": "tip"})
-    ride = service.create_reservation(rider, 1_000, reference_type="ride", reference_id="r-1").reservation.id
+    service.transfer(rider, driver, 300, Request(metadata={"note": "tip"}))
+    ride = service.create_reservation(rider, 1_000, Request(reference_type="ride", reference_id="r-1")).reservation.id
     service.increment_reservation(ride, 200)
     service.capture_reservation(
         ride, 900, splits=[{"walletId": driver, "amount": 700}, {"account": "@revenue", "amount": 200}]

@@ -28,6 +28,7 @@ from wallet_service import (
     DatabaseUnavailable,
     InsufficientFunds,
     Movement,
+    Request,
     ReservationStatus,
     WalletService,
 )
@@ -139,59 +140,63 @@ def _two_wallets(service: WalletService) -> dict:
 CASES = {
     "deposit": Case(
         _one_wallet,
-        lambda service, c, key: service.deposit(c["wallet"], 250, idempotency_key=key),
+        lambda service, c, key: service.deposit(c["wallet"], 250, Request(idempotency_key=key)),
         lambda c, _: {c["wallet"]: (1_250, 0)},
     ),
     "withdraw": Case(
         _one_wallet,
-        lambda service, c, key: service.withdraw(c["wallet"], 300, idempotency_key=key),
+        lambda service, c, key: service.withdraw(c["wallet"], 300, Request(idempotency_key=key)),
         lambda c, _: {c["wallet"]: (700, 0)},
     ),
     # The retry's debit finds no money left: it must still answer from the record, not InsufficientFunds.
     "withdraw_everything": Case(
         _one_wallet,
-        lambda service, c, key: service.withdraw(c["wallet"], 1_000, idempotency_key=key),
+        lambda service, c, key: service.withdraw(c["wallet"], 1_000, Request(idempotency_key=key)),
         lambda c, _: {c["wallet"]: (0, 0)},
     ),
     "create_reservation": Case(
         _one_wallet,
-        lambda service, c, key: service.create_reservation(c["wallet"], 400, idempotency_key=key),
+        lambda service, c, key: service.create_reservation(c["wallet"], 400, Request(idempotency_key=key)),
         lambda c, _: {c["wallet"]: (1_000, 400)},
         new_reservations=1,
     ),
     "capture_partial": Case(
         _wallet_with_hold,
-        lambda service, c, key: service.capture_reservation(c["hold"], 150, idempotency_key=key),
+        lambda service, c, key: service.capture_reservation(c["hold"], 150, Request(idempotency_key=key)),
         lambda c, _: {c["wallet"]: (850, 0)},
     ),
     "capture_full": Case(
         _wallet_with_hold,
-        lambda service, c, key: service.capture_reservation(c["hold"], idempotency_key=key),
+        lambda service, c, key: service.capture_reservation(c["hold"], request=Request(idempotency_key=key)),
         lambda c, _: {c["wallet"]: (600, 0)},
     ),
     "capture_not_final": Case(
         _wallet_with_hold,
-        lambda service, c, key: service.capture_reservation(c["hold"], 150, final=False, idempotency_key=key),
+        lambda service, c, key: service.capture_reservation(c["hold"], 150, Request(idempotency_key=key), final=False),
         lambda c, _: {c["wallet"]: (850, 250)},
     ),
     "increment": Case(
         _wallet_with_hold,
-        lambda service, c, key: service.increment_reservation(c["hold"], 200, ttl_seconds=3_600, idempotency_key=key),
+        lambda service, c, key: service.increment_reservation(
+            c["hold"], 200, Request(idempotency_key=key), ttl_seconds=3_600
+        ),
         lambda c, _: {c["wallet"]: (1_000, 600)},
     ),
     "release": Case(
         _wallet_with_hold,
-        lambda service, c, key: service.release_reservation(c["hold"], idempotency_key=key),
+        lambda service, c, key: service.release_reservation(c["hold"], Request(idempotency_key=key)),
         lambda c, _: {c["wallet"]: (1_000, 0)},
     ),
     "transfer": Case(
         _two_wallets,
-        lambda service, c, key: service.transfer(c["wallet"], c["other"], 300, idempotency_key=key),
+        lambda service, c, key: service.transfer(c["wallet"], c["other"], 300, Request(idempotency_key=key)),
         lambda c, _: {c["wallet"]: (700, 0), c["other"]: (350, 0)},
     ),
     "create_wallet": Case(
         lambda service: {},
-        lambda service, c, key: service.create_wallet("carol", "EUR", opening_balance=500, idempotency_key=key),
+        lambda service, c, key: service.create_wallet(
+            "carol", "EUR", Request(idempotency_key=key), opening_balance=500
+        ),
         lambda c, movement: {movement.wallet.id: (500, 0)},
     ),
 }
@@ -342,7 +347,7 @@ def test_racing_duplicates_of_one_request_apply_once(
 
     def send() -> None:
         try:
-            answers.append(service.withdraw(wallet, 600, idempotency_key="the-same-request"))
+            answers.append(service.withdraw(wallet, 600, Request(idempotency_key="the-same-request")))
         except BaseException as error:  # every outcome is checked below
             errors.append(error)
 
@@ -473,7 +478,7 @@ def test_non_transient_commit_error_is_not_retried(
     service_commands.clear()
     failpoints.arm(Fault(("commitTransaction",), error_code=2))  # BadValue: nothing a retry fixes
     with pytest.raises(OperationFailure) as raised:
-        service.deposit(wallet.id, 10, idempotency_key="fails-for-good")
+        service.deposit(wallet.id, 10, Request(idempotency_key="fails-for-good"))
     failpoints.off()
     assert raised.value.code == 2
     assert len(service_commands.of("commitTransaction")) == 1
@@ -613,9 +618,9 @@ def test_keeping_a_refusal_rides_out_write_conflicts(service, database, failpoin
     wallet = service.create_wallet("alice", "USD", opening_balance=100).wallet.id
     failpoints.arm(write_conflict("insert"), times=3)
     with pytest.raises(InsufficientFunds):
-        service.withdraw(wallet, 500, idempotency_key="declined")
+        service.withdraw(wallet, 500, Request(idempotency_key="declined"))
     failpoints.off()
     assert database[LEDGER].count_documents({"kind": OPERATION, "refusal": {"$exists": True}}) == 1
     service.deposit(wallet, 1_000)
     with pytest.raises(InsufficientFunds, match="has 100 available"):  # the refusal as first given
-        service.withdraw(wallet, 500, idempotency_key="declined")
+        service.withdraw(wallet, 500, Request(idempotency_key="declined"))

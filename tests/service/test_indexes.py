@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from wallet_service import WalletService
-from wallet_service.documents import LEDGER, LEDGER_INDEXES, OPERATION, RETIRED_INDEXES, WALLETS
+from wallet_service import Request, WalletService
+from wallet_service.documents import LEDGER, OPERATION, WALLETS
+from wallet_service.indexes import LEDGER_INDEXES, RETIRED_INDEXES
 
 
 def test_ensure_indexes_is_idempotent(service: WalletService, database):
@@ -45,7 +46,7 @@ def test_only_operation_records_can_expire(database, service):
 
 def test_operation_records_are_kept_at_least_a_day(service, database):
     wallet = service.create_wallet("a", "USD", opening_balance=5).wallet.id
-    service.deposit(wallet, 1, idempotency_key="k")
+    service.deposit(wallet, 1, Request(idempotency_key="k"))
     for record in database[LEDGER].find({"kind": OPERATION}):
         assert (record["purgeAfter"] - record["createdAt"]).total_seconds() >= 24 * 3600
     # entries and reservations carry no purge date, so the TTL index can never touch them

@@ -12,6 +12,7 @@ from wallet_service import (
     IdempotencyKeyMismatch,
     InsufficientFunds,
     NotFound,
+    Request,
     ValidationFailed,
     WalletExists,
     WalletFrozen,
@@ -29,7 +30,7 @@ def wallet_id(service: WalletService) -> str:
 
 
 def test_create_wallet_journals_the_opening_balance(service, database):
-    created = service.create_wallet("alice", "EUR", opening_balance=2_500, metadata={"channel": "app"})
+    created = service.create_wallet("alice", "EUR", Request(metadata={"channel": "app"}), opening_balance=2_500)
     wallet = created.wallet
     assert (wallet.owner_id, wallet.currency, wallet.balance, wallet.held, wallet.available) == (
         "alice",
@@ -65,17 +66,19 @@ def test_second_wallet_in_a_currency_is_a_conflict_naming_the_first(service, dat
 
 
 def test_create_wallet_with_a_key_replays(service):
-    first = service.create_wallet("dave", "USD", opening_balance=100, idempotency_key="open-1")
-    again = service.create_wallet("dave", "USD", opening_balance=100, idempotency_key="open-1")
+    first = service.create_wallet("dave", "USD", Request(idempotency_key="open-1"), opening_balance=100)
+    again = service.create_wallet("dave", "USD", Request(idempotency_key="open-1"), opening_balance=100)
     assert again.replayed
     assert not first.replayed
     assert again.model_dump(exclude={"replayed"}) == first.model_dump(exclude={"replayed"})
     with pytest.raises(IdempotencyKeyMismatch):
-        service.create_wallet("dave", "USD", opening_balance=101, idempotency_key="open-1")
+        service.create_wallet("dave", "USD", Request(idempotency_key="open-1"), opening_balance=101)
 
 
 def test_deposit(service, database, wallet_id):
-    moved = service.deposit(wallet_id, 1_500, reference_type="topup", reference_id="card-42", metadata={"n": 1})
+    moved = service.deposit(
+        wallet_id, 1_500, Request(reference_type="topup", reference_id="card-42", metadata={"n": 1})
+    )
     (entry,) = moved.entries
     assert (entry.type, entry.amount, entry.balance_delta, entry.held_delta) == (EntryType.DEPOSIT, 1_500, 1_500, 0)
     assert (entry.balance_after, entry.held_after, entry.sequence) == (11_500, 0, 2)
@@ -90,7 +93,7 @@ def test_deposit(service, database, wallet_id):
 def test_every_movement_is_balanced_by_a_platform_account(service, database, wallet_id):
     """Double entry: a deposit comes from @funding, a withdrawal goes to @payouts (each posting
     names the wallet on the other side); the opening balance came from @funding too."""
-    deposit = service.deposit(wallet_id, 1_500, reference_type="topup", reference_id="card-42")
+    deposit = service.deposit(wallet_id, 1_500, Request(reference_type="topup", reference_id="card-42"))
     (funding,) = deposit.account_entries
     assert (funding.account, funding.currency, funding.type, funding.amount, funding.balance_delta) == (
         "@funding",
@@ -116,7 +119,7 @@ def test_a_balance_past_int64_is_a_typed_refusal_and_nothing_moves(service, data
     other = service.create_wallet("bob", "USD", opening_balance=1_000).wallet.id
     before = snapshot(database)
     with pytest.raises(BalanceOverflow):
-        service.deposit(wallet_id, 101, idempotency_key="too-much")
+        service.deposit(wallet_id, 101, Request(idempotency_key="too-much"))
     with pytest.raises(BalanceOverflow):
         service.transfer(other, wallet_id, 101)
     assert snapshot(database) == before
@@ -180,7 +183,7 @@ def test_freeze_unknown_wallet(service):
 
 def test_transfer_moves_money_atomically(service, database, wallet_id):
     bob = service.create_wallet("bob", "USD").wallet.id
-    moved = service.transfer(wallet_id, bob, 2_500, reference_type="ride", reference_id="r-1")
+    moved = service.transfer(wallet_id, bob, 2_500, Request(reference_type="ride", reference_id="r-1"))
     out_entry, in_entry = moved.entries
     assert (out_entry.type, out_entry.wallet_id, out_entry.balance_after) == (EntryType.TRANSFER_OUT, wallet_id, 7_500)
     assert (in_entry.type, in_entry.wallet_id, in_entry.balance_after) == (EntryType.TRANSFER_IN, bob, 2_500)
@@ -193,7 +196,7 @@ def test_transfer_moves_money_atomically(service, database, wallet_id):
 
 def test_transfer_hides_the_other_owners_side(service, wallet_id):
     bob = service.create_wallet("bob", "USD").wallet.id
-    moved = service.transfer(wallet_id, bob, 100, owner_id="alice")
+    moved = service.transfer(wallet_id, bob, 100, Request(owner_id="alice"))
     assert moved.counterparty_wallet is None
     assert [entry.wallet_id for entry in moved.entries] == [wallet_id]
     assert service.get_wallet(bob).balance == 100
@@ -215,7 +218,7 @@ def test_transfer_refusals_change_nothing(service, database, wallet_id):
     with pytest.raises(ValidationFailed):
         service.transfer(wallet_id, wallet_id, 1)
     with pytest.raises(NotFound):  # the source must belong to the acting owner
-        service.transfer(dollars, wallet_id, 1, owner_id="alice")
+        service.transfer(dollars, wallet_id, 1, Request(owner_id="alice"))
     assert snapshot(database) == before
 
 
@@ -223,9 +226,9 @@ def test_owner_scope_hides_other_owners_wallets(service, database, wallet_id):
     before = snapshot(database)
     for call in (
         lambda: service.get_wallet(wallet_id, owner_id="mallory"),
-        lambda: service.deposit(wallet_id, 1, owner_id="mallory"),
-        lambda: service.withdraw(wallet_id, 1, owner_id="mallory"),
-        lambda: service.create_reservation(wallet_id, 1, owner_id="mallory"),
+        lambda: service.deposit(wallet_id, 1, Request(owner_id="mallory")),
+        lambda: service.withdraw(wallet_id, 1, Request(owner_id="mallory")),
+        lambda: service.create_reservation(wallet_id, 1, Request(owner_id="mallory")),
         lambda: service.freeze_wallet(wallet_id, owner_id="mallory"),
         lambda: service.list_transactions(wallet_id, owner_id="mallory"),
         lambda: service.list_reservations(wallet_id, owner_id="mallory"),
@@ -237,9 +240,9 @@ def test_owner_scope_hides_other_owners_wallets(service, database, wallet_id):
 
 
 def test_idempotent_replay_returns_the_original_result(service, database, wallet_id):
-    first = service.withdraw(wallet_id, 300, idempotency_key="w-1", metadata={"ride": "r9"})
+    first = service.withdraw(wallet_id, 300, Request(idempotency_key="w-1", metadata={"ride": "r9"}))
     service.deposit(wallet_id, 50)  # the state moves on
-    again = service.withdraw(wallet_id, 300, idempotency_key="w-1", metadata={"ride": "r9"})
+    again = service.withdraw(wallet_id, 300, Request(idempotency_key="w-1", metadata={"ride": "r9"}))
     assert again.replayed
     assert not first.replayed
     assert again.model_dump(exclude={"replayed"}) == first.model_dump(exclude={"replayed"})
@@ -248,21 +251,27 @@ def test_idempotent_replay_returns_the_original_result(service, database, wallet
 
 
 def test_replay_answers_even_when_the_call_would_now_fail(service, wallet_id):
-    first = service.withdraw(wallet_id, 10_000, idempotency_key="all-of-it")
-    again = service.withdraw(wallet_id, 10_000, idempotency_key="all-of-it")
+    first = service.withdraw(wallet_id, 10_000, Request(idempotency_key="all-of-it"))
+    again = service.withdraw(wallet_id, 10_000, Request(idempotency_key="all-of-it"))
     assert again.replayed
     assert again.entries == first.entries
     service.freeze_wallet(wallet_id)
-    assert service.withdraw(wallet_id, 10_000, idempotency_key="all-of-it").replayed
+    assert service.withdraw(wallet_id, 10_000, Request(idempotency_key="all-of-it")).replayed
 
 
 def test_same_key_with_other_parameters_is_a_mismatch(service, database, wallet_id):
-    service.deposit(wallet_id, 100, idempotency_key="k")
+    service.deposit(wallet_id, 100, Request(idempotency_key="k"))
     before = snapshot(database)
     for call, names in (
-        (lambda: service.deposit(wallet_id, 101, idempotency_key="k"), "for a deposit request with different"),
-        (lambda: service.deposit(wallet_id, 100, idempotency_key="k", reference_id="x"), "for a deposit request with"),
-        (lambda: service.withdraw(wallet_id, 100, idempotency_key="k"), "for a deposit request, not a withdraw"),
+        (lambda: service.deposit(wallet_id, 101, Request(idempotency_key="k")), "for a deposit request with different"),
+        (
+            lambda: service.deposit(wallet_id, 100, Request(idempotency_key="k", reference_id="x")),
+            "for a deposit request with",
+        ),
+        (
+            lambda: service.withdraw(wallet_id, 100, Request(idempotency_key="k")),
+            "for a deposit request, not a withdraw",
+        ),
     ):
         with pytest.raises(IdempotencyKeyMismatch, match=names):
             call()
@@ -271,8 +280,8 @@ def test_same_key_with_other_parameters_is_a_mismatch(service, database, wallet_
 
 def test_keys_are_scoped_to_the_wallet_owner(service, wallet_id):
     bob = service.create_wallet("bob", "USD").wallet.id
-    alice_deposit = service.deposit(wallet_id, 100, idempotency_key="shared-key")
-    bob_deposit = service.deposit(bob, 100, idempotency_key="shared-key")
+    alice_deposit = service.deposit(wallet_id, 100, Request(idempotency_key="shared-key"))
+    bob_deposit = service.deposit(bob, 100, Request(idempotency_key="shared-key"))
     assert not bob_deposit.replayed
     assert alice_deposit.operation_id != bob_deposit.operation_id
     assert service.get_wallet(bob).balance == 100
@@ -289,11 +298,11 @@ def test_a_keyed_refusal_keeps_its_answer_under_its_key(service, database, walle
     """As Stripe and TigerBeetle: a declined charge retried with its key is declined again, even
     once the wallet could pay; the same key with other parameters is still a mismatch."""
     with pytest.raises(InsufficientFunds) as first:
-        service.withdraw(wallet_id, 50_000, idempotency_key="big-withdrawal")
+        service.withdraw(wallet_id, 50_000, Request(idempotency_key="big-withdrawal"))
     service.deposit(wallet_id, 100_000)
     before = snapshot(database)
     with pytest.raises(InsufficientFunds) as again:
-        service.withdraw(wallet_id, 50_000, idempotency_key="big-withdrawal")
+        service.withdraw(wallet_id, 50_000, Request(idempotency_key="big-withdrawal"))
     assert (first.value.replayed, again.value.replayed) == (False, True)  # as a movement's answer says
     assert (again.value.message, again.value.available, again.value.requested) == (
         first.value.message,
@@ -302,13 +311,13 @@ def test_a_keyed_refusal_keeps_its_answer_under_its_key(service, database, walle
     )
     assert snapshot(database) == before
     with pytest.raises(IdempotencyKeyMismatch):
-        service.withdraw(wallet_id, 40_000, idempotency_key="big-withdrawal")
-    service.withdraw(wallet_id, 50_000, idempotency_key="another-key")  # a new key is a new request
+        service.withdraw(wallet_id, 40_000, Request(idempotency_key="big-withdrawal"))
+    service.withdraw(wallet_id, 50_000, Request(idempotency_key="another-key"))  # a new key is a new request
     service.freeze_wallet(wallet_id)
     with pytest.raises(WalletFrozen):
-        service.withdraw(wallet_id, 1, idempotency_key="while-frozen")
+        service.withdraw(wallet_id, 1, Request(idempotency_key="while-frozen"))
     service.unfreeze_wallet(wallet_id)
     with pytest.raises(WalletFrozen):
-        service.withdraw(wallet_id, 1, idempotency_key="while-frozen")
+        service.withdraw(wallet_id, 1, Request(idempotency_key="while-frozen"))
     service.withdraw(wallet_id, 1)  # without a key, nothing is kept: the call is simply made again
     assert_ledger_consistent(database)

@@ -11,7 +11,7 @@ from bson import ObjectId
 
 from devtools.failpoints import write_conflict
 from tests.ledger_checks import snapshot
-from wallet_service import InsufficientFunds, ValidationFailed, WalletService, committed_events
+from wallet_service import InsufficientFunds, Request, ValidationFailed, WalletService, committed_events
 from wallet_service.documents import CODEC_OPTIONS, EVENT, LEDGER
 from wallet_service.publishing import ATTEMPTS, detail
 
@@ -93,13 +93,13 @@ def test_each_movement_leaves_one_event_per_wallet_it_touched(service, database)
 
 def test_a_refused_or_replayed_call_leaves_no_event(service, database):
     wallet = service.create_wallet("rider", "USD", opening_balance=100).wallet.id
-    service.deposit(wallet, 5, idempotency_key="once")
+    service.deposit(wallet, 5, Request(idempotency_key="once"))
     before = len(events_of(database))
     with pytest.raises(InsufficientFunds):
         service.withdraw(wallet, 1_000)
     with pytest.raises(ValidationFailed):
         service.deposit(wallet, 0)
-    service.deposit(wallet, 5, idempotency_key="once")  # a replay
+    service.deposit(wallet, 5, Request(idempotency_key="once"))  # a replay
     assert len(events_of(database)) == before
 
 
@@ -229,14 +229,14 @@ def test_a_call_names_the_events_its_transactions_committed_and_nothing_else(ser
     other = service.create_wallet("driver", "USD").wallet.id
     with committed_events() as refused:
         with pytest.raises(InsufficientFunds):
-            service.withdraw(wallet, 11, idempotency_key="too-much")
+            service.withdraw(wallet, 11, Request(idempotency_key="too-much"))
         service.get_wallet(wallet)
         service.list_transactions(wallet)
     assert len(refused) == 0
     with committed_events() as paid:
-        service.transfer(wallet, other, 4, idempotency_key="t")
+        service.transfer(wallet, other, 4, Request(idempotency_key="t"))
     with committed_events() as replayed:
-        service.transfer(wallet, other, 4, idempotency_key="t")
+        service.transfer(wallet, other, 4, Request(idempotency_key="t"))
     assert len(replayed) == 0
     assert [event["type"] for event in paid.events] == ["wallet.transfer.sent", "wallet.transfer.received"]
     assert {event["_id"] for event in paid.events} <= {event["_id"] for event in events_of(database)}

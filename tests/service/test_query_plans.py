@@ -25,7 +25,7 @@ from pymongo import MongoClient, monitoring
 from devtools.embedded_mongo import external_uri
 from devtools.paths import ROOT
 from tests.service.transaction_sizes import walk
-from wallet_service import WalletError, WalletService, committed_events
+from wallet_service import Request, WalletError, WalletService, committed_events
 
 DOC = ROOT / "docs" / "query-plans.md"
 WHOLE_LEDGER_JOBS = {"audit_ledger", "migrate_ledger"}  # they read everything, by design
@@ -189,7 +189,7 @@ def populate(service: WalletService, riders: int) -> dict:
         rider = service.create_wallet(f"rider-{number}", "USD", opening_balance=100_000).wallet.id
         ids["riders"].append(rider)
         for deposit in range(4):
-            service.deposit(rider, 1_000 + deposit, idempotency_key=f"town-{number}-{deposit}")
+            service.deposit(rider, 1_000 + deposit, Request(idempotency_key=f"town-{number}-{deposit}"))
         for _ in range(2):  # rides
             hold = service.create_reservation(rider, 2_000).reservation.id
             splits = [{"walletId": driver, "amount": 1_500}, {"account": "@revenue", "amount": 500}]
@@ -214,36 +214,41 @@ def scenario(service: WalletService, ids: dict, database, made: dict) -> Iterato
 
     yield (
         "create_wallet",
-        lambda: remember("new", service.create_wallet("new", "USD", opening_balance=50, idempotency_key="open")),
+        lambda: remember(
+            "new", service.create_wallet("new", "USD", Request(idempotency_key="open"), opening_balance=50)
+        ),
     )
-    yield "create_wallet", lambda: service.create_wallet("new", "USD", opening_balance=50, idempotency_key="open")
+    yield (
+        "create_wallet",
+        lambda: service.create_wallet("new", "USD", Request(idempotency_key="open"), opening_balance=50),
+    )
     yield "create_wallet", lambda: service.create_wallet("new", "USD")  # taken
     yield "get_wallet", lambda: service.get_wallet(rider, owner_id="rider-0")
     yield "get_wallet", lambda: service.get_wallet(rider, owner_id="someone-else")
     yield "set_wallet_alerts", lambda: service.set_wallet_alerts(rider, {"availableBelow": 500})
     yield "freeze_wallet", lambda: service.freeze_wallet(other)
-    yield "withdraw", lambda: service.withdraw(other, 1, idempotency_key=next(keys))  # frozen
+    yield "withdraw", lambda: service.withdraw(other, 1, Request(idempotency_key=next(keys)))  # frozen
     yield "unfreeze_wallet", lambda: service.unfreeze_wallet(other)
 
     def deposit_collecting_its_events():
         with committed_events() as committed:
-            service.deposit(rider, 700, idempotency_key="deposit")
+            service.deposit(rider, 700, Request(idempotency_key="deposit"))
         remember("deposit_events", committed)
 
     yield "deposit", deposit_collecting_its_events
-    yield "deposit", lambda: service.deposit(rider, 700, idempotency_key="deposit")  # a replay
-    yield "deposit", lambda: service.deposit(rider, 701, idempotency_key="deposit")  # the key, another request
-    yield "withdraw", lambda: service.withdraw(rider, 300, idempotency_key=next(keys), owner_id="rider-0")
-    yield "withdraw", lambda: service.withdraw(rider, 10**12, idempotency_key="too-much")
-    yield "withdraw", lambda: service.withdraw(rider, 10**12, idempotency_key="too-much")  # its replay
-    yield "transfer", lambda: service.transfer(rider, other, 250, idempotency_key=next(keys))
-    yield "transfer", lambda: service.transfer(rider, str(ObjectId()), 250, idempotency_key=next(keys))
+    yield "deposit", lambda: service.deposit(rider, 700, Request(idempotency_key="deposit"))  # a replay
+    yield "deposit", lambda: service.deposit(rider, 701, Request(idempotency_key="deposit"))  # the key, another request
+    yield "withdraw", lambda: service.withdraw(rider, 300, Request(idempotency_key=next(keys), owner_id="rider-0"))
+    yield "withdraw", lambda: service.withdraw(rider, 10**12, Request(idempotency_key="too-much"))
+    yield "withdraw", lambda: service.withdraw(rider, 10**12, Request(idempotency_key="too-much"))  # its replay
+    yield "transfer", lambda: service.transfer(rider, other, 250, Request(idempotency_key=next(keys)))
+    yield "transfer", lambda: service.transfer(rider, str(ObjectId()), 250, Request(idempotency_key=next(keys)))
     yield (
         "create_reservation",
         lambda: remember(
             "hold",
             service.create_reservation(
-                rider, 1_000, on_expiry="capture", capture_to={"walletId": driver}, idempotency_key=next(keys)
+                rider, 1_000, Request(idempotency_key=next(keys)), on_expiry="capture", capture_to={"walletId": driver}
             ),
         ),
     )
@@ -257,7 +262,9 @@ def scenario(service: WalletService, ids: dict, database, made: dict) -> Iterato
     yield "list_reservations", lambda: service.list_reservations(rider, status="CAPTURED", limit=1)
     yield (
         "capture_reservation",
-        lambda: service.capture_reservation(made["hold"].reservation.id, 400, final=False, idempotency_key=next(keys)),
+        lambda: service.capture_reservation(
+            made["hold"].reservation.id, 400, Request(idempotency_key=next(keys)), final=False
+        ),
     )
     tip = [
         {"walletId": driver, "amount": 300},
@@ -280,7 +287,7 @@ def scenario(service: WalletService, ids: dict, database, made: dict) -> Iterato
     yield "release_reservation", lambda: service.release_reservation(str(ObjectId()))
     yield (
         "create_reservation",
-        lambda: service.create_reservation(other, 90, ttl_seconds=60, idempotency_key=next(keys)),
+        lambda: service.create_reservation(other, 90, Request(idempotency_key=next(keys)), ttl_seconds=60),
     )
     yield "open_account", lambda: service.open_account("@tax", "USD")
     yield "open_account", lambda: service.open_account("@tax", "USD")  # open already

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.ledger_checks import assert_ledger_consistent, platform_balances, snapshot
-from wallet_service import EntryType, InsufficientFunds, InvalidState, ValidationFailed, WalletService
+from wallet_service import EntryType, InsufficientFunds, InvalidState, Request, ValidationFailed, WalletService
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def fare(service: WalletService) -> dict[str, str]:
 
 
 def test_a_refund_comes_back_in_proportion_to_the_split(service, database, fare):
-    moved = service.refund_reservation(fare["hold"], 333, reason="late pickup", idempotency_key="refund-1")
+    moved = service.refund_reservation(fare["hold"], 333, Request(idempotency_key="refund-1"), reason="late pickup")
     assert moved.wallet.id == fare["rider"]
     assert moved.wallet.balance == 5_000 - 1_000 + 333
     rows = [(entry.wallet_id, entry.type, entry.amount) for entry in moved.entries]
@@ -82,7 +82,7 @@ def test_a_payee_that_spent_the_money_is_named_and_nothing_moves(service, databa
     service.withdraw(fare["driver"], 650)
     before = snapshot(database)
     with pytest.raises(InsufficientFunds, match=fare["driver"]) as refused:
-        service.refund_reservation(fare["hold"], 1_000, idempotency_key="too-late")
+        service.refund_reservation(fare["hold"], 1_000, Request(idempotency_key="too-late"))
     assert (refused.value.available, refused.value.requested) == (50, 700)
     assert snapshot(database) == before
 
@@ -99,7 +99,7 @@ def test_only_a_captured_hold_is_refunded(service, database):
 
 
 def test_a_keyed_refund_replays_even_when_it_could_not_happen_again(service, fare):
-    first = service.refund_reservation(fare["hold"], 1_000, idempotency_key="full-refund")
-    again = service.refund_reservation(fare["hold"], 1_000, idempotency_key="full-refund")
+    first = service.refund_reservation(fare["hold"], 1_000, Request(idempotency_key="full-refund"))
+    again = service.refund_reservation(fare["hold"], 1_000, Request(idempotency_key="full-refund"))
     assert again.replayed
     assert again.model_dump() == first.model_dump()

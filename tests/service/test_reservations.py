@@ -13,6 +13,7 @@ from wallet_service import (
     InsufficientFunds,
     InvalidState,
     NotFound,
+    Request,
     ReservationStatus,
     ValidationFailed,
     WalletService,
@@ -28,7 +29,10 @@ def wallet_id(service: WalletService) -> str:
 
 def test_hold_reduces_available_not_balance(service, database, wallet_id):
     held = service.create_reservation(
-        wallet_id, 3_000, ttl_seconds=600, reference_type="ride", reference_id="ride-1", metadata={"city": "Oslo"}
+        wallet_id,
+        3_000,
+        Request(reference_type="ride", reference_id="ride-1", metadata={"city": "Oslo"}),
+        ttl_seconds=600,
     )
     reservation = held.reservation
     assert (reservation.amount, reservation.status, reservation.captured_amount, reservation.released_amount) == (
@@ -93,7 +97,7 @@ def test_full_capture(service, database, wallet_id):
 
 def test_partial_capture_releases_the_rest_in_the_same_transaction(service, database, wallet_id):
     reservation = service.create_reservation(wallet_id, 2_000).reservation
-    captured = service.capture_reservation(reservation.id, 1_250, reference_id="fare-7")
+    captured = service.capture_reservation(reservation.id, 1_250, Request(reference_id="fare-7"))
     capture, release = captured.entries
     assert (capture.type, capture.amount, capture.balance_after, capture.held_after) == (
         EntryType.CAPTURE,
@@ -116,7 +120,7 @@ def test_partial_capture_releases_the_rest_in_the_same_transaction(service, data
 
 def test_release(service, database, wallet_id):
     reservation = service.create_reservation(wallet_id, 500).reservation
-    released = service.release_reservation(reservation.id, metadata={"reason": "ride cancelled"})
+    released = service.release_reservation(reservation.id, Request(metadata={"reason": "ride cancelled"}))
     (entry,) = released.entries
     assert (entry.type, entry.amount, entry.held_delta, entry.metadata) == (
         EntryType.RELEASE,
@@ -186,26 +190,27 @@ def test_another_owners_reservation_is_not_found(service, database, wallet_id):
     before = snapshot(database)
     for call in (
         lambda: service.get_reservation(reservation.id, owner_id="mallory"),
-        lambda: service.capture_reservation(reservation.id, owner_id="mallory"),
-        lambda: service.release_reservation(reservation.id, owner_id="mallory"),
+        lambda: service.capture_reservation(reservation.id, request=Request(owner_id="mallory")),
+        lambda: service.release_reservation(reservation.id, Request(owner_id="mallory")),
     ):
         with pytest.raises(NotFound):
             call()
     assert snapshot(database) == before
     assert (
-        service.capture_reservation(reservation.id, owner_id="rider").reservation.status is ReservationStatus.CAPTURED
+        service.capture_reservation(reservation.id, request=Request(owner_id="rider")).reservation.status
+        is ReservationStatus.CAPTURED
     )
 
 
 def test_retried_capture_of_a_captured_hold_replays(service, database, wallet_id):
-    reservation = service.create_reservation(wallet_id, 900, idempotency_key="hold-1").reservation
-    first = service.capture_reservation(reservation.id, 400, idempotency_key="cap-1")
-    again = service.capture_reservation(reservation.id, 400, idempotency_key="cap-1")
+    reservation = service.create_reservation(wallet_id, 900, Request(idempotency_key="hold-1")).reservation
+    first = service.capture_reservation(reservation.id, 400, Request(idempotency_key="cap-1"))
+    again = service.capture_reservation(reservation.id, 400, Request(idempotency_key="cap-1"))
     assert again.replayed
     assert again.model_dump(exclude={"replayed"}) == first.model_dump(exclude={"replayed"})
     with pytest.raises(IdempotencyKeyMismatch):
-        service.capture_reservation(reservation.id, 500, idempotency_key="cap-1")
-    replayed_hold = service.create_reservation(wallet_id, 900, idempotency_key="hold-1")
+        service.capture_reservation(reservation.id, 500, Request(idempotency_key="cap-1"))
+    replayed_hold = service.create_reservation(wallet_id, 900, Request(idempotency_key="hold-1"))
     assert replayed_hold.replayed
     assert replayed_hold.reservation.status is ReservationStatus.HELD  # the result as first committed
     assert service.get_wallet(wallet_id).balance == 9_600
@@ -214,8 +219,8 @@ def test_retried_capture_of_a_captured_hold_replays(service, database, wallet_id
 
 def test_retried_release_replays(service, wallet_id):
     reservation = service.create_reservation(wallet_id, 900).reservation
-    first = service.release_reservation(reservation.id, idempotency_key="rel-1")
-    again = service.release_reservation(reservation.id, idempotency_key="rel-1")
+    first = service.release_reservation(reservation.id, Request(idempotency_key="rel-1"))
+    again = service.release_reservation(reservation.id, Request(idempotency_key="rel-1"))
     assert again.replayed
     assert again.entries == first.entries
 

@@ -14,6 +14,7 @@ from wallet_service import (
     InvalidState,
     NotFound,
     OnExpiry,
+    Request,
     ReservationStatus,
     ValidationFailed,
     WalletFrozen,
@@ -33,9 +34,11 @@ def driver(timed: WalletService) -> str:
 
 
 def test_a_hold_is_raised_for_a_detour(timed, database, rider, clock):
-    hold = timed.create_reservation(rider, 1_500, ttl_seconds=600, reference_id="ride_42").reservation
+    hold = timed.create_reservation(rider, 1_500, Request(reference_id="ride_42"), ttl_seconds=600).reservation
     clock[0] += timedelta(seconds=60)
-    raised = timed.increment_reservation(hold.id, 400, ttl_seconds=900, idempotency_key="detour", reference_id="toll")
+    raised = timed.increment_reservation(
+        hold.id, 400, Request(idempotency_key="detour", reference_id="toll"), ttl_seconds=900
+    )
     (entry,) = raised.entries
     assert (entry.type, entry.amount, entry.held_delta, entry.balance_delta) == (EntryType.HOLD, 400, 400, 0)
     assert (entry.reservation_id, entry.reference_id) == (hold.id, "toll")
@@ -54,9 +57,9 @@ def test_a_hold_is_raised_for_a_detour(timed, database, rider, clock):
 
 def test_a_replayed_increment_answers_the_original_whatever_the_state_now(timed, database, rider):
     hold = timed.create_reservation(rider, 1_000).reservation.id
-    first = timed.increment_reservation(hold, 250, idempotency_key="raise-1")
+    first = timed.increment_reservation(hold, 250, Request(idempotency_key="raise-1"))
     timed.capture_reservation(hold)
-    replayed = timed.increment_reservation(hold, 250, idempotency_key="raise-1")
+    replayed = timed.increment_reservation(hold, 250, Request(idempotency_key="raise-1"))
     assert replayed.replayed
     assert replayed == first.model_copy(update={"replayed": True})
     assert replayed.reservation.status is ReservationStatus.HELD  # as first committed
@@ -71,7 +74,7 @@ def test_refused_increments_change_nothing(timed, database, rider, clock):
         timed.increment_reservation(hold, 1_001)
     assert (short.value.available, short.value.requested) == (1_000, 1_001)
     with pytest.raises(NotFound):
-        timed.increment_reservation(hold, 1, owner_id="someone-else")
+        timed.increment_reservation(hold, 1, Request(owner_id="someone-else"))
     with pytest.raises(ValidationFailed) as bad:
         timed.increment_reservation("not-an-id", 0, ttl_seconds=0)
     assert {error.field for error in bad.value.errors} == {"reservationId", "amount", "ttlSeconds"}

@@ -12,6 +12,7 @@ from wallet_service import (
     BalanceOverflow,
     EntryType,
     NotFound,
+    Request,
     ValidationFailed,
     WalletService,
 )
@@ -23,7 +24,7 @@ def ride(service: WalletService) -> dict[str, str]:
     """A rider with 5,000 and a hold of 2,000 on it, and a driver with an empty wallet."""
     rider = service.create_wallet("rider", "USD", opening_balance=5_000).wallet.id
     driver = service.create_wallet("driver", "USD").wallet.id
-    hold = service.create_reservation(rider, 2_000, reference_type="ride", reference_id="r-1").reservation.id
+    hold = service.create_reservation(rider, 2_000, Request(reference_type="ride", reference_id="r-1")).reservation.id
     return {"rider": rider, "driver": driver, "hold": hold}
 
 
@@ -34,7 +35,7 @@ def test_a_capture_pays_the_driver_and_the_platform_in_one_transaction(service, 
         {"account": "@revenue", "amount": 300},
         {"account": "@tips", "amount": 100},
     ]
-    moved = service.capture_reservation(ride["hold"], 1_600, splits=splits, idempotency_key="fare-r-1")
+    moved = service.capture_reservation(ride["hold"], 1_600, Request(idempotency_key="fare-r-1"), splits=splits)
     assert (moved.wallet.balance, moved.wallet.held) == (3_400, 0)
     assert service.get_wallet(ride["driver"]).balance == 1_200
     rider_side = [(entry.wallet_id, entry.type, entry.amount) for entry in moved.entries]
@@ -56,7 +57,7 @@ def test_a_capture_pays_the_driver_and_the_platform_in_one_transaction(service, 
     assert service.get_reservation(ride["hold"]).captures == moved.reservation.captures
     balances = platform_balances(database)
     assert (balances[("@revenue", "USD")], balances[("@tips", "USD")]) == (300, 100)
-    again = service.capture_reservation(ride["hold"], 1_600, splits=splits, idempotency_key="fare-r-1")
+    again = service.capture_reservation(ride["hold"], 1_600, Request(idempotency_key="fare-r-1"), splits=splits)
     assert again.replayed
     assert again.model_dump() == moved.model_dump()
     assert_ledger_consistent(database)
@@ -64,7 +65,7 @@ def test_a_capture_pays_the_driver_and_the_platform_in_one_transaction(service, 
 
 def test_the_payer_does_not_see_the_payees_balances(service, ride):
     splits = [{"walletId": ride["driver"], "amount": 2_000}]
-    moved = service.capture_reservation(ride["hold"], splits=splits, owner_id="rider")
+    moved = service.capture_reservation(ride["hold"], splits=splits, request=Request(owner_id="rider"))
     assert [entry.wallet_id for entry in moved.entries] == [ride["rider"]]
     assert moved.reservation.captures[0].splits[0].wallet_id == ride["driver"]  # where it went, not what it holds
 
@@ -126,7 +127,7 @@ def test_a_bad_split_is_a_validation_error_and_nothing_moves(service, database, 
     ]
     before = snapshot(database)
     with pytest.raises(ValidationFailed) as refused:
-        service.capture_reservation(ride["hold"], splits=splits, idempotency_key="bad-split")
+        service.capture_reservation(ride["hold"], splits=splits, request=Request(idempotency_key="bad-split"))
     assert refused.value.errors[0].field.startswith("splits")
     assert snapshot(database) == before
 

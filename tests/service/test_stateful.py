@@ -41,6 +41,7 @@ from wallet_service import (
     NotFound,
     OnExpiry,
     Place,
+    Request,
     ReservationStatus,
     ValidationFailed,
     Wallet,
@@ -377,7 +378,7 @@ class LedgerMachine(RuleBasedStateMachine):
         key = self.key(use_key)
 
         def invoke() -> Movement:
-            return self.service.create_wallet(owner, currency, opening_balance=opening, idempotency_key=key)
+            return self.service.create_wallet(owner, currency, Request(idempotency_key=key), opening_balance=opening)
 
         existing = self.wallets.get(slot)
         if existing is not None:
@@ -420,7 +421,7 @@ class LedgerMachine(RuleBasedStateMachine):
         owner_id = self.owner_argument(acting_as, wallet and wallet.owner)
 
         def invoke() -> Movement:
-            return self.service.deposit(wallet_id, amount, idempotency_key=key, owner_id=owner_id)
+            return self.service.deposit(wallet_id, amount, Request(idempotency_key=key, owner_id=owner_id))
 
         if wallet is None or acting_as == "other":
             with pytest.raises(NotFound):
@@ -463,7 +464,7 @@ class LedgerMachine(RuleBasedStateMachine):
         owner_id = self.owner_argument(acting_as, wallet and wallet.owner)
 
         def invoke() -> Movement:
-            return self.service.withdraw(wallet_id, amount, idempotency_key=key, owner_id=owner_id)
+            return self.service.withdraw(wallet_id, amount, Request(idempotency_key=key, owner_id=owner_id))
 
         signature = ("withdraw", wallet_id, amount)
         refusal = self.refusal_for_debit(wallet, amount, acting_as)
@@ -503,23 +504,24 @@ class LedgerMachine(RuleBasedStateMachine):
         owner_id = self.owner_argument(acting_as, source and source.owner)
 
         def invoke() -> Movement:
-            return self.service.transfer(source_id, destination_id, amount, idempotency_key=key, owner_id=owner_id)
+            return self.service.transfer(
+                source_id, destination_id, amount, Request(idempotency_key=key, owner_id=owner_id)
+            )
 
         signature = ("transfer", source_id, amount, destination_id)
-        # The destination is checked once the source has paid: a request to a destination that is
-        # not there, or in another currency, is refused by its source's refusal first.
+        # Once the source is found, the destination is checked before the source's money: a request
+        # to a destination that is not there, or in another currency, gets that answer whatever the
+        # money, and a key never keeps a refusal for money that a retry could answer otherwise.
         sound_destination = destination is not None and destination.currency == currency
+        fields: tuple[str, ...] = ()
         if source_id == destination_id:
-            fields: tuple[str, ...] = ("toWalletId",)
-            refusal: type | None = ValidationFailed
+            fields, refusal = ("toWalletId",), ValidationFailed
         else:
             refusal = self.refusal_for_debit(source, amount, acting_as)
-            if refusal is None:
-                assert source is not None
-                if destination is None:
-                    refusal = NotFound
-                elif destination.currency != source.currency:
-                    refusal, fields = ValidationFailed, ("toWalletId",)
+            if refusal is not NotFound and destination is None:
+                refusal = NotFound
+            elif refusal is not NotFound and not sound_destination:
+                refusal, fields = ValidationFailed, ("toWalletId",)
         if refusal is not None:
             self.refuse(
                 refusal,
@@ -590,14 +592,16 @@ class LedgerMachine(RuleBasedStateMachine):
 
         def invoke() -> Movement:
             return self.service.create_reservation(
-                wallet_id, amount, ttl_seconds=ttl, idempotency_key=key, owner_id=owner_id, **arguments
+                wallet_id, amount, Request(idempotency_key=key, owner_id=owner_id), ttl_seconds=ttl, **arguments
             )
 
         signature = ("create_reservation", wallet_id, amount, ttl, expiry)
         if refused_field == "captureTo":  # the request's own fields disagree: refused before anything is read
             self.refuse(ValidationFailed, invoke, signature=signature, fields=(refused_field,))
             return
-        refusal = self.refusal_for_debit(wallet, amount, acting_as) or (ValidationFailed if refused_field else None)
+        refusal = self.refusal_for_debit(wallet, amount, acting_as)
+        if refused_field and refusal is not NotFound:  # where the expiry captures to, before the money
+            refusal = ValidationFailed
         if refusal is not None:
             self.refuse(
                 refusal,
@@ -721,7 +725,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         def invoke() -> Movement:
             return self.service.capture_reservation(
-                hold_id, amount, idempotency_key=key, owner_id=owner_id, final=final
+                hold_id, amount, Request(idempotency_key=key, owner_id=owner_id), final=final
             )
 
         signature = ("capture", hold_id, amount, final)
@@ -745,7 +749,7 @@ class LedgerMachine(RuleBasedStateMachine):
         hold_id, key, owner, owner_id = self.call_on_hold(hold, use_key, acting_as)
 
         def invoke() -> Movement:
-            return self.service.release_reservation(hold_id, idempotency_key=key, owner_id=owner_id)
+            return self.service.release_reservation(hold_id, Request(idempotency_key=key, owner_id=owner_id))
 
         signature = ("release", hold_id)
         # Release has no expiry check: a hold past its expiry that is still open may be released.
@@ -813,7 +817,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
         def invoke() -> Movement:
             return self.service.increment_reservation(
-                hold_id, amount, ttl_seconds=ttl, idempotency_key=key, owner_id=owner_id
+                hold_id, amount, Request(idempotency_key=key, owner_id=owner_id), ttl_seconds=ttl
             )
 
         signature = ("increment", hold_id, amount, ttl)

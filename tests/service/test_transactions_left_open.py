@@ -12,7 +12,7 @@ import pymongo
 import pytest
 
 from devtools.failpoints import slow
-from wallet_service import DatabaseUnavailable, InsufficientFunds, transactions
+from wallet_service import DatabaseUnavailable, InsufficientFunds, Request, transactions
 from wallet_service.transactions import WRITE_CONFLICT
 
 
@@ -33,7 +33,7 @@ def assert_the_wallet_is_free(service, wallet: str, log) -> None:
 def test_a_refusal_aborts_its_transaction(service, service_commands):
     wallet = service.create_wallet("rider", "USD", opening_balance=5).wallet.id
     with pytest.raises(InsufficientFunds):
-        service.withdraw(wallet, 6, idempotency_key="too-much")
+        service.withdraw(wallet, 6, Request(idempotency_key="too-much"))
     assert "abortTransaction" in commands(service_commands)
     assert_the_wallet_is_free(service, wallet, service_commands)
 
@@ -55,13 +55,13 @@ def test_no_commit_is_started_without_time_to_finish_it(service, service_command
     monkeypatch.setattr(transactions, "MIN_COMMIT_SECONDS", 60.0)  # any deadline is too close now
     service_commands.clear()
     with pytest.raises(DatabaseUnavailable, match="ran out of time before its commit"), pymongo.timeout(5):
-        service.deposit(wallet, 5, idempotency_key="late")
+        service.deposit(wallet, 5, Request(idempotency_key="late"))
     sent = commands(service_commands)
     assert "commitTransaction" not in sent
     assert "killSessions" in sent
     monkeypatch.undo()
     assert_the_wallet_is_free(service, wallet, service_commands)
-    assert service.deposit(wallet, 5, idempotency_key="late").replayed is False  # nothing was applied
+    assert service.deposit(wallet, 5, Request(idempotency_key="late")).replayed is False  # nothing was applied
     assert service.get_wallet(wallet).balance == 6
 
 

@@ -27,7 +27,7 @@ from devtools.embedded_mongo import DatabaseStartError, EmbeddedMongo, free_port
 from devtools.failpoints import FailPoints, Fault
 from devtools.paths import LAYER, ROOT
 from tests.ledger_checks import assert_ledger_consistent
-from wallet_service import Conflict, WalletService
+from wallet_service import Conflict, Request, WalletService
 from wallet_service.limits import TRANSACTION_LIFETIME_SECONDS
 
 
@@ -86,7 +86,7 @@ def test_every_acknowledged_commit_survives_a_kill(own_server):
         service = WalletService(client.crash, time_budget=20.0)
         service.ensure_indexes()
         wallet = service.create_wallet("alice", "USD").wallet.id
-        acknowledged = [service.deposit(wallet, 1, idempotency_key=f"d{n}").operation_id for n in range(40)]
+        acknowledged = [service.deposit(wallet, 1, Request(idempotency_key=f"d{n}")).operation_id for n in range(40)]
     own_server.kill()
     own_server.start()
     with client_of(own_server) as client:

@@ -1,5 +1,6 @@
-"""What every HTTP handler shares: the resolver, caller identity, idempotency keys, responses,
-and the Lambda entry point with logging, tracing and metrics.
+"""What every HTTP handler shares: the resolver, the caller (identity.py) and what it says about a
+movement (`request`), responses, and the Lambda entry point with logging, tracing and metrics; what
+every route refuses before routing is in early_refusals.py.
 
 A handler module takes its row of the table of operations (operations.py), declares its one route
 with `@http.route(router, OPERATION)` and ends with `lambda_handler = http.lambda_handler_for(router,
@@ -9,14 +10,8 @@ Idempotency-Key is required and whether the caller must be an administrator.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import json
-import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -27,20 +22,14 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from wallet_service import Movement, WalletError, committed_events
-from wallet_service.limits import (
-    IDEMPOTENCY_KEY_PATTERN,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
-)
+from wallet_service import Movement, Request, WalletError, committed_events
 
-from . import after_answer, delivery, problems, runtime
+from . import after_answer, delivery, early_refusals, problems, runtime
+from .identity import Caller, caller_of
 from .observability import count_amount_moved, logger, metrics, tracer
 from .operations import Operation
 from .problems import Problem
 
-MAX_BODY_BYTES = 16 * 1024
-IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
-JSON_CONTENT_TYPE = re.compile(r"application/([a-z0-9.+-]+\+)?json\s*(;.*)?", re.IGNORECASE)
 SECURITY = [{"jwt": []}]
 
 
@@ -60,57 +49,20 @@ def route(router: Router, operation: Operation) -> Callable:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Caller:
-    owner_id: str
-    scopes: frozenset[str]
-
-    @property
-    def admin(self) -> bool:
-        return scope("admin") in self.scopes
-
-    def may(self, needed: str) -> bool:
-        """Whether the token grants `needed` (read, write, admin); wallet:admin grants every one."""
-        return not needed or self.admin or scope(needed) in self.scopes
-
-    @property
-    def owner_filter(self) -> str | None:
-        """The owner to confine the service's calls to (its `owner_id` argument); None for an
-        administrator, who may act on any wallet."""
-        return None if self.admin else self.owner_id
-
-
 def caller(route_owner: Router | APIGatewayHttpResolver) -> Caller:
     """The verified caller: the JWT's `sub` (API Gateway's authorizer checked the token)."""
-    return _caller_of(route_owner.current_event.raw_event)
+    return caller_of(route_owner.current_event.raw_event)
 
 
-def _caller_of(event: dict) -> Caller:
-    context = event.get("requestContext") or {}
-    jwt = (context.get("authorizer") or {}).get("jwt")
-    claims = (jwt or {}).get("claims") or {}
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise problems.unauthorized("a valid bearer token is required")
-    scopes = set((jwt or {}).get("scopes") or [])
-    for claim in ("scope", "scp"):
-        value = claims.get(claim)
-        if isinstance(value, str):
-            scopes.update(value.split())
-        elif isinstance(value, list):
-            scopes.update(str(item) for item in value)
-    return Caller(owner_id=subject, scopes=frozenset(scopes))
-
-
-def scope(name: str) -> str:
-    """A scope as the issuer names it: wallet:read, wallet:write or wallet:admin, after SCOPE_PREFIX
-    (the template's own Cognito pool sets wallet-api/: a resource server's scopes carry its id)."""
-    return f"{os.environ.get('SCOPE_PREFIX', '')}wallet:{name}"
-
-
-def idempotency_key(route_owner: Router | APIGatewayHttpResolver) -> str:
-    """The request's Idempotency-Key header (checked before routing, see `_refuse_early`)."""
-    return route_owner.current_event.headers["idempotency-key"]
+def request(route_owner: Router | APIGatewayHttpResolver, body: Any) -> Request:
+    """What the caller says about a movement, as the service takes it: the Idempotency-Key header
+    (checked before routing: early_refusals.py), the body's reference and metadata
+    (`body.details()`), and the owner the call is confined to (none for an administrator)."""
+    return Request(
+        idempotency_key=route_owner.current_event.headers.get("idempotency-key"),
+        owner_id=caller(route_owner).owner_filter,
+        **body.details(),
+    )
 
 
 def json_response(status: int, model: Any, *, headers: dict[str, str] | None = None) -> Response:
@@ -150,7 +102,7 @@ PROBLEM_DESCRIPTIONS = {
     500: "unexpected error (logged; no details are returned)",
     503: "database unavailable; retry after Retry-After seconds",
 }
-# What `_refuse_early` answers on every route, before routing: a body over 16 KiB, a body that
+# What early_refusals.py answers on every route, before routing: a body over 16 KiB, a body that
 # is not JSON, or a malformed Idempotency-Key (checked wherever it is sent).
 EARLY_PROBLEMS = (400, 413, 415)
 # API Gateway's JWT authorizer refuses a request itself, before any function runs:
@@ -229,7 +181,7 @@ def lambda_handler_for(router: Router, operation: Operation) -> Callable[[dict, 
         metrics.add_dimension("operation", operation.name)
         publish = None
         try:
-            problem = _refuse_early(event, operation)
+            problem = early_refusals.refusal(event, operation)
             if problem is not None:
                 response = _proxy_response(problem.response())
             else:
@@ -243,59 +195,6 @@ def lambda_handler_for(router: Router, operation: Operation) -> Callable[[dict, 
             after_answer.hand_over(context.aws_request_id, publish)
 
     return lambda_handler
-
-
-def _refuse_early(event: dict, operation: Operation) -> Problem | None:
-    """Checks API Gateway does not do, before the body is parsed: size, media type, JSON, keys, and
-    the scope the operation needs (before anything of the request is looked at)."""
-    headers = {name.lower(): value for name, value in (event.get("headers") or {}).items()}
-    body = event.get("body")
-    if body:
-        raw = body.encode() if isinstance(body, str) else body
-        if event.get("isBase64Encoded"):
-            try:
-                raw = base64.b64decode(raw, validate=True)
-            except (binascii.Error, ValueError):
-                return problems.bad_request("malformed_body", "the body is not valid base64")
-        if len(raw) > MAX_BODY_BYTES:
-            return Problem(413, "payload_too_large", "Payload too large", f"the body exceeds {MAX_BODY_BYTES} bytes")
-        if not JSON_CONTENT_TYPE.fullmatch(headers.get("content-type", "")):
-            return Problem(415, "unsupported_media_type", "Unsupported media type", "send the body as application/json")
-        try:
-            json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
-        except _DuplicateKey as duplicate:
-            return problems.bad_request("malformed_json", f"the key {duplicate.args[0]!r} appears twice in one object")
-        except (ValueError, UnicodeDecodeError) as error:
-            return problems.bad_request("malformed_json", f"the body is not valid JSON: {error}")
-    if operation.scope:
-        try:
-            if not _caller_of(event).may(operation.scope):
-                return problems.forbidden(f"this operation needs the {scope(operation.scope)} scope")
-        except Problem as refusal:
-            return refusal
-    key = headers.get("idempotency-key")
-    if key is None and operation.needs_idempotency_key:
-        return problems.bad_request("missing_idempotency_key", "money-moving requests need an Idempotency-Key header")
-    # Optional elsewhere (opening a wallet), but always well formed.
-    if key is not None and not IDEMPOTENCY_KEY.fullmatch(key):
-        return problems.bad_request(
-            "invalid_idempotency_key",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} visible ASCII characters",
-        )
-    return None
-
-
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _refuse_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _DuplicateKey(key)
-        seen[key] = value
-    return seen
 
 
 def _proxy_response(response: Response) -> dict:

@@ -69,7 +69,7 @@ class Operation:
 
     @property
     def scope(self) -> str:
-        """The scope a caller's token needs (wallet_lambda.http.scope names it as the issuer does):
+        """The scope a caller's token needs (wallet_lambda.identity.scope names it as the issuer does):
         none for a public route, admin for an administrator's, read for a GET, write for the rest.
         wallet:admin grants every one."""
         if self.public:

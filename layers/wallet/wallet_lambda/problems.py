@@ -11,21 +11,7 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools.event_handler import Response
 
-from wallet_service import (
-    AccountExists,
-    BalanceOverflow,
-    Conflict,
-    DatabaseUnavailable,
-    IdempotencyKeyMismatch,
-    InsufficientFunds,
-    InvalidCursor,
-    InvalidState,
-    NotFound,
-    ValidationFailed,
-    WalletError,
-    WalletExists,
-    WalletFrozen,
-)
+from wallet_service import errors
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"
@@ -80,39 +66,39 @@ def internal_error() -> Problem:
     return Problem(500, "internal_error", "Internal server error", "an unexpected error occurred; it has been logged")
 
 
-def from_wallet_error(error: WalletError) -> Problem:
+def from_wallet_error(error: errors.WalletError) -> Problem:
     """Map the core's error taxonomy to HTTP; a refusal kept under a key says whether it is a replay."""
     problem = _problem_for(error)
     problem.replayed = error.replayed
     return problem
 
 
-def _problem_for(error: WalletError) -> Problem:
+def _problem_for(error: errors.WalletError) -> Problem:
     match error:
-        case InvalidCursor():
+        case errors.InvalidCursor():
             return bad_request("invalid_cursor", error.message)
-        case ValidationFailed():
+        case errors.ValidationFailed():
             return validation([{"field": item.field, "message": item.message} for item in error.errors], error.message)
-        case NotFound():
+        case errors.NotFound():
             return not_found(error.message)
-        case InsufficientFunds():
+        case errors.InsufficientFunds():
             extra = (("available", error.available), ("requested", error.requested))
             return Problem(409, "insufficient_funds", "Insufficient funds", error.message, extra)
-        case BalanceOverflow():
+        case errors.BalanceOverflow():
             return Problem(409, "balance_overflow", "Balance overflow", error.message)
-        case InvalidState():
+        case errors.InvalidState():
             return Problem(409, "invalid_state", "Invalid state", error.message)
-        case WalletFrozen():
+        case errors.WalletFrozen():
             return Problem(409, "wallet_frozen", "Wallet frozen", error.message)
-        case WalletExists():
+        case errors.WalletExists():
             extra = (("existingWalletId", error.existing_wallet_id),)
             return Problem(409, "wallet_exists", "Wallet exists", error.message, extra)
-        case AccountExists():
+        case errors.AccountExists():
             return Problem(409, "account_exists", "Account exists", error.message)
-        case Conflict():
-            return Problem(409, "conflict", "Conflict", error.message, retry_after=True)
-        case IdempotencyKeyMismatch():
+        case errors.Conflict():
+            return Problem(409, "conflict", "errors.Conflict", error.message, retry_after=True)
+        case errors.IdempotencyKeyMismatch():
             return Problem(422, "idempotency_key_mismatch", "Idempotency key reused", error.message)
-        case DatabaseUnavailable():
+        case errors.DatabaseUnavailable():
             return Problem(503, "database_unavailable", "Service unavailable", error.message, retry_after=True)
     return internal_error()

@@ -173,6 +173,9 @@ class CreateWalletRequest(RequestBody):
     def alerts_document(self) -> dict | None:
         return None if self.alerts is None else self.alerts.as_alerts()
 
+    def details(self) -> dict:
+        return {"metadata": self.metadata}
+
 
 class AmountRequest(Details):
     model_config = ConfigDict(

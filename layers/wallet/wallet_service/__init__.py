@@ -19,16 +19,11 @@ from .errors import (
 from .models import (
     AccountEntry,
     AccountEntryPage,
-    AuditReport,
     Capture,
-    CheckpointReport,
-    Discrepancy,
     EntryPage,
     EntryType,
-    ExpiryReport,
     Increment,
     LedgerEntry,
-    MigrationReport,
     Movement,
     OnExpiry,
     Place,
@@ -46,6 +41,8 @@ from .models import (
 )
 from .outbox import CommittedEvents, committed_events
 from .publishing import EventSink, PublishReport
+from .reports import AuditReport, CheckpointReport, Discrepancy, ExpiryReport, MigrationReport
+from .request import Request
 from .service import WalletService
 
 __all__ = [
@@ -80,6 +77,7 @@ __all__ = [
     "PublishReport",
     "Refund",
     "RefundSource",
+    "Request",
     "Reservation",
     "ReservationPage",
     "ReservationStatus",

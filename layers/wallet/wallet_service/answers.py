@@ -73,11 +73,8 @@ def entry_from_document(document: dict) -> LedgerEntry:
         sequence=document["sequence"],
         reservation_id=_optional_id(document.get("reservationId")),
         counterparty_wallet_id=_optional_id(document.get("counterpartyWalletId")),
-        reference_type=document.get("referenceType"),
-        reference_id=document.get("referenceId"),
-        metadata=document.get("metadata", {}),
+        **_described(document),
         operation_id=document["operationId"],
-        created_at=document["createdAt"],
     )
 
 
@@ -91,11 +88,8 @@ def account_entry_from_document(document: dict) -> AccountEntry:
         balance_delta=document["balanceDelta"],
         wallet_id=_optional_id(document.get("counterpartyWalletId")),
         reservation_id=_optional_id(document.get("reservationId")),
-        reference_type=document.get("referenceType"),
-        reference_id=document.get("referenceId"),
-        metadata=document.get("metadata", {}),
+        **_described(document),
         operation_id=document["operationId"],
-        created_at=document["createdAt"],
     )
 
 
@@ -116,12 +110,19 @@ def reservation_from_document(document: dict) -> Reservation:
         expires_at=document["expiresAt"],
         on_expiry=document.get("onExpiry", "release"),
         capture_to=None if "captureTo" not in document else _place(document["captureTo"]),
-        reference_type=document.get("referenceType"),
-        reference_id=document.get("referenceId"),
-        metadata=document.get("metadata", {}),
-        created_at=document["createdAt"],
+        **_described(document),
         updated_at=document["updatedAt"],
     )
+
+
+def _described(document: dict) -> dict:
+    """What the caller said about a movement (its reference and metadata), and when it was made."""
+    return {
+        "reference_type": document.get("referenceType"),
+        "reference_id": document.get("referenceId"),
+        "metadata": document.get("metadata", {}),
+        "created_at": document["createdAt"],
+    }
 
 
 def _place(document: dict) -> Place:

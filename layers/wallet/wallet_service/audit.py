@@ -39,8 +39,9 @@ from pymongo.read_concern import ReadConcern
 
 from . import documents
 from .ledger_sums import ledger_sums
-from .models import OPEN_HOLD_STATUSES, AuditReport, Discrepancy, EntryType
+from .models import OPEN_HOLD_STATUSES, EntryType
 from .queries import Database
+from .reports import AuditReport, Discrepancy
 from .transactions import database_errors
 
 HOLD = EntryType.HOLD.value

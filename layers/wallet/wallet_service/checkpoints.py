@@ -33,8 +33,8 @@ from pymongo.read_concern import ReadConcern
 from . import documents
 from .errors import Conflict, DatabaseUnavailable
 from .limits import LONG_TAIL, ROLL_BATCH
-from .models import CheckpointReport
 from .queries import Database
+from .reports import CheckpointReport
 from .transactions import RetryTransaction, database_errors
 
 logger = logging.getLogger(__name__)

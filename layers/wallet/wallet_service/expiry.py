@@ -24,9 +24,10 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import PyMongoError
 
 from . import commands, documents, outbox, queries
-from .models import EntryType, ExpiryReport, OnExpiry, ReservationStatus
+from .models import EntryType, OnExpiry, ReservationStatus
 from .postings import Details, Posting, change, post
 from .queries import Database
+from .reports import ExpiryReport
 from .transactions import RetryTransaction
 
 logger = logging.getLogger("wallet_service")

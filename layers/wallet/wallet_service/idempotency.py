@@ -12,7 +12,12 @@ is refused, so it replays too.
 A keyed call refused for a business reason (not enough money, a hold in the wrong state, a frozen
 wallet, a balance past Int64) keeps that answer under its key, as Stripe and TigerBeetle do: the
 refusal is recorded, and a retry with the same key gets the same refusal even once the wallet
-could pay, so a declined charge never goes through later by surprise.
+could pay, so a declined charge never goes through later by surprise. For the kept answer to stay
+the only one, whatever a call can be refused for whatever the money (a wallet or an account it
+names that is not there, or holds another currency) is checked before a refusal for the money
+(movements.debit_or_refuse's `check`), and a refusal that depends on what changes (what a hold's
+captures left at a place) looks for the record first. A hold no longer open never opens again, so
+a capture, raise or release refused for it is refused the same way on every retry.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from .errors import (
 )
 from .models import Movement
 from .queries import AlreadyRecorded, Database, find_record, insert_movement
+from .request import Common
 from .transactions import database_errors
 
 
@@ -54,9 +60,18 @@ class Call:
     owner_id: str | None = None
 
     @classmethod
-    def start(cls, name: str, key: str | None, parameters: dict) -> Call:
-        canonical = json.dumps({"operation": name, "parameters": parameters}, sort_keys=True, separators=(",", ":"))
-        return cls(name, key, hashlib.sha256(canonical.encode()).hexdigest(), uuid.uuid4().hex)
+    def start(cls, name: str, common: Common, parameters: dict) -> Call:
+        """A call of operation `name` with the command's own `parameters`: with its reference and
+        metadata, they make the fingerprint a retry with the same key must match."""
+        details = common.details
+        described = {
+            **parameters,
+            "referenceType": details.reference_type,
+            "referenceId": details.reference_id,
+            "metadata": details.metadata,
+        }
+        canonical = json.dumps({"operation": name, "parameters": described}, sort_keys=True, separators=(",", ":"))
+        return cls(name, common.key, hashlib.sha256(canonical.encode()).hexdigest(), uuid.uuid4().hex)
 
     def operation_id(self, owner_id: str) -> str:
         if self.key is None:

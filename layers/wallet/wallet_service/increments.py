@@ -16,12 +16,12 @@ from typing import NoReturn
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
-from . import commands
+from . import hold_commands
 from .errors import FieldError, InvalidState, ValidationFailed
 from .idempotency import Call, move, record
 from .limits import MAX_INCREMENTS, MAX_TTL_SECONDS
 from .models import EntryType, Movement
-from .movements import debit_or_refuse, details_parameters, placed
+from .movements import debit_or_refuse, placed
 from .postings import Posting
 from .queries import Database, change_hold
 from .reservations import find_hold
@@ -30,18 +30,10 @@ from .transactions import RetryTransaction
 LIFETIME = timedelta(seconds=MAX_TTL_SECONDS)
 
 
-def increment_reservation(db: Database, command: commands.Increment) -> Movement:
+def increment_reservation(db: Database, command: hold_commands.Increment) -> Movement:
     common = command.common
-    call = Call.start(
-        "increment_reservation",
-        common.key,
-        {
-            "reservationId": command.reservation_id,
-            "amount": command.amount,
-            "ttlSeconds": command.ttl_seconds,
-            **details_parameters(common.details),
-        },
-    )
+    parameters = {"reservationId": command.reservation_id, "amount": command.amount, "ttlSeconds": command.ttl_seconds}
+    call = Call.start("increment_reservation", common, parameters)
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
@@ -72,7 +64,7 @@ def increment_reservation(db: Database, command: commands.Increment) -> Movement
     return move(db, call, work)
 
 
-def _refuse(db: Database, session: ClientSession, call: Call, command: commands.Increment, now) -> NoReturn:
+def _refuse(db: Database, session: ClientSession, call: Call, command: hold_commands.Increment, now) -> NoReturn:
     hold = find_hold(db, session, call, command.reservation_id, command.reservation_oid, command.common, now)
     if len(hold.get("increments", ())) >= MAX_INCREMENTS:
         raise InvalidState(f"reservation {command.reservation_id} has been raised {MAX_INCREMENTS} times, the most")

@@ -34,8 +34,8 @@ from pymongo.client_session import ClientSession
 
 from . import checkpoints, documents
 from .limits import SETTLED_SECONDS
-from .models import Discrepancy
 from .queries import Database
+from .reports import Discrepancy
 
 Pair = tuple[str, str | None]  # (platform account, currency)
 Sum = tuple[int, int]  # (sum of balanceDelta, postings)

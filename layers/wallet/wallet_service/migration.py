@@ -23,9 +23,10 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
 from . import documents
-from .models import EntryType, MigrationReport, ReservationStatus
+from .models import EntryType, ReservationStatus
 from .postings import EFFECTS, FUNDING, PAYOUTS, REVENUE
 from .queries import DUPLICATE_KEY, Database
+from .reports import MigrationReport
 from .transactions import database_errors
 
 # The platform side of each single-entry posting: its entry type and account.

@@ -5,7 +5,6 @@ Round trips: the wallet update(s), one insert of everything new, the commit."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from bson import ObjectId
 from pymongo.client_session import ClientSession
@@ -18,10 +17,6 @@ from .limits import MAX_INT64
 from .models import EntryType, Movement, WalletStatus
 from .postings import FUNDING, PAYOUTS, Details, Posting, post, rewind
 from .queries import Database, credit, debit
-
-
-def details_parameters(details: Details) -> dict:
-    return {"referenceType": details.reference_type, "referenceId": details.reference_id, "metadata": details.metadata}
 
 
 def placed(wallet_after: dict, postings: Sequence[Posting], operation_id: str, now) -> list[dict]:
@@ -91,12 +86,18 @@ def credit_or_refuse(
     wallet = credit(db, session, match, postings, now)
     if wallet is not None:
         return wallet
-    found = db.wallets.find_one({"_id": match["_id"], **match_owner(match)}, session=session)
+    require_wallet(db, session, match, wallet_id)
+    raise BalanceOverflow(f"wallet {wallet_id} would hold more than {MAX_INT64} minor units")
+
+
+def require_wallet(db: Database, session: ClientSession, match: dict, wallet_id: str) -> None:
+    """Refuse a wallet that is not there (or not the owner's `match` names), or not in the currency
+    `match` names."""
+    found = db.wallets.find_one({"_id": match["_id"], **match_owner(match)}, {"currency": 1}, session=session)
     if found is None:
         raise NotFound(f"wallet {wallet_id} not found")
     if "currency" in match and found["currency"] != match["currency"]:
         raise ValidationFailed([FieldError("walletId", f"wallet {wallet_id} must hold {match['currency']}")])
-    raise BalanceOverflow(f"wallet {wallet_id} would hold more than {MAX_INT64} minor units")
 
 
 def match_owner(match: dict) -> dict:
@@ -113,28 +114,22 @@ def debit_or_refuse(
     amount: int,
     postings: Sequence[Posting],
     now,
+    check: Callable[[dict], object] | None = None,
 ) -> dict:
     """Take `amount` out of a wallet's available money with `postings`, or say why not, after
-    making sure this very call has not already been applied (then it is answered from its record)."""
+    making sure this very call has not already been applied (then it is answered from its record).
+    `check(wallet)` refuses what else is wrong with the call, whatever the money (a destination
+    that is not there): it runs before a refusal for the money, which a key keeps (idempotency.py),
+    so a retry once the wallet can pay meets the same answer."""
     wallet = debit(db, session, wallet_oid, owner_filter, amount, postings, now)
     if wallet is not None:
         return wallet
-    refuse_debit(db, session, call, wallet_id, wallet_oid, owner_filter, amount)
-
-
-def refuse_debit(
-    db: Database,
-    session: ClientSession,
-    call: Call,
-    wallet_id: str,
-    wallet_oid: ObjectId,
-    owner_filter: dict,
-    amount: int,
-) -> NoReturn:
     wallet = db.wallets.find_one({"_id": wallet_oid, **owner_filter}, session=session)
     if wallet is None:
         raise NotFound(f"wallet {wallet_id} not found")
     raise_if_recorded(db, session, call, wallet["ownerId"])
+    if check is not None:
+        check(wallet)
     if wallet["status"] != WalletStatus.ACTIVE.value:
         raise WalletFrozen(f"wallet {wallet_id} is frozen: no money may leave it")
     available = wallet["balance"] - wallet["held"]
@@ -171,8 +166,7 @@ def _on_one_wallet(
     """A movement between one wallet and one platform account: `sides` is the wallet's entry type,
     the account's and the account; `apply` updates the wallet (or says why not)."""
     common = command.common
-    parameters = {"walletId": command.wallet_id, "amount": command.amount, **details_parameters(common.details)}
-    call = Call.start(name, common.key, parameters)
+    call = Call.start(name, common, {"walletId": command.wallet_id, "amount": command.amount})
     wallet_type, account_type, account = sides
     own = [Posting(wallet_type, command.amount, common.details)]
     other = Posting(
@@ -192,30 +186,38 @@ def transfer(db: Database, command: commands.Transfer) -> Movement:
     """Move money between two wallets of one currency, atomically. The caller must own the source;
     the destination may belong to anyone, and is shown only to a caller who may see it."""
     common = command.common
-    call = Call.start(
-        "transfer",
-        common.key,
-        {
-            "fromWalletId": command.from_wallet_id,
-            "toWalletId": command.to_wallet_id,
-            "amount": command.amount,
-            **details_parameters(common.details),
-        },
-    )
+    parameters = {"fromWalletId": command.from_wallet_id, "toWalletId": command.to_wallet_id, "amount": command.amount}
+    call = Call.start("transfer", common, parameters)
     paid = [Posting(EntryType.TRANSFER_OUT, command.amount, common.details, counterparty_wallet_id=command.to_oid)]
     received = [Posting(EntryType.TRANSFER_IN, command.amount, common.details, counterparty_wallet_id=command.from_oid)]
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
+
+        def credit_destination(source: dict, postings: Sequence[Posting] = ()) -> dict | None:
+            """Credit the destination with `postings`; with none, only refuse it if it must be."""
+            match = {"_id": command.to_oid, "currency": source["currency"]}
+            try:
+                if not postings:
+                    return require_wallet(db, session, match, command.to_wallet_id)
+                return credit_or_refuse(db, session, match, command.to_wallet_id, postings, now)
+            except ValidationFailed:
+                currency = source["currency"]
+                raise ValidationFailed([FieldError("toWalletId", f"must hold {currency} like the source")]) from None
+
         source = debit_or_refuse(
-            db, session, call, command.from_wallet_id, command.from_oid, common.owner_filter, command.amount, paid, now
+            db,
+            session,
+            call,
+            command.from_wallet_id,
+            command.from_oid,
+            common.owner_filter,
+            command.amount,
+            paid,
+            now,
+            check=credit_destination,
         )
-        match = {"_id": command.to_oid, "currency": source["currency"]}
-        try:
-            destination = credit_or_refuse(db, session, match, command.to_wallet_id, received, now)
-        except ValidationFailed:
-            currency = source["currency"]
-            raise ValidationFailed([FieldError("toWalletId", f"must hold {currency} like the source")]) from None
+        destination = credit_destination(source, received)
         operation_id = call.operation_id(source["ownerId"])
         entries = [*placed(source, paid, operation_id, now), *placed(destination, received, operation_id, now)]
         return record(db, session, call, now, source, entries, counterparty_wallet=destination)

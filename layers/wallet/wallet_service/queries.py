@@ -209,7 +209,7 @@ def find_record(db: Database, session: ClientSession | None, operation_id: str) 
 
 def due_reservation_ids(db: Database, cutoff: datetime, passed_over: list[ObjectId], limit: int) -> list[ObjectId]:
     """The open holds due by `cutoff`, soonest first: one clause per open status, so that each is
-    read from its own partial index (documents.LEDGER_INDEXES) and the two merged in order."""
+    read from its own partial index (indexes.LEDGER_INDEXES) and the two merged in order."""
     clauses = []
     for status in OPEN_HOLD_STATUSES:
         clause: dict = {"kind": documents.RESERVATION, "status": status, "expiresAt": {"$lte": cutoff}}

@@ -9,10 +9,10 @@ from datetime import datetime
 
 from bson import ObjectId
 
-from .commands import owner_filter
 from .errors import InvalidCursor
 from .limits import MAX_INT64, MAX_PAGE_SIZE
 from .models import EntryType, ReservationStatus
+from .request import owner_filter
 from .validation import Checks, decode_cursor
 
 

@@ -13,29 +13,21 @@ from __future__ import annotations
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
-from . import commands, documents
+from . import documents, hold_commands
 from .errors import FieldError, InsufficientFunds, InvalidState, NotFound, ValidationFailed
 from .idempotency import Call, move, raise_if_recorded, record
 from .models import EntryType, Movement
-from .movements import credit_or_refuse, details_parameters, hold_entries, placed
+from .movements import credit_or_refuse, hold_entries, placed
 from .postings import REVENUE, Details, Posting, largest_remainder
 from .queries import Database, reclaim
 from .transactions import RetryTransaction
 
 
-def refund_reservation(db: Database, command: commands.Refund) -> Movement:
+def refund_reservation(db: Database, command: hold_commands.Refund) -> Movement:
     common = command.common
-    call = Call.start(
-        "refund_reservation",
-        common.key,
-        {
-            "reservationId": command.reservation_id,
-            "amount": command.amount,
-            "reason": command.reason,
-            "from": [source.as_parameter() for source in command.sources],
-            **details_parameters(common.details),
-        },
-    )
+    sources = [source.as_parameter() for source in command.sources]
+    parameters = {"reservationId": command.reservation_id, "amount": command.amount, "reason": command.reason}
+    call = Call.start("refund_reservation", common, {**parameters, "from": sources})
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
@@ -68,7 +60,7 @@ def refund_reservation(db: Database, command: commands.Refund) -> Movement:
     return move(db, call, work)
 
 
-def _sources(db: Database, session: ClientSession, call: Call, hold: dict, command: commands.Refund) -> list[dict]:
+def _sources(db: Database, session: ClientSession, call: Call, hold: dict, command: hold_commands.Refund) -> list[dict]:
     """What the refund takes back from each destination of each capture, newest capture first: named
     by the request, or from each capture in proportion to what its destinations still hold of it.
     A refusal looks for this call's record first."""
@@ -100,6 +92,9 @@ def _sources(db: Database, session: ClientSession, call: Call, hold: dict, comma
                 sources.append(_source(source.as_document(), capture_id, take))
             wanted -= take
     if errors:
+        # What is left at each place changes with the hold's captures and refunds: a call whose
+        # refusal was kept is answered from its record, not refused anew.
+        raise_if_recorded(db, session, call, hold["ownerId"])
         raise ValidationFailed(errors)
     return sources
 

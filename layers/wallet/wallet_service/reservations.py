@@ -9,20 +9,22 @@ released part of a change is the hold's releasedAmount once the change has ended
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 from typing import NoReturn
 
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
-from . import answers, commands, documents, reads
+from . import answers, documents, hold_commands, reads
 from .accounts import require_open
 from .errors import FieldError, InvalidState, NotFound, ValidationFailed
 from .idempotency import Call, move, raise_if_recorded, record
 from .models import OPEN_HOLD_STATUSES, EntryType, Movement, OnExpiry, Reservation, ReservationPage, ReservationStatus
-from .movements import credit_or_refuse, debit_or_refuse, details_parameters, hold_entries, placed, visible_to
+from .movements import credit_or_refuse, debit_or_refuse, hold_entries, placed, visible_to
 from .postings import REVENUE, Details, Posting
 from .queries import Database, change_hold, settle
+from .request import Common
 from .transactions import RetryTransaction
 from .validation import encode_cursor
 from .wallets import get_wallet
@@ -31,33 +33,38 @@ from .wallets import get_wallet
 STILL_HELD = {"$subtract": ["$amount", {"$add": ["$capturedAmount", "$releasedAmount"]}]}
 
 
-def create_reservation(db: Database, command: commands.Hold) -> Movement:
+def create_reservation(db: Database, command: hold_commands.Hold) -> Movement:
     """Hold `amount` of the available money until captured, released or expired."""
     common = command.common
     capture_to = command.capture_to
+    place = None if capture_to is None else [capture_to.wallet_id, capture_to.account]
+    parameters = {"walletId": command.wallet_id, "amount": command.amount, "ttlSeconds": command.ttl_seconds}
     call = Call.start(
-        "create_reservation",
-        common.key,
-        {
-            "walletId": command.wallet_id,
-            "amount": command.amount,
-            "ttlSeconds": command.ttl_seconds,
-            "onExpiry": command.on_expiry.value,
-            "captureTo": None if capture_to is None else [capture_to.wallet_id, capture_to.account],
-            **details_parameters(common.details),
-        },
+        "create_reservation", common, {**parameters, "onExpiry": command.on_expiry.value, "captureTo": place}
     )
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
         reservation_oid = ObjectId()
         postings = [Posting(EntryType.HOLD, command.amount, common.details, reservation_id=reservation_oid)]
+        capture_to = None
+        if command.on_expiry is OnExpiry.CAPTURE:
+            capture_to = functools.partial(_capture_to, db, session, command)
         wallet = debit_or_refuse(
-            db, session, call, command.wallet_id, command.wallet_oid, common.owner_filter, command.amount, postings, now
+            db,
+            session,
+            call,
+            command.wallet_id,
+            command.wallet_oid,
+            common.owner_filter,
+            command.amount,
+            postings,
+            now,
+            check=capture_to,
         )
         on_expiry = {"onExpiry": command.on_expiry.value}
-        if command.on_expiry is OnExpiry.CAPTURE:
-            on_expiry["captureTo"] = _capture_to(db, session, command, wallet)
+        if capture_to is not None:
+            on_expiry["captureTo"] = capture_to(wallet)
         operation_id = call.operation_id(wallet["ownerId"])
         expires_at = now + timedelta(seconds=command.ttl_seconds)
         reservation = documents.new_reservation(
@@ -70,7 +77,7 @@ def create_reservation(db: Database, command: commands.Hold) -> Movement:
     return move(db, call, work)
 
 
-def _capture_to(db: Database, session: ClientSession, command: commands.Hold, wallet: dict) -> dict:
+def _capture_to(db: Database, session: ClientSession, command: hold_commands.Hold, wallet: dict) -> dict:
     """Where an expiry's capture goes, checked now so that the expiry cannot fail on it: an open
     platform account (default @revenue), or another wallet in the hold's currency."""
     place = command.capture_to
@@ -94,7 +101,7 @@ def get_reservation(db: Database, reservation: reads.One) -> Reservation:
     return answers.reservation_from_document(document)
 
 
-def capture_reservation(db: Database, command: commands.CloseHold) -> Movement:
+def capture_reservation(db: Database, command: hold_commands.CloseHold) -> Movement:
     """Take `amount` (default: all it still holds) of a hold, to its `splits` (default: all to
     @revenue). A final capture releases the rest in the same transaction; one that is not leaves
     the rest held (the hold is PARTIALLY_CAPTURED, or CAPTURED when nothing is left)."""
@@ -141,7 +148,7 @@ def capture_reservation(db: Database, command: commands.CloseHold) -> Movement:
     return visible_to(movement, command.common.owner_filter.get("ownerId"))
 
 
-def release_reservation(db: Database, command: commands.CloseHold) -> Movement:
+def release_reservation(db: Database, command: hold_commands.CloseHold) -> Movement:
     """Give back all a hold still holds; what it captured before stays captured."""
 
     def change(session: ClientSession, now: datetime, capture_id: ObjectId) -> dict | None:
@@ -160,12 +167,10 @@ def release_reservation(db: Database, command: commands.CloseHold) -> Movement:
 
 
 def _close(
-    name: str, db: Database, command: commands.CloseHold, parameters: dict, change, *, mind_expiry: bool
+    name: str, db: Database, command: hold_commands.CloseHold, parameters: dict, change, *, mind_expiry: bool
 ) -> Movement:
     common = command.common
-    call = Call.start(
-        name, common.key, {"reservationId": command.reservation_id, **parameters, **details_parameters(common.details)}
-    )
+    call = Call.start(name, common, {"reservationId": command.reservation_id, **parameters})
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
@@ -230,7 +235,7 @@ def _pay(
 
 
 def _refuse(
-    db: Database, session: ClientSession, call: Call, command: commands.CloseHold, now: datetime | None
+    db: Database, session: ClientSession, call: Call, command: hold_commands.CloseHold, now: datetime | None
 ) -> NoReturn:
     reservation = find_hold(db, session, call, command.reservation_id, command.reservation_oid, command.common, now)
     still_held = reservation["amount"] - reservation["capturedAmount"] - reservation["releasedAmount"]
@@ -247,7 +252,7 @@ def find_hold(
     call: Call,
     reservation_id: str,
     reservation_oid: ObjectId,
-    common: commands.Common,
+    common: Common,
     now: datetime | None,
 ) -> dict:
     """An open hold a refused change was for, once sure that the change was not already made (then

@@ -1,12 +1,15 @@
 """WalletService: the typed API every handler calls, one method per operation.
 
-Each method validates its arguments into a command (commands.py) and hands it to its use case:
-wallets.py, movements.py, reservations.py, increments.py, refunds.py, journal.py, expiry.py. Every money movement is one
-MongoDB transaction (transactions.py), applied exactly once (idempotency.py), its entries made
-by the posting rules (postings.py). Thread-safe; share one instance per process.
+Each method validates its arguments into a command (commands.py, hold_commands.py) and hands it
+to its use case: wallets.py, movements.py, reservations.py, increments.py, refunds.py, journal.py,
+expiry.py. Every money movement is one MongoDB transaction (transactions.py), applied exactly once
+(idempotency.py), its entries made by the posting rules (postings.py). Thread-safe; share one
+instance per process.
 
-`owner_id` on an operation confines it to that owner: another owner's wallet or reservation is
-reported as not found. Leave it out for administrative access.
+Every money method takes what the caller says about the movement as one `Request` (request.py):
+its idempotency key, reference, metadata and the owner it acts for. Without one, the call has no
+key and acts as an administrator. A read takes `owner_id`: that owner's wallets and holds only,
+another owner's reported as not found; leave it out for administrative access.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from . import (
     commands,
     documents,
     expiry,
+    hold_commands,
     increments,
+    indexes,
     journal,
     migration,
     movements,
@@ -36,12 +41,8 @@ from . import (
 from .limits import DEFAULT_PAGE_SIZE, DEFAULT_TTL_SECONDS
 from .models import (
     AccountEntryPage,
-    AuditReport,
-    CheckpointReport,
     EntryPage,
     EntryType,
-    ExpiryReport,
-    MigrationReport,
     Movement,
     OnExpiry,
     PlatformAccount,
@@ -55,6 +56,8 @@ from .models import (
 from .outbox import CommittedEvents
 from .publishing import EventSink, PublishReport
 from .queries import Database
+from .reports import AuditReport, CheckpointReport, ExpiryReport, MigrationReport
+from .request import ADMINISTRATOR, Request
 
 
 class WalletService:
@@ -68,7 +71,7 @@ class WalletService:
         self._db = Database.of(database, time_budget=time_budget, clock=clock)
 
     def ensure_indexes(self) -> None:
-        self._db.read(lambda: documents.ensure_indexes(self._db.wallets.database))
+        self._db.read(lambda: indexes.ensure_indexes(self._db.wallets.database))
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers."""
@@ -80,15 +83,15 @@ class WalletService:
         self,
         owner_id: str,
         currency: str,
+        request: Request = ADMINISTRATOR,
         *,
         opening_balance: int = 0,
-        idempotency_key: str | None = None,
-        metadata: dict | None = None,
         alerts: dict | None = None,
     ) -> Movement:
-        """Open a wallet. A non-zero opening balance is journaled as a DEPOSIT entry. `alerts`
-        (`{"availableBelow": n}`) makes its events say when its available money runs low."""
-        command = commands.open_wallet(owner_id, currency, opening_balance, idempotency_key, metadata, alerts)
+        """Open a wallet. A non-zero opening balance is journaled as a DEPOSIT entry, with the
+        request's metadata. `alerts` (`{"availableBelow": n}`) makes its events say when its
+        available money runs low."""
+        command = commands.open_wallet(owner_id, currency, opening_balance, alerts, request)
         return wallets.create_wallet(self._db, command)
 
     def set_wallet_alerts(self, wallet_id: str, alerts: dict | None, *, owner_id: str | None = None) -> Wallet:
@@ -107,57 +110,19 @@ class WalletService:
 
     # ---------------------------------------------------------------- deposits, withdrawals, transfers
 
-    def deposit(
-        self,
-        wallet_id: str,
-        amount: int,
-        *,
-        idempotency_key: str | None = None,
-        reference_type: str | None = None,
-        reference_id: str | None = None,
-        metadata: dict | None = None,
-        owner_id: str | None = None,
-    ) -> Movement:
-        command = commands.wallet_amount(
-            wallet_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id
-        )
-        return movements.deposit(self._db, command)
+    def deposit(self, wallet_id: str, amount: int, request: Request = ADMINISTRATOR) -> Movement:
+        return movements.deposit(self._db, commands.wallet_amount(wallet_id, amount, request))
 
-    def withdraw(
-        self,
-        wallet_id: str,
-        amount: int,
-        *,
-        idempotency_key: str | None = None,
-        reference_type: str | None = None,
-        reference_id: str | None = None,
-        metadata: dict | None = None,
-        owner_id: str | None = None,
-    ) -> Movement:
-        command = commands.wallet_amount(
-            wallet_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id
-        )
-        return movements.withdraw(self._db, command)
+    def withdraw(self, wallet_id: str, amount: int, request: Request = ADMINISTRATOR) -> Movement:
+        return movements.withdraw(self._db, commands.wallet_amount(wallet_id, amount, request))
 
     def transfer(
-        self,
-        from_wallet_id: str,
-        to_wallet_id: str,
-        amount: int,
-        *,
-        idempotency_key: str | None = None,
-        reference_type: str | None = None,
-        reference_id: str | None = None,
-        metadata: dict | None = None,
-        owner_id: str | None = None,
+        self, from_wallet_id: str, to_wallet_id: str, amount: int, request: Request = ADMINISTRATOR
     ) -> Movement:
-        """Move money between two wallets of one currency, atomically. `owner_id` must own the
-        source; the destination may belong to anyone, and is in the result only when the caller may
-        see it."""
-        command = commands.transfer(
-            from_wallet_id, to_wallet_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id
-        )
-        return movements.transfer(self._db, command)
+        """Move money between two wallets of one currency, atomically. The request's owner must own
+        the source; the destination may belong to anyone, and is in the result only when that owner
+        may see it."""
+        return movements.transfer(self._db, commands.transfer(from_wallet_id, to_wallet_id, amount, request))
 
     # ---------------------------------------------------------------- reservations
 
@@ -165,50 +130,24 @@ class WalletService:
         self,
         wallet_id: str,
         amount: int,
+        request: Request = ADMINISTRATOR,
         *,
         ttl_seconds: int = DEFAULT_TTL_SECONDS,
         on_expiry: str = OnExpiry.RELEASE,
         capture_to: dict | None = None,
-        idempotency_key: str | None = None,
-        reference_type: str | None = None,
-        reference_id: str | None = None,
-        metadata: dict | None = None,
-        owner_id: str | None = None,
     ) -> Movement:
         """Hold `amount` of the available money until captured, released or expired. At expiry,
         `on_expiry` "release" gives back what is still held; "capture" captures it to `capture_to`
         (`{"walletId"}` or `{"account"}`; default @revenue)."""
-        command = commands.hold(
-            wallet_id,
-            amount,
-            ttl_seconds,
-            on_expiry,
-            capture_to,
-            idempotency_key,
-            reference_type,
-            reference_id,
-            metadata,
-            owner_id,
-        )
+        command = hold_commands.hold(wallet_id, amount, ttl_seconds, on_expiry, capture_to, request)
         return reservations.create_reservation(self._db, command)
 
     def increment_reservation(
-        self,
-        reservation_id: str,
-        amount: int,
-        *,
-        ttl_seconds: int | None = None,
-        idempotency_key: str | None = None,
-        reference_type: str | None = None,
-        reference_id: str | None = None,
-        metadata: dict | None = None,
-        owner_id: str | None = None,
+        self, reservation_id: str, amount: int, request: Request = ADMINISTRATOR, *, ttl_seconds: int | None = None
     ) -> Movement:
         """Hold `amount` more on an open hold (at most MAX_INCREMENTS times); `ttl_seconds` pushes its
         expiry out to that long from now, never past 7 days after the hold was placed."""
-        command = commands.increment(
-            reservation_id, amount, ttl_seconds, idempotency_key, reference_type, reference_id, metadata, owner_id
-        )
+        command = hold_commands.increment(reservation_id, amount, ttl_seconds, request)
         return increments.increment_reservation(self._db, command)
 
     def get_reservation(self, reservation_id: str, *, owner_id: str | None = None) -> Reservation:
@@ -218,57 +157,36 @@ class WalletService:
         self,
         reservation_id: str,
         amount: int | None = None,
+        request: Request = ADMINISTRATOR,
         *,
-        idempotency_key: str | None = None,
-        reference_type: str | None = None,
-        reference_id: str | None = None,
-        metadata: dict | None = None,
-        owner_id: str | None = None,
         splits: list[dict] | None = None,
         final: bool = True,
     ) -> Movement:
         """Take `amount` (default: all it still holds) of a hold, to `splits` (`[{"walletId" or
         "account", "amount"}]`, adding up to the amount; default: all to @revenue). Final: any
         remainder is released in the same transaction; not final: the rest stays held."""
-        command = commands.close_hold(
-            reservation_id, amount, idempotency_key, reference_type, reference_id, metadata, owner_id, splits, final
-        )
+        command = hold_commands.close_hold(reservation_id, amount, splits, final, request)
         return reservations.capture_reservation(self._db, command)
 
     def refund_reservation(
         self,
         reservation_id: str,
         amount: int,
+        request: Request = ADMINISTRATOR,
         *,
         reason: str | None = None,
         sources: list[dict] | None = None,
-        idempotency_key: str | None = None,
-        reference_type: str | None = None,
-        reference_id: str | None = None,
-        metadata: dict | None = None,
     ) -> Movement:
         """Give back `amount` of what a hold captured to its wallet, from `sources`
         (`[{"walletId" or "account", "amount"}]`; default: from the capture's destinations in
-        proportion to what each still holds of it). For the platform, never for the payer."""
-        command = commands.refund(
-            reservation_id, amount, reason, sources, idempotency_key, reference_type, reference_id, metadata
-        )
+        proportion to what each still holds of it). For the platform, never for the payer: the
+        request names no owner."""
+        command = hold_commands.refund(reservation_id, amount, reason, sources, request)
         return refunds.refund_reservation(self._db, command)
 
-    def release_reservation(
-        self,
-        reservation_id: str,
-        *,
-        idempotency_key: str | None = None,
-        reference_type: str | None = None,
-        reference_id: str | None = None,
-        metadata: dict | None = None,
-        owner_id: str | None = None,
-    ) -> Movement:
+    def release_reservation(self, reservation_id: str, request: Request = ADMINISTRATOR) -> Movement:
         """Give the whole hold back to the available balance."""
-        command = commands.close_hold(
-            reservation_id, None, idempotency_key, reference_type, reference_id, metadata, owner_id
-        )
+        command = hold_commands.close_hold(reservation_id, None, None, True, request)
         return reservations.release_reservation(self._db, command)
 
     def list_reservations(

@@ -20,20 +20,10 @@ EMPTY = WalletState(balance=0, held=0, sequence=0)
 
 
 def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
-    call = Call.start(
-        "create_wallet",
-        command.key,
-        {
-            "ownerId": command.owner_id,
-            "currency": command.currency,
-            "openingBalance": command.opening_balance,
-            "referenceType": None,
-            "referenceId": None,
-            "metadata": command.details.metadata,
-            "alerts": command.alerts,
-        },
-    )
-    postings = [Posting(EntryType.DEPOSIT, command.opening_balance, command.details)] if command.opening_balance else []
+    parameters = {"ownerId": command.owner_id, "currency": command.currency, "alerts": command.alerts}
+    call = Call.start("create_wallet", command.common, {**parameters, "openingBalance": command.opening_balance})
+    details = command.common.details
+    postings = [Posting(EntryType.DEPOSIT, command.opening_balance, details)] if command.opening_balance else []
     funded = [
         Posting(EntryType.FUNDING, posting.amount, posting.details, account=FUNDING) for posting in postings
     ]  # the wallet's id is known only inside the transaction: set there

@@ -26,6 +26,7 @@ from devtools.local_auth import issue_token
 from devtools.paths import EVENTS, ROOT
 from tests.e2e.workload.bank import Workload, WorkloadSize
 from tests.ledger_checks import assert_ledger_consistent, snapshot
+from wallet_service import Request
 from wallet_service.documents import ENTRY, LEDGER, RESERVATION
 
 # Longer than a request's database budget (5 s), so that requests in the outage fail and are retried.
@@ -143,7 +144,7 @@ def test_an_expiry_run_killed_half_way_and_run_again_expires_each_hold_once(serv
     wallets = [service.create_wallet(owner, "USD", opening_balance=100_000).wallet.id for owner in owners]
     holds = [
         service.create_reservation(
-            wallet, 10 + number, ttl_seconds=1, idempotency_key=f"h-{wallet}-{number}"
+            wallet, 10 + number, Request(idempotency_key=f"h-{wallet}-{number}"), ttl_seconds=1
         ).reservation.id
         for wallet in wallets
         for number in range(30)

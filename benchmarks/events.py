@@ -29,8 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wallet_service import CommittedEvents, Request, WalletService, committed_events
-from wallet_service.publishing import detail
+from wallet_service import CommittedEvents, Request, WalletService, committed_events, event_detail
 
 from .monitor import CommandRecorder
 from .scenarios import CURRENCY, RICH
@@ -55,7 +54,7 @@ class MemorySink:
 
     def put(self, events: Sequence[dict]) -> list[bool]:
         self.calls += 1
-        self.received.extend(detail(event) for event in events)
+        self.received.extend(event_detail(event) for event in events)
         return [True] * len(events)
 
 
@@ -67,7 +66,7 @@ class FileSink:
         self.lines = 0
 
     def put(self, events: Sequence[dict]) -> list[bool]:
-        self._file.writelines(json.dumps(detail(event), separators=(",", ":")) + "\n" for event in events)
+        self._file.writelines(json.dumps(event_detail(event), separators=(",", ":")) + "\n" for event in events)
         self._file.flush()
         self.lines += len(events)
         return [True] * len(events)

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from bson import Int64, ObjectId
 from pymongo.database import Database
 
-from wallet_service import EntryType, WalletService, documents
-from wallet_service.postings import Posting, WalletState, post
+from wallet_service import EntryType, WalletService
+from wallet_service.ledger.postings import Posting, WalletState, post
+from wallet_service.storage import documents
 
 from .monitor import CommandRecorder
 from .replay import strip_framing

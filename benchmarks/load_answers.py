@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wallet_service.transactions import WRITE_CONFLICT
+from wallet_service.storage.transactions import WRITE_CONFLICT
 
 NO_SUCH_TRANSACTION = 251
 

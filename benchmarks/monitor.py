@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pymongo import monitoring
 
-from wallet_service.transactions import WRITE_CONFLICT
+from wallet_service.storage.transactions import WRITE_CONFLICT
 
 NO_SUCH_TRANSACTION = 251
 

@@ -27,7 +27,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from wallet_service import documents
+from wallet_service.storage import documents
 
 from .monitor import Sent
 

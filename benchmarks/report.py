@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from wallet_service.limits import MAX_EXPIRY_BATCH
+from wallet_service.ledger.limits import MAX_EXPIRY_BATCH
 
 from .answer_first import HttpLatency
 from .events import PATH_LABELS, Latency, Publisher

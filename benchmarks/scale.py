@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from wallet_service import Request, WalletService, documents
+from wallet_service import Request, WalletService
+from wallet_service.storage import documents
 
 from . import town
 from .town import Growth

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 from pymongo import MongoClient
 
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
-from wallet_service import WalletService, publishing
+from wallet_service import WalletService
+from wallet_service.use_cases import publishing
 
 from . import answer_first, events, floors, journal, provenance, report, scale, throughput, transaction_lengths
 from .monitor import CommandRecorder

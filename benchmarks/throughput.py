@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from wallet_service import Conflict, WalletService
-from wallet_service.limits import MAX_EXPIRY_BATCH
+from wallet_service.ledger.limits import MAX_EXPIRY_BATCH
 
 from .monitor import Answers, CommandRecorder
 from .scenarios import create_due_holds, expiry_cutoff, prepare

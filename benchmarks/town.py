@@ -43,7 +43,8 @@ from bson import Int64, ObjectId
 from pymongo import MongoClient
 from pymongo.database import Database
 
-from wallet_service import InsufficientFunds, Request, WalletService, documents
+from wallet_service import InsufficientFunds, Request, WalletService
+from wallet_service.storage import documents
 
 CURRENCY = "USD"
 TOWN_RATIO = 200_000 / 30_000  # ledger documents per wallet in the town, as at the default scale

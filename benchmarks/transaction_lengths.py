@@ -1,5 +1,5 @@
 """The longest transactions the jobs run, beside the database's transaction lifetime (10 s:
-wallet_service.limits.TRANSACTION_LIFETIME_SECONDS, mongod's transactionLifetimeLimitSeconds).
+wallet_service.ledger.limits.TRANSACTION_LIFETIME_SECONDS, mongod's transactionLifetimeLimitSeconds).
 
     python -m benchmarks transactions [--wallets 30000 --documents 200000]
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pymongo import MongoClient, monitoring
 
 from wallet_service import WalletService
-from wallet_service.limits import MAX_EXPIRY_BATCH, TRANSACTION_LIFETIME_SECONDS
+from wallet_service.ledger.limits import MAX_EXPIRY_BATCH, TRANSACTION_LIFETIME_SECONDS
 
 from . import town
 from .scenarios import create_due_holds, expiry_cutoff

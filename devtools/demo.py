@@ -226,7 +226,7 @@ def summarize(body: object) -> list[str]:
 
 # ---------------------------------------------------------------- the events the story produced
 
-# What each wallet of the story receives, in order (wallet_service/outbox.py). The rider's alert
+# What each wallet of the story receives, in order (wallet_service/storage/outbox.py). The rider's alert
 # (below ALERT_BELOW available, set after the top-up: set at the opening, with 5000 available, the
 # top-up would say "restored") fires when the detour takes the available money from 5500 to 5100
 # and is restored when the ride's end releases 200 (5300); the second hold (5000) and its expiry

@@ -37,7 +37,7 @@ from devtools.functions import load_handler_module
 from devtools.paths import FUNCTIONS, OPENAPI, ROOT
 from wallet_lambda.operations import HTTP_OPERATIONS, TAGS, Operation
 from wallet_service import Movement
-from wallet_service.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
+from wallet_service.ledger.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 
 FUNCTIONS = FUNCTIONS
 OUTPUT = OPENAPI

@@ -53,7 +53,7 @@ and like SecantusDB it is a development and test tool, never part of the layer o
 8. **The transaction lifetime.** SecantusDB ends a transaction left idle past a lifetime its server
    takes in its constructor (60 s, mongod's `transactionLifetimeLimitSeconds` default) and offers no
    option for it. `--transaction-lifetime-seconds` (TRANSACTION_LIFETIME_SECONDS, 10, what the
-   service is designed for: wallet_service.limits) is passed to that constructor, so a transaction
+   service is designed for: wallet_service.ledger.limits) is passed to that constructor, so a transaction
    whose client died holds its wallet seconds, not a minute. As on mongod, `setParameter` changes it
    at runtime and `getParameter` reports it (`transactionLifetimeLimitSeconds`, an integer of at
    least 1: anything else is 2 BadValue, nothing changed). SecantusDB reaps only when another
@@ -77,7 +77,7 @@ from collections.abc import Mapping
 from typing import Any
 
 SECANTUS_VERSION = "0.7.0b3"
-# The lifetime of a transaction (seconds): wallet_service.limits.TRANSACTION_LIFETIME_SECONDS, said
+# The lifetime of a transaction (seconds): wallet_service.ledger.limits.TRANSACTION_LIFETIME_SECONDS, said
 # again here because this script runs without the layer on its path (a test compares the two).
 TRANSACTION_LIFETIME_SECONDS = 10.0
 REAP_INTERVAL_SECONDS = 1.0

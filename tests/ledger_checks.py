@@ -8,8 +8,16 @@ from __future__ import annotations
 from pymongo.database import Database
 
 from wallet_service import EntryType
-from wallet_service.documents import CHECKPOINT, CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLET_CLAIM, WALLETS
-from wallet_service.postings import EFFECTS
+from wallet_service.ledger.postings import EFFECTS
+from wallet_service.storage.documents import (
+    CHECKPOINT,
+    CODEC_OPTIONS,
+    ENTRY,
+    LEDGER,
+    RESERVATION,
+    WALLET_CLAIM,
+    WALLETS,
+)
 
 
 def assert_ledger_consistent(database: Database) -> None:

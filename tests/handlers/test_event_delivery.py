@@ -34,8 +34,8 @@ from tests.lambda_harness import HttpAnswer, LambdaContext, function_module, htt
 from tests.ledger_checks import assert_ledger_consistent
 from wallet_lambda import runtime
 from wallet_lambda.event_sinks import SOURCE, EventBridgeSink
-from wallet_service.documents import CODEC_OPTIONS, EVENT, LEDGER
-from wallet_service.publishing import detail
+from wallet_service import event_detail
+from wallet_service.storage.documents import CODEC_OPTIONS, EVENT, LEDGER
 
 BUS = "wallet-test-events"
 ADMIN = ("wallet:admin",)
@@ -82,7 +82,7 @@ class Consumer:
             event = stored[message["detail"]["id"]]
             assert message["source"] == SOURCE
             assert message["detail-type"] == event["type"]
-            assert message["detail"] == detail(event)  # every copy is the same event
+            assert message["detail"] == event_detail(event)  # every copy is the same event
             assert message["time"] == event["occurredAt"].strftime("%Y-%m-%dT%H:%M:%SZ")
         arrivals: dict[str, list[tuple[int, int]]] = {}
         for message in self.received:

@@ -138,7 +138,7 @@ def test_the_event_sink_comes_from_the_environment(monkeypatch, tmp_path):
 
 
 def stored_event(**changes) -> dict:
-    """An event document as the outbox stores it (wallet_service.outbox.event)."""
+    """An event document as the outbox stores it (wallet_service.storage.outbox.event)."""
     from datetime import UTC, datetime
 
     from bson import Int64, ObjectId
@@ -182,7 +182,7 @@ class RecordingEvents:
 
 def test_the_eventbridge_sink_puts_one_entry_per_event_and_accepts_those_without_an_error_code():
     from wallet_lambda.event_sinks import EventBridgeSink
-    from wallet_service.publishing import detail
+    from wallet_service import event_detail
 
     events = [stored_event(), stored_event(type="wallet.balance.low", index=1), stored_event(version=8)]
     client = RecordingEvents(refuse=frozenset({1}))
@@ -201,7 +201,7 @@ def test_the_eventbridge_sink_puts_one_entry_per_event_and_accepts_those_without
             "wallet-events",
             event["occurredAt"],
         )
-        assert json.loads(entry["Detail"]) == detail(event)
+        assert json.loads(entry["Detail"]) == event_detail(event)
     assert json.loads(entries[0]["Detail"])["occurredAt"] == "2026-11-30T12:00:01.250000Z"
     assert sink.put([]) == []
     assert len(client.calls) == 1
@@ -221,7 +221,7 @@ def test_the_eventbridge_sink_creates_its_client_on_first_use(monkeypatch, aws):
 
 def test_the_file_sink_writes_each_event_as_eventbridge_hands_it_to_a_target(tmp_path, capsys):
     from wallet_lambda.event_sinks import TARGET_EVENT_KEYS, FileSink
-    from wallet_service.publishing import detail
+    from wallet_service import event_detail
 
     path = tmp_path / "local" / "events.jsonl"
     sink = FileSink(path)
@@ -235,7 +235,7 @@ def test_the_file_sink_writes_each_event_as_eventbridge_hands_it_to_a_target(tmp
         assert (line["version"], line["source"], line["resources"]) == ("0", "wallet-service", [])
         assert line["detail-type"] == event["type"]
         assert line["time"] == "2026-11-30T12:00:01Z"
-        assert line["detail"] == detail(event)
+        assert line["detail"] == event_detail(event)
     assert len({line["id"] for line in lines}) == 3  # EventBridge's own id per delivery; detail.id is the event's
     logged = [line for line in capsys.readouterr().err.splitlines() if " event " in line]
     assert len(logged) == 3

@@ -12,9 +12,10 @@ import pytest
 from bson import Int64, ObjectId
 
 from tests.service.transaction_sizes import TransactionLog, logged_service
-from wallet_service import WalletService, audit, ledger_sums
-from wallet_service.documents import ENTRY, LEDGER, RESERVATION, WALLETS
-from wallet_service.limits import SETTLED_SECONDS
+from wallet_service import WalletService
+from wallet_service.ledger.limits import SETTLED_SECONDS
+from wallet_service.storage.documents import ENTRY, LEDGER, RESERVATION, WALLETS
+from wallet_service.use_cases import audit, ledger_sums
 
 AGES = ("recent", "settled")
 

@@ -1,4 +1,4 @@
-"""Platform balances from checkpoints (wallet_service/checkpoints.py): a checkpoint plus the postings
+"""Platform balances from checkpoints (wallet_service/use_cases/checkpoints.py): a checkpoint plus the postings
 since is always the sum of every posting, whatever was rolled when; rolls are exact under
 concurrent movements; reads stay on the tail; the audit finds a checkpoint its postings do not
 explain, whether its postings are recent (read in the audit's transaction) or settled (outside it)."""
@@ -12,8 +12,9 @@ import pytest
 from bson import Int64, ObjectId
 
 from tests.ledger_checks import platform_balances
-from wallet_service import Request, WalletService, checkpoints
-from wallet_service.documents import CHECKPOINT, ENTRY, LEDGER
+from wallet_service import Request, WalletService
+from wallet_service.storage.documents import CHECKPOINT, ENTRY, LEDGER
+from wallet_service.use_cases import checkpoints
 
 SPLIT = 100  # each ride's capture: 70 to the driver, 30 to @revenue
 

@@ -33,8 +33,8 @@ from wallet_service import (
     WalletExists,
     WalletService,
 )
-from wallet_service.documents import ENTRY, LEDGER, OPERATION, utc_now_ms
-from wallet_service.limits import MAX_INCREMENTS
+from wallet_service.ledger.limits import MAX_INCREMENTS
+from wallet_service.storage.documents import ENTRY, LEDGER, OPERATION, utc_now_ms
 
 EXPECTED_ERRORS = (InsufficientFunds, InvalidState, Conflict)
 JOIN_TIMEOUT = 240

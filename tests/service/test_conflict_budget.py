@@ -21,9 +21,9 @@ from pymongo.database import Database
 
 from tests.ledger_checks import assert_ledger_consistent, snapshot
 from wallet_service import Conflict, Request, WalletService
-from wallet_service.documents import WALLETS, utc_now_ms
-from wallet_service.limits import CONFLICT_BUDGET_SECONDS
-from wallet_service.transactions import WRITE_CONFLICT
+from wallet_service.ledger.limits import CONFLICT_BUDGET_SECONDS
+from wallet_service.storage.documents import WALLETS, utc_now_ms
+from wallet_service.storage.transactions import WRITE_CONFLICT
 
 PATIENT_BUDGET = 60.0  # a time budget no call here may spend: conflicts must end it long before
 

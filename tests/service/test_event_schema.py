@@ -19,11 +19,10 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 from pydantic.json_schema import models_json_schema
 
-from wallet_service import Request, WalletService
-from wallet_service.limits import MAX_OWNER_ID_LENGTH
-from wallet_service.models import LedgerEntry, Reservation, Wallet
-from wallet_service.outbox import EVENT_TYPE_NAMES
-from wallet_service.publishing import detail
+from wallet_service import Request, WalletService, event_detail
+from wallet_service.ledger.limits import MAX_OWNER_ID_LENGTH
+from wallet_service.ledger.models import LedgerEntry, Reservation, Wallet
+from wallet_service.storage.outbox import EVENT_TYPE_NAMES
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "wallet-event.schema.json"
 # The models whose serialised JSON an event's data carries; their schemas (and the ones they refer
@@ -55,7 +54,7 @@ class Sink:
         self.received: list[dict] = []
 
     def put(self, events: Sequence[dict]) -> list[bool]:
-        self.received.extend(json.loads(json.dumps(detail(event))) for event in events)
+        self.received.extend(json.loads(json.dumps(event_detail(event))) for event in events)
         return [True] * len(events)
 
 

@@ -10,8 +10,8 @@ from bson import Int64, ObjectId
 from tests.ledger_checks import assert_ledger_consistent
 from tests.service.transaction_sizes import logged_service
 from wallet_service import EntryType, ReservationStatus, ValidationFailed
-from wallet_service.documents import ENTRY, LEDGER, WALLETS
-from wallet_service.limits import MAX_EXPIRY_BATCH
+from wallet_service.ledger.limits import MAX_EXPIRY_BATCH
+from wallet_service.storage.documents import ENTRY, LEDGER, WALLETS
 
 
 def test_due_holds_expire_and_release_their_money(timed, database, clock):

@@ -32,8 +32,8 @@ from wallet_service import (
     ReservationStatus,
     WalletService,
 )
-from wallet_service.answers import reservation_from_document
-from wallet_service.documents import (
+from wallet_service.ledger.answers import reservation_from_document
+from wallet_service.storage.documents import (
     CODEC_OPTIONS,
     ENTRY,
     LEDGER,

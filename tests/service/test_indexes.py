@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from wallet_service import Request, WalletService
-from wallet_service.documents import LEDGER, OPERATION, WALLETS
-from wallet_service.indexes import LEDGER_INDEXES, RETIRED_INDEXES
+from wallet_service.storage.documents import LEDGER, OPERATION, WALLETS
+from wallet_service.storage.indexes import LEDGER_INDEXES, RETIRED_INDEXES
 
 
 def test_ensure_indexes_is_idempotent(service: WalletService, database):

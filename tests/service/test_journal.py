@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import CommandLog
 from wallet_service import EntryType, InvalidCursor, NotFound, ValidationFailed, WalletService
-from wallet_service.documents import LEDGER, utc_now_ms
-from wallet_service.validation import encode_cursor
+from wallet_service.ledger.validation import encode_cursor
+from wallet_service.storage.documents import LEDGER, utc_now_ms
 
 
 @pytest.fixture

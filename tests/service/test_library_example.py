@@ -23,7 +23,7 @@ def test_the_library_example_runs_as_written(service_database, database):
         compile(code.replace("MongoClient(uri).wallet", "database"), str(API_DOC), "exec"),
         {"database": service_database},
         names,
-    )  # noqa: S102
+    )
     wallet = names["service"].get_wallet(names["wallet"].id)
     # 5,000 opened + 2,000 deposited; 1,900 held and 1,700 captured in two parts, the other 200 released.
     assert (wallet.balance, wallet.held, wallet.available) == (5_300, 0, 5_300)

@@ -4,7 +4,7 @@ it, and a second run adds nothing."""
 from __future__ import annotations
 
 from wallet_service import WalletService
-from wallet_service.documents import ENTRY, LEDGER, RESERVATION
+from wallet_service.storage.documents import ENTRY, LEDGER, RESERVATION
 
 
 def single_entry(service: WalletService, database) -> dict[str, str]:

@@ -19,7 +19,7 @@ from wallet_service import (
     WalletService,
     WalletStatus,
 )
-from wallet_service.limits import MAX_INT64
+from wallet_service.ledger.limits import MAX_INT64
 
 MISSING_ID = "0123456789abcdef01234567"
 

@@ -11,9 +11,9 @@ from bson import ObjectId
 
 from devtools.failpoints import write_conflict
 from tests.ledger_checks import snapshot
-from wallet_service import InsufficientFunds, Request, ValidationFailed, WalletService, committed_events
-from wallet_service.documents import CODEC_OPTIONS, EVENT, LEDGER
-from wallet_service.publishing import ATTEMPTS, detail
+from wallet_service import InsufficientFunds, Request, ValidationFailed, WalletService, committed_events, event_detail
+from wallet_service.storage.documents import CODEC_OPTIONS, EVENT, LEDGER
+from wallet_service.use_cases.publishing import ATTEMPTS
 
 
 class Sink:
@@ -36,7 +36,7 @@ class Sink:
             if refuse:
                 self.refused[event["_id"]] = self.refused.get(event["_id"], 0) + 1
             else:
-                self.received.append(detail(event))
+                self.received.append(event_detail(event))
             accepted.append(not refuse)
         return accepted
 

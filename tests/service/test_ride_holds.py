@@ -20,7 +20,7 @@ from wallet_service import (
     WalletFrozen,
     WalletService,
 )
-from wallet_service.limits import MAX_INCREMENTS
+from wallet_service.ledger.limits import MAX_INCREMENTS
 
 
 @pytest.fixture

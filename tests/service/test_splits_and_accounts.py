@@ -16,7 +16,7 @@ from wallet_service import (
     ValidationFailed,
     WalletService,
 )
-from wallet_service.limits import MAX_INT64
+from wallet_service.ledger.limits import MAX_INT64
 
 
 @pytest.fixture
@@ -84,7 +84,8 @@ def test_a_balance_read_whose_roll_fails_still_answers(service, database, ride, 
     """A read that finds no checkpoint (or a long tail) rolls a batch: upkeep, which the schedule
     does every minute anyway. A database failure in it (a fault run saw a write conflict on its
     update, a 500 then) leaves the read answered with the balance it read."""
-    from wallet_service import Conflict, checkpoints
+    from wallet_service import Conflict
+    from wallet_service.use_cases import checkpoints
 
     service.capture_reservation(ride["hold"], 500)
 

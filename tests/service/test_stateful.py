@@ -51,8 +51,8 @@ from wallet_service import (
     WalletService,
     WalletStatus,
 )
-from wallet_service.documents import LEDGER, OPERATION, utc_now_ms
-from wallet_service.limits import MAX_INCREMENTS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
+from wallet_service.ledger.limits import MAX_INCREMENTS, MAX_TTL_SECONDS, MIN_TTL_SECONDS
+from wallet_service.storage.documents import LEDGER, OPERATION, utc_now_ms
 
 OWNERS = ("ana", "ben")
 CURRENCIES = ("USD", "EUR")

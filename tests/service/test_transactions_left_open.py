@@ -12,8 +12,9 @@ import pymongo
 import pytest
 
 from devtools.failpoints import slow
-from wallet_service import DatabaseUnavailable, InsufficientFunds, Request, transactions
-from wallet_service.transactions import WRITE_CONFLICT
+from wallet_service import DatabaseUnavailable, InsufficientFunds, Request
+from wallet_service.storage import transactions
+from wallet_service.storage.transactions import WRITE_CONFLICT
 
 
 def commands(log) -> list[str]:

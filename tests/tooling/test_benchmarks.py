@@ -26,7 +26,8 @@ from benchmarks.roundtrips import RoundTrips, measure_expiry, measure_operation
 from benchmarks.scenarios import OPERATIONS, prepare
 from benchmarks.server import ConflictCounters, is_secantus
 from benchmarks.throughput import Rate
-from wallet_service import WalletService, documents
+from wallet_service import WalletService
+from wallet_service.storage import documents
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from devtools.failpoints import FailPoints, Fault
 from devtools.paths import LAYER, ROOT
 from tests.ledger_checks import assert_ledger_consistent
 from wallet_service import Conflict, Request, WalletService
-from wallet_service.limits import TRANSACTION_LIFETIME_SECONDS
+from wallet_service.ledger.limits import TRANSACTION_LIFETIME_SECONDS
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ STDERR = f"""import time: self [us] | cumulative | imported package
 import time:       500 |        500 | site
 import time:      1000 |       1000 |     pydantic_core
 import time:      2000 |       3000 |   pydantic
-import time:       300 |        300 |     wallet_service.models
+import time:       300 |        300 |     wallet_service.ledger.models
 import time:      4000 |       4000 |     pymongo
 import time:       200 |       4500 |   wallet_service
 import time:       100 |       7600 | app

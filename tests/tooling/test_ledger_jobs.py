@@ -11,7 +11,7 @@ from bson import Int64, ObjectId
 
 from devtools.paths import ROOT
 from wallet_service import WalletService
-from wallet_service.documents import WALLETS
+from wallet_service.storage.documents import WALLETS
 
 
 def run_job(job: str, uri: str, name: str) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from devtools.paths import EVENTS, FUNCTIONS, ROOT, TEMPLATE
-from wallet_service.limits import ACCOUNT_NAME_PATTERN
+from wallet_service.ledger.limits import ACCOUNT_NAME_PATTERN
 
 TEMPLATE = TEMPLATE
 FUNCTIONS = FUNCTIONS

@@ -7,8 +7,7 @@ import pytest
 from bson import ObjectId
 
 from wallet_service import EntryType, InsufficientFunds
-from wallet_service.documents import account_entries, assert_balanced, journal_entries
-from wallet_service.postings import (
+from wallet_service.ledger.postings import (
     EFFECTS,
     FUNDING,
     REVENUE,
@@ -20,6 +19,7 @@ from wallet_service.postings import (
     post,
     rewind,
 )
+from wallet_service.storage.documents import account_entries, assert_balanced, journal_entries
 
 # The table, restated here from docs/posting-rules.md so that a change to the rules is a change to this test.
 EXPECTED = {

@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from wallet_service.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
+from wallet_service.ledger.limits import IDEMPOTENCY_KEY_PATTERN, MAX_IDEMPOTENCY_KEY_LENGTH
 
 from . import problems
 from .identity import caller_of, scope

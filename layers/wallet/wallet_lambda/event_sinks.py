@@ -1,8 +1,8 @@
-"""Where the outbox's events go (wallet_service.publishing sends them): an EventBridge bus when
+"""Where the outbox's events go (wallet_service.use_cases.publishing sends them): an EventBridge bus when
 deployed, a file of JSON lines locally (`make run`).
 
 A sink takes at most 10 event documents of the outbox per call and says, per event, whether it
-took it; publishing marks an event sent only when it did. Consumers receive `publishing.detail(event)`
+took it; publishing marks an event sent only when it did. Consumers receive `publishing.event_detail(event)`
 as the EventBridge event's `detail`, with the event type as its `detail-type` and `wallet-service`
 as its `source`, and deduplicate by `detail.id` (delivery is at least once).
 """
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from wallet_service.publishing import detail
+from wallet_service import event_detail
 
 SOURCE = "wallet-service"
 # PutEvents normally answers in tens of milliseconds. A short timeout and one retry keep a slow or
@@ -71,7 +71,7 @@ class EventBridgeSink:
             {
                 "Source": SOURCE,
                 "DetailType": event["type"],
-                "Detail": json.dumps(detail(event), separators=(",", ":")),
+                "Detail": json.dumps(event_detail(event), separators=(",", ":")),
                 "EventBusName": self.bus_name,
                 "Time": _time(event),
             }
@@ -101,7 +101,7 @@ def eventbridge_event(event: dict, *, region: str, account: str = LOCAL_ACCOUNT)
         "time": _time(event).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
         "resources": [],
-        "detail": detail(event),
+        "detail": event_detail(event),
     }
 
 

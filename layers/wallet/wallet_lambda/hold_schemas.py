@@ -8,7 +8,13 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, StrictBool, StrictStr
 
 from wallet_service import OnExpiry
-from wallet_service.limits import DEFAULT_TTL_SECONDS, MAX_INCREMENTS, MAX_REASON_LENGTH, MAX_SPLITS, TEXT_PATTERN
+from wallet_service.ledger.limits import (
+    DEFAULT_TTL_SECONDS,
+    MAX_INCREMENTS,
+    MAX_REASON_LENGTH,
+    MAX_SPLITS,
+    TEXT_PATTERN,
+)
 
 from .schemas import AccountName, Amount, Details, ObjectIdText, RequestBody, TtlSeconds
 

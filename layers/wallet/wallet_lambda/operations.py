@@ -25,7 +25,7 @@ from wallet_service import (
     Wallet,
     WalletBalance,
 )
-from wallet_service.limits import MAX_INCREMENTS, MAX_TTL_SECONDS
+from wallet_service.ledger.limits import MAX_INCREMENTS, MAX_TTL_SECONDS
 
 from .schemas import Health
 

@@ -9,7 +9,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from wallet_service import FieldError, ValidationFailed
-from wallet_service.limits import ACCOUNT_NAME_PATTERN, DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
+from wallet_service.ledger.limits import ACCOUNT_NAME_PATTERN, DEFAULT_PAGE_SIZE, MAX_CURSOR_LENGTH, MAX_PAGE_SIZE
 
 from .schemas import OBJECT_ID, CurrencyCode
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from aws_lambda_powertools.event_handler import Response
 
-from wallet_service import errors
+from wallet_service.ledger import errors
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_SECONDS = "1"

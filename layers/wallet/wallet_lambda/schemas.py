@@ -25,8 +25,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
-from wallet_service.currencies import ISO_4217_CURRENCIES
-from wallet_service.limits import (
+from wallet_service.ledger.currencies import ISO_4217_CURRENCIES
+from wallet_service.ledger.limits import (
     ACCOUNT_NAME_PATTERN,
     MAX_AMOUNT,
     MAX_INT64,
@@ -47,7 +47,7 @@ OBJECT_ID = f"^{OBJECT_ID_PATTERN}$"
 
 Amount = Annotated[StrictInt, Field(gt=0, le=MAX_AMOUNT, description="integer minor units (cents)")]
 ObjectIdText = Annotated[StrictStr, Field(pattern=OBJECT_ID, description="24 lower-case hex digits")]
-# The document says what the service checks (wallet_service.validation.Checks.metadata), so a client
+# The document says what the service checks (wallet_service.ledger.validation.Checks.metadata), so a client
 # (or a generator) that follows the schema is never refused for metadata.
 METADATA_KEY = f"^{METADATA_KEY_PATTERN}$"
 MetadataKey = Annotated[StrictStr, Field(pattern=METADATA_KEY)]

@@ -1,6 +1,6 @@
 """The wallet ledger: a transactional pymongo service shared by every Lambda function."""
 
-from .errors import (
+from .ledger.errors import (
     AccountExists,
     BalanceOverflow,
     Conflict,
@@ -16,7 +16,7 @@ from .errors import (
     WalletExists,
     WalletFrozen,
 )
-from .models import (
+from .ledger.models import (
     AccountEntry,
     AccountEntryPage,
     Capture,
@@ -39,11 +39,11 @@ from .models import (
     WalletBalance,
     WalletStatus,
 )
-from .outbox import CommittedEvents, committed_events
-from .publishing import EventSink, PublishReport
-from .reports import AuditReport, CheckpointReport, Discrepancy, ExpiryReport, MigrationReport
-from .request import Request
+from .ledger.reports import AuditReport, CheckpointReport, Discrepancy, ExpiryReport, MigrationReport
+from .ledger.request import Request
 from .service import WalletService
+from .storage.outbox import CommittedEvents, committed_events
+from .use_cases.publishing import EventSink, PublishReport, event_detail
 
 __all__ = [
     "AccountEntry",
@@ -92,4 +92,5 @@ __all__ = [
     "WalletService",
     "WalletStatus",
     "committed_events",
+    "event_detail",
 ]

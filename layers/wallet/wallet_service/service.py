@@ -19,27 +19,9 @@ from datetime import datetime, timedelta
 
 from pymongo.database import Database as MongoDatabase
 
-from . import (
-    accounts,
-    audit,
-    checkpoints,
-    commands,
-    documents,
-    expiry,
-    hold_commands,
-    increments,
-    indexes,
-    journal,
-    migration,
-    movements,
-    publishing,
-    reads,
-    refunds,
-    reservations,
-    wallets,
-)
-from .limits import DEFAULT_PAGE_SIZE, DEFAULT_TTL_SECONDS
-from .models import (
+from .ledger import commands, hold_commands, reads
+from .ledger.limits import DEFAULT_PAGE_SIZE, DEFAULT_TTL_SECONDS
+from .ledger.models import (
     AccountEntryPage,
     EntryPage,
     EntryType,
@@ -53,11 +35,26 @@ from .models import (
     WalletBalance,
     WalletStatus,
 )
-from .outbox import CommittedEvents
-from .publishing import EventSink, PublishReport
-from .queries import Database
-from .reports import AuditReport, CheckpointReport, ExpiryReport, MigrationReport
-from .request import ADMINISTRATOR, Request
+from .ledger.reports import AuditReport, CheckpointReport, ExpiryReport, MigrationReport
+from .ledger.request import ADMINISTRATOR, Request
+from .storage import documents, indexes
+from .storage.outbox import CommittedEvents
+from .storage.queries import Database
+from .use_cases import (
+    accounts,
+    audit,
+    checkpoints,
+    expiry,
+    increments,
+    journal,
+    migration,
+    movements,
+    publishing,
+    refunds,
+    reservations,
+    wallets,
+)
+from .use_cases.publishing import EventSink, PublishReport
 
 
 class WalletService:

@@ -33,7 +33,7 @@ from benchmarks.http_load import percentile
 from devtools.local_auth import issue_token
 from devtools.local_server import Server
 from tests.ledger_checks import assert_ledger_consistent
-from wallet_service.documents import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLETS
+from wallet_service.storage.documents import CODEC_OPTIONS, ENTRY, LEDGER, RESERVATION, WALLETS
 
 CURRENCIES = ("USD", "EUR")
 ADMIN_SCOPE = "wallet:admin"

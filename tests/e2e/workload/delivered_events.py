@@ -11,7 +11,7 @@ from pathlib import Path
 from bson import ObjectId
 from pymongo.database import Database
 
-from wallet_service.documents import EVENT, LEDGER, WALLETS
+from wallet_service.storage.documents import EVENT, LEDGER, WALLETS
 
 PUBLISHED_WITHIN_SECONDS = 90
 

@@ -19,7 +19,7 @@ from bson import ObjectId
 from tests.e2e.workload.bank import SLOW_REQUEST_SECONDS, Workload, WorkloadSize
 from tests.e2e.workload.chaos import KINDS, FaultDriver
 from tests.e2e.workload.delivered_events import assert_events_replay_the_ledger
-from wallet_service.limits import TRANSACTION_LIFETIME_SECONDS
+from wallet_service.ledger.limits import TRANSACTION_LIFETIME_SECONDS
 
 STEP_DOWN_SECONDS = 5
 NETWORK_ERROR = "no code (network error)"  # devtools/container_aids.py's label

@@ -27,7 +27,7 @@ from devtools.paths import EVENTS, ROOT
 from tests.e2e.workload.bank import Workload, WorkloadSize
 from tests.ledger_checks import assert_ledger_consistent, snapshot
 from wallet_service import Request
-from wallet_service.documents import ENTRY, LEDGER, RESERVATION
+from wallet_service.storage.documents import ENTRY, LEDGER, RESERVATION
 
 # Longer than a request's database budget (5 s), so that requests in the outage fail and are retried.
 OUTAGE_SECONDS = 8

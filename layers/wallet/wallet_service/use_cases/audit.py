@@ -37,12 +37,12 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.read_concern import ReadConcern
 
-from . import documents
+from ..ledger.models import OPEN_HOLD_STATUSES, EntryType
+from ..ledger.reports import AuditReport, Discrepancy
+from ..storage import documents
+from ..storage.queries import Database
+from ..storage.transactions import database_errors
 from .ledger_sums import ledger_sums
-from .models import OPEN_HOLD_STATUSES, EntryType
-from .queries import Database
-from .reports import AuditReport, Discrepancy
-from .transactions import database_errors
 
 HOLD = EntryType.HOLD.value
 

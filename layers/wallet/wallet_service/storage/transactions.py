@@ -43,8 +43,8 @@ from pymongo.read_concern import ReadConcern
 from pymongo.read_preferences import ReadPreference
 from pymongo.write_concern import WriteConcern
 
-from .errors import Conflict, DatabaseUnavailable, WalletError
-from .limits import CONFLICT_BUDGET_SECONDS
+from ..ledger.errors import Conflict, DatabaseUnavailable, WalletError
+from ..ledger.limits import CONFLICT_BUDGET_SECONDS
 
 WRITE_CONFLICT = 112
 KILL_SESSION_SECONDS = 2.0

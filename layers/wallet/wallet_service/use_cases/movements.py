@@ -9,14 +9,15 @@ from collections.abc import Callable, Sequence
 from bson import ObjectId
 from pymongo.client_session import ClientSession
 
-from . import commands, documents
+from ..ledger import commands
+from ..ledger.errors import BalanceOverflow, FieldError, InsufficientFunds, NotFound, ValidationFailed, WalletFrozen
+from ..ledger.limits import MAX_INT64
+from ..ledger.models import EntryType, Movement, WalletStatus
+from ..ledger.postings import FUNDING, PAYOUTS, Details, Posting, post, rewind
+from ..storage import documents
+from ..storage.idempotency import Call, move, raise_if_recorded, record
+from ..storage.queries import Database, credit, debit
 from .accounts import require_open
-from .errors import BalanceOverflow, FieldError, InsufficientFunds, NotFound, ValidationFailed, WalletFrozen
-from .idempotency import Call, move, raise_if_recorded, record
-from .limits import MAX_INT64
-from .models import EntryType, Movement, WalletStatus
-from .postings import FUNDING, PAYOUTS, Details, Posting, post, rewind
-from .queries import Database, credit, debit
 
 
 def placed(wallet_after: dict, postings: Sequence[Posting], operation_id: str, now) -> list[dict]:

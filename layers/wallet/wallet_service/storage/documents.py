@@ -25,9 +25,9 @@ from datetime import UTC, datetime
 
 from bson import CodecOptions, Int64, ObjectId
 
-from .limits import IDEMPOTENCY_RETENTION
-from .models import ReservationStatus, WalletStatus
-from .postings import Details, Posted, Posting, WalletState
+from ..ledger.limits import IDEMPOTENCY_RETENTION
+from ..ledger.models import ReservationStatus, WalletStatus
+from ..ledger.postings import Details, Posted, Posting, WalletState
 
 WALLETS = "wallets"
 LEDGER = "ledger"

@@ -16,16 +16,16 @@ from typing import NoReturn
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
-from . import hold_commands
-from .errors import FieldError, InvalidState, ValidationFailed
-from .idempotency import Call, move, record
-from .limits import MAX_INCREMENTS, MAX_TTL_SECONDS
-from .models import EntryType, Movement
+from ..ledger import hold_commands
+from ..ledger.errors import FieldError, InvalidState, ValidationFailed
+from ..ledger.limits import MAX_INCREMENTS, MAX_TTL_SECONDS
+from ..ledger.models import EntryType, Movement
+from ..ledger.postings import Posting
+from ..storage.idempotency import Call, move, record
+from ..storage.queries import Database, change_hold
+from ..storage.transactions import RetryTransaction
 from .movements import debit_or_refuse, placed
-from .postings import Posting
-from .queries import Database, change_hold
 from .reservations import find_hold
-from .transactions import RetryTransaction
 
 LIFETIME = timedelta(seconds=MAX_TTL_SECONDS)
 

@@ -28,10 +28,10 @@ from typing import Protocol
 
 from bson import ObjectId
 
-from . import documents
-from .models import WalletModel
-from .outbox import CommittedEvents
-from .queries import Database
+from ..ledger.models import WalletModel
+from ..storage import documents
+from ..storage.outbox import CommittedEvents
+from ..storage.queries import Database
 
 logger = logging.getLogger("wallet_service")
 
@@ -53,7 +53,7 @@ class PublishReport(WalletModel):
     pending: int  # events not tried in this run (time ran out, or an earlier one of their wallet failed)
 
 
-def detail(event: dict) -> dict:
+def event_detail(event: dict) -> dict:
     """What a consumer receives of an event (EventBridge's `detail`): see schemas/wallet-event.schema.json."""
     return {
         "id": event["_id"],

@@ -16,17 +16,26 @@ from typing import NoReturn
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
-from . import answers, documents, hold_commands, reads
+from ..ledger import answers, hold_commands, reads
+from ..ledger.errors import FieldError, InvalidState, NotFound, ValidationFailed
+from ..ledger.models import (
+    OPEN_HOLD_STATUSES,
+    EntryType,
+    Movement,
+    OnExpiry,
+    Reservation,
+    ReservationPage,
+    ReservationStatus,
+)
+from ..ledger.postings import REVENUE, Details, Posting
+from ..ledger.request import Common
+from ..ledger.validation import encode_cursor
+from ..storage import documents
+from ..storage.idempotency import Call, move, raise_if_recorded, record
+from ..storage.queries import Database, change_hold, settle
+from ..storage.transactions import RetryTransaction
 from .accounts import require_open
-from .errors import FieldError, InvalidState, NotFound, ValidationFailed
-from .idempotency import Call, move, raise_if_recorded, record
-from .models import OPEN_HOLD_STATUSES, EntryType, Movement, OnExpiry, Reservation, ReservationPage, ReservationStatus
 from .movements import credit_or_refuse, debit_or_refuse, hold_entries, placed, visible_to
-from .postings import REVENUE, Details, Posting
-from .queries import Database, change_hold, settle
-from .request import Common
-from .transactions import RetryTransaction
-from .validation import encode_cursor
 from .wallets import get_wallet
 
 # What an open hold still holds, as an aggregation expression.

@@ -32,10 +32,11 @@ from datetime import datetime, timedelta
 
 from pymongo.client_session import ClientSession
 
-from . import checkpoints, documents
-from .limits import SETTLED_SECONDS
-from .queries import Database
-from .reports import Discrepancy
+from ..ledger.limits import SETTLED_SECONDS
+from ..ledger.reports import Discrepancy
+from ..storage import documents
+from ..storage.queries import Database
+from . import checkpoints
 
 Pair = tuple[str, str | None]  # (platform account, currency)
 Sum = tuple[int, int]  # (sum of balanceDelta, postings)

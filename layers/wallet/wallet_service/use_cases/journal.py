@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from bson import Int64
 
-from . import answers, documents, reads
-from .models import EntryPage, WalletBalance
-from .queries import Database
-from .validation import encode_cursor
+from ..ledger import answers, reads
+from ..ledger.models import EntryPage, WalletBalance
+from ..ledger.validation import encode_cursor
+from ..storage import documents
+from ..storage.queries import Database
 from .wallets import get_wallet
 
 

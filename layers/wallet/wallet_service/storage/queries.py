@@ -19,10 +19,10 @@ from pymongo.database import Database as MongoDatabase
 from pymongo.errors import BulkWriteError
 from pymongo.read_concern import ReadConcern
 
+from ..ledger.limits import MAX_INT64
+from ..ledger.models import OPEN_HOLD_STATUSES, WalletStatus
+from ..ledger.postings import Posting, change
 from . import documents
-from .limits import MAX_INT64
-from .models import OPEN_HOLD_STATUSES, WalletStatus
-from .postings import Posting, change
 from .transactions import TransactionRunner, database_errors
 
 AFTER = ReturnDocument.AFTER

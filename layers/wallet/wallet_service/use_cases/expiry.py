@@ -23,12 +23,13 @@ from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.errors import PyMongoError
 
-from . import commands, documents, outbox, queries
-from .models import EntryType, OnExpiry, ReservationStatus
-from .postings import Details, Posting, change, post
-from .queries import Database
-from .reports import ExpiryReport
-from .transactions import RetryTransaction
+from ..ledger import commands
+from ..ledger.models import EntryType, OnExpiry, ReservationStatus
+from ..ledger.postings import Details, Posting, change, post
+from ..ledger.reports import ExpiryReport
+from ..storage import documents, outbox, queries
+from ..storage.queries import Database
+from ..storage.transactions import RetryTransaction
 
 logger = logging.getLogger("wallet_service")
 

@@ -26,7 +26,8 @@ from datetime import datetime
 
 from bson import Int64, ObjectId
 
-from . import answers, documents
+from ..ledger import answers
+from . import documents
 from .transactions import on_commit
 
 # The event types of each operation: (for the wallet it acts on, for every other wallet it touched).

@@ -13,14 +13,15 @@ from __future__ import annotations
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
 
-from . import documents, hold_commands
-from .errors import FieldError, InsufficientFunds, InvalidState, NotFound, ValidationFailed
-from .idempotency import Call, move, raise_if_recorded, record
-from .models import EntryType, Movement
+from ..ledger import hold_commands
+from ..ledger.errors import FieldError, InsufficientFunds, InvalidState, NotFound, ValidationFailed
+from ..ledger.models import EntryType, Movement
+from ..ledger.postings import REVENUE, Details, Posting, largest_remainder
+from ..storage import documents
+from ..storage.idempotency import Call, move, raise_if_recorded, record
+from ..storage.queries import Database, reclaim
+from ..storage.transactions import RetryTransaction
 from .movements import credit_or_refuse, hold_entries, placed
-from .postings import REVENUE, Details, Posting, largest_remainder
-from .queries import Database, reclaim
-from .transactions import RetryTransaction
 
 
 def refund_reservation(db: Database, command: hold_commands.Refund) -> Movement:

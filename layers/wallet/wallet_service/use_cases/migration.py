@@ -22,12 +22,12 @@ from bson import Int64, ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 
-from . import documents
-from .models import EntryType, ReservationStatus
-from .postings import EFFECTS, FUNDING, PAYOUTS, REVENUE
-from .queries import DUPLICATE_KEY, Database
-from .reports import MigrationReport
-from .transactions import database_errors
+from ..ledger.models import EntryType, ReservationStatus
+from ..ledger.postings import EFFECTS, FUNDING, PAYOUTS, REVENUE
+from ..ledger.reports import MigrationReport
+from ..storage import documents
+from ..storage.queries import DUPLICATE_KEY, Database
+from ..storage.transactions import database_errors
 
 # The platform side of each single-entry posting: its entry type and account.
 OTHER_SIDE = {

@@ -12,12 +12,14 @@ from __future__ import annotations
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from . import answers, checkpoints, documents, reads
-from .errors import AccountExists, FieldError, NotFound, ValidationFailed
-from .models import AccountEntryPage, PlatformAccount
-from .postings import BUILT_IN_ACCOUNTS
-from .queries import Database
-from .validation import encode_cursor
+from ..ledger import answers, reads
+from ..ledger.errors import AccountExists, FieldError, NotFound, ValidationFailed
+from ..ledger.models import AccountEntryPage, PlatformAccount
+from ..ledger.postings import BUILT_IN_ACCOUNTS
+from ..ledger.validation import encode_cursor
+from ..storage import documents
+from ..storage.queries import Database
+from . import checkpoints
 
 # Accounts seen opened, per ledger: they never close, so remembering them is never wrong.
 _opened: set[tuple[str, str, str]] = set()

@@ -8,13 +8,14 @@ from dataclasses import replace
 
 from pymongo.client_session import ClientSession
 
-from . import answers, commands, documents, outbox, queries, reads
-from .errors import NotFound, WalletExists
-from .idempotency import Call, move, record
-from .models import EntryType, Movement, Wallet, WalletStatus
-from .postings import FUNDING, Posting, WalletState, post
-from .queries import Database, WalletTaken
-from .transactions import database_errors
+from ..ledger import answers, commands, reads
+from ..ledger.errors import NotFound, WalletExists
+from ..ledger.models import EntryType, Movement, Wallet, WalletStatus
+from ..ledger.postings import FUNDING, Posting, WalletState, post
+from ..storage import documents, outbox, queries
+from ..storage.idempotency import Call, move, record
+from ..storage.queries import Database, WalletTaken
+from ..storage.transactions import database_errors
 
 EMPTY = WalletState(balance=0, held=0, sequence=0)
 

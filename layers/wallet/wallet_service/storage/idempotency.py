@@ -32,8 +32,8 @@ from datetime import datetime
 from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
-from . import answers, documents, outbox
-from .errors import (
+from ..ledger import answers
+from ..ledger.errors import (
     BalanceOverflow,
     Conflict,
     IdempotencyKeyMismatch,
@@ -42,9 +42,10 @@ from .errors import (
     WalletError,
     WalletFrozen,
 )
-from .models import Movement
+from ..ledger.models import Movement
+from ..ledger.request import Common
+from . import documents, outbox
 from .queries import AlreadyRecorded, Database, find_record, insert_movement
-from .request import Common
 from .transactions import database_errors
 
 

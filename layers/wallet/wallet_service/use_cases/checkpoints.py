@@ -30,12 +30,12 @@ from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 
-from . import documents
-from .errors import Conflict, DatabaseUnavailable
-from .limits import LONG_TAIL, ROLL_BATCH
-from .queries import Database
-from .reports import CheckpointReport
-from .transactions import RetryTransaction, database_errors
+from ..ledger.errors import Conflict, DatabaseUnavailable
+from ..ledger.limits import LONG_TAIL, ROLL_BATCH
+from ..ledger.reports import CheckpointReport
+from ..storage import documents
+from ..storage.queries import Database
+from ..storage.transactions import RetryTransaction, database_errors
 
 logger = logging.getLogger(__name__)
 

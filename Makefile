@@ -15,7 +15,7 @@ PYTHON313 := $(shell \
 
 help:
 	@echo "make run     the whole API on 127.0.0.1:\$$PORT (default 3000) with the expiry schedule, Swagger UI at /docs"
-	@echo "make check   lint and every test that needs neither an HTTP server nor Docker (unit, service, handlers, tooling), under 2 minutes"
+	@echo "make check   lint and the tests that need neither a server nor Docker, but the slowest modules (tests/conftest.py SLOW), under 2 minutes"
 	@echo "make test    create .venv (Python 3.13), install pinned tools, run ruff and the whole test suite"
 	@echo "make bench   round trips, ops/s beside bare-pymongo floors, 1-8 threads with write conflicts, journal pages, expiry, events, then five operations near-empty and at 30,000 wallets / 200,000 ledger documents (SCALE=large: also 100,000 / 1,000,000; SCALE=none: not)"
 	@echo "make fuzz    Schemathesis fuzzing of make run's server from openapi.json, longer than make test's (FUZZ_SECONDS=240 per token, FUZZ_SEED)"
@@ -58,9 +58,9 @@ format: $(STAMP)
 
 # The fast loop: lint and every test but tests/e2e (HTTP servers) and tests/sam (Docker).
 check: lint
-	$(PY) -m pytest -m "not e2e and not sam" -q -n 3
+	$(PY) -m pytest -m "not e2e and not sam and not slow" -q -n 3
 
-# The tests that need neither an HTTP server nor Docker across 3 processes (as make check); then the
+# The tests that need neither an HTTP server nor Docker across 3 processes (make check's and the slow ones); then the
 # e2e and the SAM tests side by side, each group one test at a time (they start servers and
 # containers) in a pytest process of its own, the OpenAPI fuzzing (the longest e2e module, mostly
 # CPU) with the SAM tests (mostly waiting on Docker), so that both groups end about together (xdist groups split modules across workers, and two

@@ -28,13 +28,31 @@ GROUPS = ("unit", "service", "handlers", "e2e", "sam", "tooling")  # tests/<grou
 TESTS = Path(__file__).parent
 
 
+# The modules that make most of the in-process suite's time (measured with --durations): the
+# stateful model, the fault matrix, queries at scale, the launcher's differential tests, the embedded database's
+# restarts and lifetimes, the races, the benchmarks' own tests. `make check` leaves them to `make test`.
+SLOW = {
+    "service/test_stateful.py",
+    "service/test_query_plans.py",
+    "service/test_concurrency.py",
+    "service/test_faults.py",
+    "tooling/test_secantus_launcher.py",
+    "tooling/test_embedded_database.py",
+    "tooling/test_benchmarks.py",
+}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each test carries the marker of its folder: `make check` runs `-m "not e2e and not sam"`."""
+    """Each test carries the marker of its folder, and `slow` when its module is in SLOW: `make check`
+    runs `-m "not e2e and not sam and not slow"`, `make test` everything."""
     for item in items:
-        group = item.path.relative_to(TESTS).parts[0]
+        where = item.path.relative_to(TESTS)
+        group = where.parts[0]
         if group not in GROUPS:
             raise pytest.UsageError(f"{item.path}: every test lives in one of tests/{{{','.join(GROUPS)}}}/")
         item.add_marker(group)
+        if where.as_posix() in SLOW:
+            item.add_marker("slow")
 
 
 @pytest.fixture(scope="session")

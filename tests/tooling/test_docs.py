@@ -32,7 +32,7 @@ def test_every_relative_link_leads_to_a_file_and_heading_that_exist(page):
             continue
         path, _, anchor = target.partition("#")
         linked = (page.parent / path).resolve() if path else page
-        missing_heading = bool(anchor) and linked.suffix == ".md" and anchor not in anchors(linked)
+        missing_heading = linked.exists() and linked.suffix == ".md" and bool(anchor) and anchor not in anchors(linked)
         if not linked.exists() or missing_heading:
             broken.append(target)
     assert broken == []

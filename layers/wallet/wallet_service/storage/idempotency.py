@@ -46,6 +46,7 @@ from ..ledger.models import Movement
 from ..ledger.request import Common
 from . import documents, outbox
 from .queries import AlreadyRecorded, Database, find_record, insert_movement
+from .routing import route
 from .transactions import database_errors
 
 
@@ -115,7 +116,8 @@ def record(
     touched = [wallet, *([counterparty_wallet] if counterparty_wallet is not None else []), *others]
     events = outbox.movement_events(call.name, operation_id, now, touched, entries, reservation=reservation)
     created = [*entries, *([reservation] if new_reservation else []), *events]
-    insert_movement(db, session, operation_record, created, claim=claim)
+    owners = {touched_wallet["_id"]: touched_wallet["ownerId"] for touched_wallet in touched}
+    insert_movement(db, session, operation_record, created, owners=owners, claim=claim)
     return movement
 
 
@@ -180,6 +182,7 @@ def _keep_refusal(db: Database, call: Call, refusal: WalletError) -> dict | None
         callId=call.call_id,
         refusal=kept,
     )
+    route([record_])
     try:
         with database_errors():
             db.runner.run(lambda session: db.ledger.insert_one(record_, session=session))

@@ -7,7 +7,7 @@ use case's business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +23,7 @@ from ..ledger.limits import MAX_INT64
 from ..ledger.models import OPEN_HOLD_STATUSES, WalletStatus
 from ..ledger.postings import Posting, change
 from . import documents
+from .routing import route
 from .transactions import TransactionRunner, database_errors
 
 AFTER = ReturnDocument.AFTER
@@ -180,16 +181,26 @@ def change_hold(
 
 
 def insert_movement(
-    db: Database, session: ClientSession, record: dict, documents_: Sequence[dict], *, claim: dict | None = None
+    db: Database,
+    session: ClientSession,
+    record: dict,
+    documents_: Sequence[dict],
+    *,
+    owners: Mapping[ObjectId, str],
+    claim: dict | None = None,
+    fallback_owner: str = "",
 ) -> None:
-    """Insert the operation record and everything a movement creates, in one command.
+    """Insert the operation record and everything a movement creates, in one command, each routed
+    by its owner (routing.py: `owners` are the wallets the movement touched).
 
     The record goes first: a duplicate there means the operation id has already committed
     (AlreadyRecorded). A new wallet's claim goes second: a duplicate there means the owner has a
     wallet in that currency (WalletTaken)."""
     claims = [claim] if claim is not None else []
+    inserted = [record, *claims, *documents_]
+    route(inserted, owners, fallback=fallback_owner)
     try:
-        db.ledger.insert_many([record, *claims, *documents_], ordered=True, session=session)
+        db.ledger.insert_many(inserted, ordered=True, session=session)
     except BulkWriteError as error:
         first = error.details["writeErrors"][0]
         if first["code"] == DUPLICATE_KEY and first["index"] == 0:

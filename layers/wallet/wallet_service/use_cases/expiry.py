@@ -135,7 +135,8 @@ def expire_batch(db: Database, session: ClientSession, batch: Batch) -> tuple[in
     record = documents.operation_record(
         OPERATION, batch.operation_id, now, expired=len(ends), skippedReservationIds=unexpirable
     )
-    queries.insert_movement(db, session, record, entries)
+    owners = {wallet["_id"]: wallet["ownerId"] for wallet in wallets.values()}
+    queries.insert_movement(db, session, record, entries, owners=owners, fallback_owner=ends[0].hold["ownerId"])
     return len(ends), unexpirable
 
 

@@ -27,6 +27,7 @@ from ..ledger.postings import EFFECTS, FUNDING, PAYOUTS, REVENUE
 from ..ledger.reports import MigrationReport
 from ..storage import documents
 from ..storage.queries import DUPLICATE_KEY, Database
+from ..storage.routing import route
 from ..storage.transactions import database_errors
 
 # The platform side of each single-entry posting: its entry type and account.
@@ -40,8 +41,9 @@ BATCH = 1_000
 
 def migrate_ledger(db: Database) -> MigrationReport:
     with database_errors():
-        currencies = {wallet["_id"]: wallet["currency"] for wallet in db.wallets.find({}, {"currency": 1})}
-        added = _balance_old_movements(db, currencies)
+        wallets = list(db.wallets.find({}, {"currency": 1, "ownerId": 1}))
+        currencies = {wallet["_id"]: wallet["currency"] for wallet in wallets}
+        added = _balance_old_movements(db, currencies, {wallet["_id"]: wallet["ownerId"] for wallet in wallets})
         dated = sum(
             db.ledger.update_many(
                 {"walletId": wallet_id, "kind": documents.ENTRY, "currency": {"$exists": False}},
@@ -53,7 +55,7 @@ def migrate_ledger(db: Database) -> MigrationReport:
     return MigrationReport(entries_dated=dated, postings_added=added, holds_updated=holds)
 
 
-def _balance_old_movements(db: Database, currencies: dict) -> int:
+def _balance_old_movements(db: Database, currencies: dict, owners: dict) -> int:
     unbalanced = [
         row["_id"]
         for row in db.ledger.aggregate(
@@ -80,6 +82,7 @@ def _balance_old_movements(db: Database, currencies: dict) -> int:
             "type": {"$in": [entry_type.value for entry_type in OTHER_SIDE]},
         }
         postings = [_other_side(entry, currencies[entry["walletId"]]) for entry in db.ledger.find(query)]
+        route(postings, owners)
         added += _insert_new(db, postings)
     return added
 

@@ -15,6 +15,7 @@ from ..ledger.postings import FUNDING, Posting, WalletState, post
 from ..storage import documents, outbox, queries
 from ..storage.idempotency import Call, move, record
 from ..storage.queries import Database, WalletTaken
+from ..storage.routing import route
 from ..storage.transactions import database_errors
 
 EMPTY = WalletState(balance=0, held=0, sequence=0)
@@ -36,6 +37,7 @@ def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
         wallet = documents.new_wallet(command.owner_id, command.currency, state, now)
         if command.alerts is not None:
             wallet["alerts"] = command.alerts
+        route([wallet])
         db.wallets.insert_one(wallet, session=session)
         operation_id = call.operation_id(command.owner_id)
         entries = [
@@ -79,7 +81,9 @@ def change_status(db: Database, wallet: reads.One, status: WalletStatus) -> Wall
         if document is None:
             return db.wallets.find_one({"_id": wallet.oid, **wallet.owner_filter}, session=session)
         operation_id = f"call:{uuid.uuid4().hex}"
-        db.ledger.insert_many(outbox.movement_events(operation, operation_id, now, [document], []), session=session)
+        events = outbox.movement_events(operation, operation_id, now, [document], [])
+        route(events)
+        db.ledger.insert_many(events, session=session)
         return document
 
     with database_errors():

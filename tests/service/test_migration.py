@@ -3,8 +3,8 @@ it, and a second run adds nothing."""
 
 from __future__ import annotations
 
-from wallet_service import WalletService
-from wallet_service.storage.documents import ENTRY, LEDGER, RESERVATION
+from wallet_service import Request, WalletService
+from wallet_service.storage.documents import ENTRY, LEDGER, RESERVATION, WALLETS
 
 
 def single_entry(service: WalletService, database) -> dict[str, str]:
@@ -57,3 +57,33 @@ def test_a_ledger_written_with_double_entry_is_left_alone(service, database):
     report = service.migrate_ledger()
     assert (report.postings_added, report.entries_dated, report.holds_updated) == (0, 0, 0)
     assert list(database[LEDGER].find().sort("_id", 1)) == before
+
+
+def test_documents_written_before_the_routing_key_get_their_owners_bucket_once(service, database):
+    """A ledger written before `bucket`: the migration gives each wallet and each document of an
+    owner the bucket the service gives it today, leaves the platform's own documents alone, and
+    routes nothing on a second run."""
+    rider = service.create_wallet("rider", "USD", Request(idempotency_key="open"), opening_balance=500).wallet.id
+    driver = service.create_wallet("driver", "USD").wallet.id
+    service.transfer(rider, driver, 100, Request(idempotency_key="t"))
+    held = service.create_reservation(rider, 200).reservation.id
+    service.capture_reservation(held, 150, splits=[{"walletId": driver, "amount": 150}])
+    service.open_account("@tips", "USD")
+    service.roll_checkpoints()
+    as_written = {
+        (name, document["_id"].__repr__()): document.get("bucket")
+        for name in (WALLETS, LEDGER)
+        for document in database[name].find()
+    }
+    assert sum(bucket is not None for bucket in as_written.values()) > 20
+    for name in (WALLETS, LEDGER):
+        database[name].update_many({}, {"$unset": {"bucket": ""}})
+    first = service.migrate_ledger()
+    migrated = {
+        (name, document["_id"].__repr__()): document.get("bucket")
+        for name in (WALLETS, LEDGER)
+        for document in database[name].find()
+    }
+    assert migrated == as_written  # the same bucket on each, none on the platform's own
+    assert first.documents_routed == sum(bucket is not None for bucket in as_written.values())
+    assert service.migrate_ledger().documents_routed == 0

@@ -9,9 +9,14 @@ each WITHDRAWAL, a CAPTURE_IN on @revenue for each CAPTURE. Then each wallet's o
 currency, and each old hold a refunded amount of 0 and, when captured, the record of its capture
 (all of it to @revenue).
 
+Last, every document written before the routing key (storage/routing.py) gets its owner's
+`bucket`: each wallet, and each ledger document that belongs to an owner (what belongs to none, a
+checkpoint, an opened account, an expiry batch's record, is left as it is).
+
 Idempotent and restartable: each added posting's id is derived from the entry it balances (a run
-stopped half-way, run again, inserts nothing twice), and entries are dated only after their
-movement is balanced, so a second run finds nothing to do.
+stopped half-way, run again, inserts nothing twice), entries are dated only after their movement
+is balanced, and a document is routed only while it has no bucket, so a second run finds nothing
+to do.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from ..ledger.postings import EFFECTS, FUNDING, PAYOUTS, REVENUE
 from ..ledger.reports import MigrationReport
 from ..storage import documents
 from ..storage.queries import DUPLICATE_KEY, Database
-from ..storage.routing import route
+from ..storage.routing import bucket_of, owner_of, route
 from ..storage.transactions import database_errors
 
 # The platform side of each single-entry posting: its entry type and account.
@@ -43,7 +48,8 @@ def migrate_ledger(db: Database) -> MigrationReport:
     with database_errors():
         wallets = list(db.wallets.find({}, {"currency": 1, "ownerId": 1}))
         currencies = {wallet["_id"]: wallet["currency"] for wallet in wallets}
-        added = _balance_old_movements(db, currencies, {wallet["_id"]: wallet["ownerId"] for wallet in wallets})
+        owners = {wallet["_id"]: wallet["ownerId"] for wallet in wallets}
+        added = _balance_old_movements(db, currencies, owners)
         dated = sum(
             db.ledger.update_many(
                 {"walletId": wallet_id, "kind": documents.ENTRY, "currency": {"$exists": False}},
@@ -52,7 +58,27 @@ def migrate_ledger(db: Database) -> MigrationReport:
             for wallet_id, currency in currencies.items()
         )
         holds = _update_old_holds(db)
-    return MigrationReport(entries_dated=dated, postings_added=added, holds_updated=holds)
+        routed = _route_old_documents(db.wallets, owners) + _route_old_documents(db.ledger, owners)
+    return MigrationReport(entries_dated=dated, postings_added=added, holds_updated=holds, documents_routed=routed)
+
+
+def _route_old_documents(collection, owners: dict) -> int:
+    """Give each document of `collection` without a bucket its owner's (routing.owner_of), a batch
+    of updates at a time, each guarded on the bucket still missing."""
+    unrouted = collection.find({"bucket": {"$exists": False}}, {"ownerId": 1, "walletId": 1, "counterpartyWalletId": 1})
+    routed = 0
+    updates = []
+    for document in unrouted:
+        owner = owner_of(document, owners)
+        if owner is not None:
+            guard = {"_id": document["_id"], "bucket": {"$exists": False}}
+            updates.append(UpdateOne(guard, {"$set": {"bucket": bucket_of(owner)}}))
+        if len(updates) == BATCH:
+            routed += collection.bulk_write(updates, ordered=False).modified_count
+            updates = []
+    if updates:
+        routed += collection.bulk_write(updates, ordered=False).modified_count
+    return routed
 
 
 def _balance_old_movements(db: Database, currencies: dict, owners: dict) -> int:

@@ -31,6 +31,7 @@ help:
 	@echo "make openapi       regenerate openapi.json from the handlers' routes (tests fail while it is stale)"
 	@echo "make template-alarms  regenerate template.yaml's per-function Errors and Throttles alarms (tests fail while stale)"
 	@echo "make importtime    cold start of every function: import, init (client, connection, indexes), first call; median of 5 fresh processes"
+	@echo "make shard-plan  the shard keys as JSON, then the mongosh commands of a sharded cluster (SHARDS zones, default 4)"
 	@echo "make demo    the wallet's story against the running local API (BASE_URL, default http://127.0.0.1:\$$PORT or 3000)"
 	@echo "make audit   prove the ledger of make run's database: zero-sum per currency, wallets, holds (exit 1 on a discrepancy)"
 	@echo "make migrate bring a single-entry ledger over to double entry (idempotent)"
@@ -167,6 +168,11 @@ template-alarms: $(STAMP)
 
 importtime: $(STAMP)
 	$(PY) -m devtools.importtime
+
+.PHONY: shard-plan
+# The shard keys as JSON, then the mongosh commands of a sharded cluster (SHARDS zones, default 4).
+shard-plan: $(STAMP)
+	@$(PY) -m devtools.shard_plan
 
 .PHONY: demo token
 

@@ -16,6 +16,7 @@ from .scale import LABELS as SCALE_LABELS
 from .scale import ROUND_SECONDS, Scale
 from .scale import TARGET as SCALE_TARGET
 from .scenarios import CALLER_RETRIES, OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
+from .shards import SHARDS, ShardUse
 from .throughput import Rate
 from .transaction_lengths import Lengths
 from .transaction_lengths import render as render_lengths
@@ -83,6 +84,7 @@ class Run:
     settings: dict[str, object]
     server_counters: bool  # mongod's conflict counters were read
     round_trips: dict[str, RoundTrips] = field(default_factory=dict)
+    shards: dict[str, ShardUse] = field(default_factory=dict)  # on the simulated router's cluster
     floors: dict[str, Floors] = field(default_factory=dict)
     threads: dict[str, dict[int, Rate]] = field(default_factory=dict)
     journal: list[Page] = field(default_factory=list)
@@ -120,6 +122,7 @@ def render(run: Run) -> str:
         f"# Wallet service benchmark (`{run.command}`)",
         "\n".join(f"- {name}: {value}" for name, value in run.header.items()),
         _round_trips(run),
+        _shards(run),
         _floors(run),
         _threads(run),
         _journal(run),
@@ -179,6 +182,26 @@ def _round_trips(run: Run) -> str:
         "## Round trips per call\n\nSteady state, each call with an idempotency key. Before the answer: the call's "
         "own commands; publishing: then sending the events it committed, as its function does once it has answered "
         "(one read of its wallets' unsent events, one update marking them sent; nothing for a replay).\n\n" + table
+    )
+
+
+def _shards(run: Run) -> str:
+    if not run.shards:
+        return ""
+    rows = [
+        [LABELS.get(use.operation, use.operation), use.transactions, use.most_in_a_transaction, use.reached]
+        for use in run.shards.values()
+    ]
+    table = _table(
+        ["operation", "transactions", "shards in its largest transaction", "shards reached in all"],
+        ["---", "---:", "---:", "---:"],
+        rows,
+    )
+    return (
+        f"## Shards per operation (simulated router, {SHARDS} shards)\n\nOne steady-state call of each operation, "
+        "its commands routed as mongos would on a cluster sharded by the routing key (devtools/shard_router.py, "
+        "`make shard-plan`): a command whose filter names no bucket reaches every shard, an insert the shards of "
+        "its documents' buckets. More than one shard in a transaction is a two-phase commit.\n\n" + table
     )
 
 

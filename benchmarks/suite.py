@@ -33,6 +33,7 @@ from .monitor import CommandRecorder
 from .roundtrips import measure_expiry, measure_operation
 from .scenarios import OPERATIONS, ROUND_TRIP_ONLY, THROUGHPUT_OPERATIONS
 from .server import ConflictCounters, describe
+from .shards import measure_shards
 
 EXPIRY_ROUND_TRIP_HOLDS = 100
 
@@ -160,6 +161,7 @@ def _measure(
         for operation in (*OPERATIONS, *ROUND_TRIP_ONLY):
             progress(f"round trips: {operation}")
             run.round_trips[operation] = measure_operation(service, recorder, operation, operation)
+            run.shards[operation] = measure_shards(service, recorder, operation, f"{operation}-shards")
     progress(f"round trips: {report.EXPIRY} ({EXPIRY_ROUND_TRIP_HOLDS} due holds)")
     with _database(client, "round_trips_expiry") as (service, _):  # of its own: the holds above are due too
         run.round_trips[report.EXPIRY] = measure_expiry(service, recorder, "expiry", EXPIRY_ROUND_TRIP_HOLDS)

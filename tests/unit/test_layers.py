@@ -1,6 +1,7 @@
 """The layer's imports run one way, as its folders say: the handlers and wallet_lambda use the
-package's root and its ledger vocabulary; `service.py` the use cases; a use case storage and the
-ledger; storage the ledger; the ledger nothing of the others. Written as data, checked on every file."""
+package's root and its ledger vocabulary (devtools its storage too); `service.py` the use cases; a
+use case storage and the ledger; storage the ledger; the ledger nothing of the others. Written as
+data, checked on every file."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ MAY_IMPORT = {
     "use_cases": {"ledger", "storage"},
     "service": {"ledger", "storage", "use_cases"},
     "root": {"ledger", "storage", "use_cases", "service"},  # wallet_service/__init__.py: what it exports
-    "outside": {"root", "ledger"},  # wallet_lambda, the functions, devtools
+    "handlers": {"root", "ledger"},  # wallet_lambda and the functions
+    "devtools": {"root", "ledger", "storage"},  # the tools also read where things live (documents, routing)
 }
 PARTS = ("ledger", "storage", "use_cases")
 
@@ -53,8 +55,12 @@ def modules() -> list[tuple[Path, str, str]]:
         dotted = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
         dotted = dotted.removesuffix(".__init__")
         found.append((path, dotted, part_of(dotted)))
-    for folder in (ROOT / "layers" / "wallet" / "wallet_lambda", ROOT / "functions", ROOT / "devtools"):
-        found.extend((path, path.stem, "outside") for path in sorted(folder.rglob("*.py")))
+    for folder, part in (
+        (ROOT / "layers" / "wallet" / "wallet_lambda", "handlers"),
+        (ROOT / "functions", "handlers"),
+        (ROOT / "devtools", "devtools"),
+    ):
+        found.extend((path, path.stem, part) for path in sorted(folder.rglob("*.py")))
     return found
 
 

@@ -1,0 +1,103 @@
+"""A simulated router: which shards the commands a run sent would reach on a sharded cluster.
+
+No sharded cluster can run here, so this plays mongos on the commands pymongo reports: `wallets` and
+`ledger` sharded by wallet_service.storage.routing.SHARD_KEYS, with `shards` zones of whole bucket
+ranges (`zones`, which `make shard-plan` prints as commands). A command reaches one shard when its
+filter fixes `bucket` (equality), the shards of the buckets of an `$in`, every shard otherwise; an
+insert, the shards of its documents' buckets (one without a bucket: the lowest zone's, where MinKey
+and null sort). Any other collection is unsharded, on the primary shard (0). Commands are grouped
+into transactions by `lsid` and `txnNumber`: a transaction's shards are its participants, every one
+of which a commit reaches (more than one: a two-phase commit).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from wallet_service.storage.routing import BUCKETS, SHARD_KEYS
+
+PRIMARY = 0
+# The commands that only end or continue what other commands started: they add no shard of their own.
+FOLLOWERS = {"commitTransaction", "abortTransaction", "getMore", "endSessions", "killCursors"}
+
+
+def zones(shards: int) -> list[range]:
+    """The buckets of each shard's zone: whole, contiguous and about equal ranges of 0..BUCKETS-1."""
+    if not 1 <= shards <= BUCKETS:
+        raise ValueError(f"shards must be 1 to {BUCKETS}")
+    bounds = [number * BUCKETS // shards for number in range(shards + 1)]
+    return [range(low, high) for low, high in itertools.pairwise(bounds)]
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    shards: int
+
+    def shard_of(self, bucket: object) -> int:
+        if not isinstance(bucket, int) or isinstance(bucket, bool):
+            return 0  # no bucket (MinKey, null): the lowest zone
+        return next(number for number, buckets in enumerate(zones(self.shards)) if bucket in buckets)
+
+    def targets(self, name: str, command: dict) -> set[int]:
+        """The shards one command reaches (none for a command that only follows others)."""
+        if name in FOLLOWERS:
+            return set()
+        collection = command.get(name)
+        if collection not in SHARD_KEYS:
+            return {PRIMARY}
+        if name == "insert":
+            return {self.shard_of(document.get("bucket")) for document in command["documents"]}
+        reached: set[int] = set()
+        for query in _filters(name, command):
+            reached |= self._of_filter(query)
+        return reached
+
+    def _of_filter(self, query: dict) -> set[int]:
+        bucket = query.get("bucket")
+        if isinstance(bucket, int) and not isinstance(bucket, bool):
+            return {self.shard_of(bucket)}
+        if isinstance(bucket, dict) and set(bucket) == {"$in"}:
+            return {self.shard_of(value) for value in bucket["$in"]}
+        return set(range(self.shards))
+
+
+def _filters(name: str, command: dict) -> list[dict]:
+    """What a command selects by: its filter, or each statement's."""
+    if name == "find":
+        return [command.get("filter", {})]
+    if name == "findAndModify":
+        return [command.get("query", {})]
+    if name == "update":
+        return [statement.get("q", {}) for statement in command["updates"]]
+    if name == "delete":
+        return [statement.get("q", {}) for statement in command["deletes"]]
+    if name == "aggregate":
+        first = (command.get("pipeline") or [{}])[0]
+        return [first.get("$match", {})]
+    if name in ("count", "distinct"):
+        return [command.get("query", {})]
+    return [{}]  # anything else on a sharded collection goes everywhere
+
+
+@dataclass
+class Unit:
+    """A transaction (or a command outside any): the shards it reached and the commands it sent."""
+
+    shards: set[int] = field(default_factory=set)
+    commands: list[str] = field(default_factory=list)
+    transaction: bool = False
+
+
+def route(router: Router, sent: Iterable[tuple[str, dict]]) -> list[Unit]:
+    """Group (command name, command) pairs into transactions by lsid and txnNumber, each with the
+    shards it reached; a command outside a transaction is a unit of its own."""
+    units: dict[object, Unit] = {}
+    for number, (name, command) in enumerate(sent):
+        in_transaction = "txnNumber" in command and "lsid" in command
+        key = (bytes(command["lsid"]["id"]), int(command["txnNumber"])) if in_transaction else number
+        unit = units.setdefault(key, Unit(transaction=in_transaction))
+        unit.shards |= router.targets(name, command)
+        unit.commands.append(name)
+    return list(units.values())

@@ -195,7 +195,13 @@ def test_the_audit_and_migration_events(wallets, capsys):
     emitted = {metric["Name"] for line in metrics for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
     assert {"LedgerImbalance", "WalletMismatches"} <= emitted
     migrated = function_module("migrate_ledger").lambda_handler(load_event("migrate_ledger"), LambdaContext())
-    assert migrated == {"entriesDated": 0, "postingsAdded": 0, "holdsUpdated": 0, "documentsRouted": 0}
+    assert migrated == {
+        "entriesDated": 0,
+        "postingsAdded": 0,
+        "holdsUpdated": 0,
+        "accountsMoved": 0,
+        "documentsRouted": 0,
+    }
 
 
 def test_the_checkpoint_event(wallets, capsys):

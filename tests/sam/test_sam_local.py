@@ -356,7 +356,13 @@ def test_the_audit_and_migration_events_in_containers(sam, ledger):
     audited = sam_invoke(sam, "audit_ledger", load_event("audit_ledger"), name).body
     assert (audited["discrepancies"], audited["wallets"]) == (0, 1), audited
     migrated = sam_invoke(sam, "migrate_ledger", load_event("migrate_ledger"), name).body
-    assert migrated == {"entriesDated": 0, "postingsAdded": 0, "holdsUpdated": 0, "documentsRouted": 0}
+    assert migrated == {
+        "entriesDated": 0,
+        "postingsAdded": 0,
+        "holdsUpdated": 0,
+        "accountsMoved": 0,
+        "documentsRouted": 0,
+    }
     rolled = sam_invoke(sam, "roll_checkpoints", load_event("roll_checkpoints"), name).body
     assert rolled == {"accounts": 1, "postings": 1, "finished": True}  # the opening balance's FUNDING
     assert service.get_account("@funding", "USD").balance == -100

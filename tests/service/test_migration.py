@@ -4,7 +4,7 @@ it, and a second run adds nothing."""
 from __future__ import annotations
 
 from wallet_service import Request, WalletService
-from wallet_service.storage.documents import ENTRY, LEDGER, RESERVATION, WALLETS
+from wallet_service.storage.documents import ACCOUNTS, ENTRY, LEDGER, RESERVATION, WALLETS
 
 
 def single_entry(service: WalletService, database) -> dict[str, str]:
@@ -87,3 +87,18 @@ def test_documents_written_before_the_routing_key_get_their_owners_bucket_once(s
     assert migrated == as_written  # the same bucket on each, none on the platform's own
     assert first.documents_routed == sum(bucket is not None for bucket in as_written.values())
     assert service.migrate_ledger().documents_routed == 0
+
+
+def test_accounts_opened_in_the_ledger_move_to_their_registry_once(service, database):
+    """Before the registry had a collection of its own, an opened account was a `platform_account`
+    document in the ledger: the migration moves each, and it stays open."""
+    service.open_account("@tips", "USD")
+    service.open_account("@tax", "EUR")
+    registered = list(database[ACCOUNTS].find().sort("createdAt", 1))
+    database[LEDGER].insert_many([{**document, "kind": "platform_account"} for document in registered])
+    database[ACCOUNTS].delete_one({"_id": registered[0]["_id"]})  # one moved by a run that stopped half-way
+    assert service.migrate_ledger().accounts_moved == 2
+    assert list(database[ACCOUNTS].find().sort("createdAt", 1)) == registered
+    assert database[LEDGER].count_documents({"kind": "platform_account"}) == 0
+    assert service.migrate_ledger().accounts_moved == 0
+    assert service.get_account("@tips", "USD").balance == 0

@@ -36,6 +36,7 @@ def test_make_audit_and_make_migrate(mongo_uri, database):
         "entriesDated": 0,
         "postingsAdded": 0,
         "holdsUpdated": 0,
+        "accountsMoved": 0,
         "documentsRouted": 0,
     }
     clean = run_job("audit", mongo_uri, database.name)

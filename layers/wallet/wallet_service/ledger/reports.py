@@ -54,4 +54,5 @@ class MigrationReport(WalletModel):
     entries_dated: int  # wallet entries given their wallet's currency
     postings_added: int  # platform postings added to balance single-entry movements
     holds_updated: int  # holds given their refunded amount (and a captured one its capture)
+    accounts_moved: int  # opened accounts moved from the ledger to their registry
     documents_routed: int  # wallets and ledger documents given their owner's bucket (routing key)

@@ -9,8 +9,7 @@ Two collections:
   entries: a wallet's, with `walletId` and its `sequence`, or a platform account's, with `account`;
   each with its `currency`), `reservation` (holds), `operation` (the record of one money-moving
   call: its idempotency key, request fingerprint and full result), `event` (the outbox),
-  `wallet_claim` (its _id is an owner and a currency, so a second wallet is refused),
-  `platform_account` (one an administrator opened: its _id is its name and currency) and
+  `wallet_claim` (its _id is an owner and a currency, so a second wallet is refused) and
   `checkpoint` (a platform account's balance up to its last roll, per currency: checkpoints.py).
   Keeping them in one collection lets a movement write all of them with one insert command,
   so a deposit costs three round trips (wallet update, insert, commit) instead of five.
@@ -31,12 +30,15 @@ from ..ledger.postings import Details, Posted, Posting, WalletState
 
 WALLETS = "wallets"
 LEDGER = "ledger"
+# The registry of the platform accounts administrators opened: one document each, its _id the
+# account's name and currency. Unique across a sharded cluster and routed by no owner, so a small
+# collection of its own that is never sharded (sharding.md).
+ACCOUNTS = "accounts"
 
 ENTRY = "entry"
 RESERVATION = "reservation"
 OPERATION = "operation"
 WALLET_CLAIM = "wallet_claim"
-PLATFORM_ACCOUNT = "platform_account"
 EVENT = "event"
 CHECKPOINT = "checkpoint"
 
@@ -58,7 +60,7 @@ def platform_account_id(name: str, currency: str) -> dict:
 
 def platform_account(name: str, currency: str, now: datetime) -> dict:
     """An account an administrator opened; the built-in ones have no document."""
-    return {"_id": platform_account_id(name, currency), "kind": PLATFORM_ACCOUNT, "createdAt": now}
+    return {"_id": platform_account_id(name, currency), "createdAt": now}
 
 
 # ---------------------------------------------------------------- building documents

@@ -50,6 +50,7 @@ class Database:
     wallets: Collection
     ledger: Collection
     records: Collection  # the ledger, read with majority read concern: only committed records
+    accounts: Collection  # the registry of opened platform accounts, read with majority read concern
     runner: TransactionRunner
     clock: Callable[[], datetime]
 
@@ -61,6 +62,7 @@ class Database:
             wallets=database[documents.WALLETS],
             ledger=ledger,
             records=ledger.with_options(read_concern=ReadConcern("majority")),
+            accounts=database[documents.ACCOUNTS].with_options(read_concern=ReadConcern("majority")),
             runner=TransactionRunner(database.client, time_budget=time_budget),
             clock=clock,
         )

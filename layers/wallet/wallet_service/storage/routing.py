@@ -5,8 +5,9 @@ computed from the owner's id, so that all of an owner's wallets, entries, holds,
 operation records would share a shard under the shard key {bucket, _id}, and an `_id` always goes
 with the same bucket (uniqueness within a shard is then uniqueness everywhere). A platform posting
 goes with the owner side of its movement, so `@revenue`'s postings spread over every bucket.
-Not routed yet: the platform's own documents (a checkpoint, the record of an opened account) and an
-expiry batch's record beyond its first hold's owner; the commands do not target by bucket yet.
+Not routed yet: the platform's checkpoints, and an expiry batch's record beyond its first hold's
+owner; the commands do not target by bucket yet. The registry of opened accounts is a collection of
+its own that is never sharded (documents.ACCOUNTS).
 """
 
 from __future__ import annotations

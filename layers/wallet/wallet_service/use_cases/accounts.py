@@ -3,13 +3,13 @@ administrator opens (`@tips`, `@tax`, `@driver-payables`, ...), one per name and
 
 An account is not a document that movements update, or every deposit would wait on every other
 there: its postings are journal entries (`account`, `currency`), its balance their sum, read as its
-checkpoint plus the postings since (checkpoints.py). An opened account is a `platform_account`
-document in the ledger whose _id is its name and currency, and it is never closed, so a process
-may remember the accounts it has seen."""
+checkpoint plus the postings since (checkpoints.py). An opened account is a document of the
+`accounts` registry whose _id is its name and currency, and it is never closed: so a movement asks
+the registry outside its transaction (which then stays on the shards of the owners it moves money
+for), and a process may remember the accounts it has seen."""
 
 from __future__ import annotations
 
-from pymongo.client_session import ClientSession
 from pymongo.errors import DuplicateKeyError
 
 from ..ledger import answers, reads
@@ -30,14 +30,14 @@ def open_account(db: Database, account: reads.AccountName) -> PlatformAccount:
         raise AccountExists(f"{account.name} is built in, in every currency")
     document = documents.platform_account(account.name, account.currency, db.clock())
     try:
-        db.read(lambda: db.ledger.insert_one(document))
+        db.read(lambda: db.accounts.insert_one(document))
     except DuplicateKeyError:
         raise AccountExists(f"{account.name} is already open in {account.currency}") from None
     return PlatformAccount(name=account.name, currency=account.currency, balance=0, built_in=False)
 
 
 def get_account(db: Database, account: reads.AccountName) -> PlatformAccount:
-    if not is_open(db, None, account.name, account.currency):
+    if not is_open(db, account.name, account.currency):
         raise NotFound(f"no platform account {account.name} in {account.currency}")
     balance = checkpoints.balance(db, account.name, account.currency)
     built_in = account.name in BUILT_IN_ACCOUNTS
@@ -47,7 +47,7 @@ def get_account(db: Database, account: reads.AccountName) -> PlatformAccount:
 def list_account_entries(db: Database, page: reads.AccountPage) -> AccountEntryPage:
     """A platform account's postings in one currency, newest first."""
     account = page.account
-    if not is_open(db, None, account.name, account.currency):
+    if not is_open(db, account.name, account.currency):
         raise NotFound(f"no platform account {account.name} in {account.currency}")
     query = checkpoints.postings_query(account.name, account.currency, before=page.position)
     found = db.read(lambda: list(db.ledger.find(query).sort("_id", -1).limit(page.limit + 1)))
@@ -56,20 +56,20 @@ def list_account_entries(db: Database, page: reads.AccountPage) -> AccountEntryP
     return AccountEntryPage(items=items, next_cursor=next_cursor)
 
 
-def is_open(db: Database, session: ClientSession | None, name: str, currency: str) -> bool:
-    seen = (db.ledger.full_name, name, currency)
+def is_open(db: Database, name: str, currency: str) -> bool:
+    """Whether the account is open in the currency, read outside any transaction: an account never
+    closes, so what a committed read says open stays open."""
+    seen = (db.accounts.full_name, name, currency)
     if name in BUILT_IN_ACCOUNTS or seen in _opened:
         return True
-    query = {"_id": documents.platform_account_id(name, currency), "kind": documents.PLATFORM_ACCOUNT}
-    collection = db.ledger if session is not None else db.records
-    if collection.find_one(query, {"_id": 1}, session=session) is None:
+    if db.accounts.find_one({"_id": documents.platform_account_id(name, currency)}, {"_id": 1}) is None:
         return False
     _opened.add(seen)
     return True
 
 
-def require_open(db: Database, session: ClientSession, field: str, names: list[str], currency: str) -> None:
+def require_open(db: Database, field: str, names: list[str], currency: str) -> None:
     """Refuse (422) a movement that names a platform account not open in its currency."""
-    missing = [name for name in names if not is_open(db, session, name, currency)]
+    missing = [name for name in names if not is_open(db, name, currency)]
     if missing:
         raise ValidationFailed([FieldError(field, f"no platform account {name} in {currency}") for name in missing])

@@ -9,9 +9,11 @@ each WITHDRAWAL, a CAPTURE_IN on @revenue for each CAPTURE. Then each wallet's o
 currency, and each old hold a refunded amount of 0 and, when captured, the record of its capture
 (all of it to @revenue).
 
-Last, every document written before the routing key (storage/routing.py) gets its owner's
-`bucket`: each wallet, and each ledger document that belongs to an owner (what belongs to none, a
-checkpoint, an opened account, an expiry batch's record, is left as it is).
+Then the accounts administrators opened move from the ledger (`kind: platform_account`, as they
+were recorded before) to their registry, `accounts`. Last, every document written before the
+routing key (storage/routing.py) gets its owner's `bucket`: each wallet, and each ledger document
+that belongs to an owner (what belongs to none, a checkpoint, an expiry batch's record, is left as
+it is).
 
 Idempotent and restartable: each added posting's id is derived from the entry it balances (a run
 stopped half-way, run again, inserts nothing twice), entries are dated only after their movement
@@ -21,11 +23,12 @@ to do.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 
 from bson import Int64, ObjectId
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from ..ledger.models import EntryType, ReservationStatus
 from ..ledger.postings import EFFECTS, FUNDING, PAYOUTS, REVENUE
@@ -42,6 +45,7 @@ OTHER_SIDE = {
     EntryType.CAPTURE: (EntryType.CAPTURE_IN, REVENUE),
 }
 BATCH = 1_000
+OLD_ACCOUNT_KIND = "platform_account"  # an opened account, as the ledger recorded it before `accounts`
 
 
 def migrate_ledger(db: Database) -> MigrationReport:
@@ -58,8 +62,22 @@ def migrate_ledger(db: Database) -> MigrationReport:
             for wallet_id, currency in currencies.items()
         )
         holds = _update_old_holds(db)
+        moved = _move_opened_accounts(db)
         routed = _route_old_documents(db.wallets, owners) + _route_old_documents(db.ledger, owners)
-    return MigrationReport(entries_dated=dated, postings_added=added, holds_updated=holds, documents_routed=routed)
+    return MigrationReport(
+        entries_dated=dated, postings_added=added, holds_updated=holds, accounts_moved=moved, documents_routed=routed
+    )
+
+
+def _move_opened_accounts(db: Database) -> int:
+    """Each opened account recorded in the ledger into the registry (a duplicate: an earlier run
+    put it there), then out of the ledger."""
+    moved = 0
+    for document in db.ledger.find({"kind": OLD_ACCOUNT_KIND}):
+        with contextlib.suppress(DuplicateKeyError):
+            db.accounts.insert_one({"_id": document["_id"], "createdAt": document["createdAt"]})
+        moved += db.ledger.delete_one({"_id": document["_id"], "kind": OLD_ACCOUNT_KIND}).deleted_count
+    return moved
 
 
 def _route_old_documents(collection, owners: dict) -> int:

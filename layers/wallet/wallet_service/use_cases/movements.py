@@ -68,7 +68,7 @@ def hold_entries(
         )
 
     accounts = [place for place in places if "account" in place]
-    require_open(db, session, field, [place["account"] for place in accounts], currency)
+    require_open(db, field, [place["account"] for place in accounts], currency)
     entries = documents.account_entries(currency, [posting(place) for place in accounts], operation_id, now)
     wallets = []
     for place in places:

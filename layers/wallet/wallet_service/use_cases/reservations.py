@@ -93,7 +93,7 @@ def _capture_to(db: Database, session: ClientSession, command: hold_commands.Hol
     currency = wallet["currency"]
     if place is None or place.account is not None:
         account = REVENUE if place is None else place.account
-        require_open(db, session, "captureTo.account", [account], currency)
+        require_open(db, "captureTo.account", [account], currency)
         return {"account": account}
     if place.wallet_oid == wallet["_id"]:
         raise ValidationFailed([FieldError("captureTo.walletId", "must not be the hold's own wallet")])

@@ -145,6 +145,16 @@ def total_money(database: Database) -> int:
     return sum(wallet["balance"] for wallet in database[WALLETS].find({}, {"balance": 1}))
 
 
+# What the migration reports on a ledger the service wrote itself: nothing to do (as the jobs answer, camelCase).
+NOTHING_TO_MIGRATE = {
+    "entriesDated": 0,
+    "postingsAdded": 0,
+    "holdsUpdated": 0,
+    "accountsMoved": 0,
+    "documentsRouted": 0,
+}
+
+
 def snapshot(database: Database) -> dict[str, list[dict]]:
     """Every document of the wallet collections, to prove that a refused call changed nothing. Not
     what the roll job (scheduled every minute under make run) may write at any time, moving no

@@ -39,7 +39,7 @@ from devtools.local_server import Server, free_port
 from devtools.paths import EVENTS, LOCAL, ROOT, TEMPLATE
 from tests.e2e import test_local_api as http_suite
 from tests.handlers.test_events import load_event
-from tests.ledger_checks import assert_ledger_consistent
+from tests.ledger_checks import NOTHING_TO_MIGRATE, assert_ledger_consistent
 from wallet_service import WalletService
 
 EVENTS = EVENTS
@@ -356,13 +356,7 @@ def test_the_audit_and_migration_events_in_containers(sam, ledger):
     audited = sam_invoke(sam, "audit_ledger", load_event("audit_ledger"), name).body
     assert (audited["discrepancies"], audited["wallets"]) == (0, 1), audited
     migrated = sam_invoke(sam, "migrate_ledger", load_event("migrate_ledger"), name).body
-    assert migrated == {
-        "entriesDated": 0,
-        "postingsAdded": 0,
-        "holdsUpdated": 0,
-        "accountsMoved": 0,
-        "documentsRouted": 0,
-    }
+    assert migrated == NOTHING_TO_MIGRATE
     rolled = sam_invoke(sam, "roll_checkpoints", load_event("roll_checkpoints"), name).body
     assert rolled == {"accounts": 1, "postings": 1, "finished": True}  # the opening balance's FUNDING
     assert service.get_account("@funding", "USD").balance == -100

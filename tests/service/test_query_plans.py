@@ -26,6 +26,7 @@ from devtools.embedded_mongo import external_uri
 from devtools.paths import ROOT
 from tests.service.transaction_sizes import walk
 from wallet_service import Request, WalletError, WalletService, committed_events
+from wallet_service.storage.routing import SHARD_KEYS
 
 DOC = ROOT / "docs" / "query-plans.md"
 WHOLE_LEDGER_JOBS = {"audit_ledger", "migrate_ledger"}  # they read everything, by design
@@ -418,3 +419,30 @@ def test_docs_list_every_query_shape_with_its_index(explained):
         found = {text: operations for text, (_, operations) in found.items()}
         listed = {text: operations for text, (_, operations) in listed.items()}
     assert listed == found, f"docs/query-plans.md's table is stale; the rows as found:\n{table}"
+
+
+# ---------------------------------------------------------------- on a sharded cluster
+
+SHARDING_DOC = ROOT / "docs" / "sharding.md"
+
+
+def reach(shape: Shape) -> str:
+    """Where the query would go on a cluster sharded by the routing key (as devtools/shard_router.py
+    routes it): one shard when its filter names the bucket, every shard when not."""
+    if shape.collection not in SHARD_KEYS:
+        return "the primary shard (unsharded)"
+    bucket = shape.match.get("bucket")
+    if isinstance(bucket, int) or (isinstance(bucket, dict) and set(bucket) == {"$in"}):
+        return "targeted"
+    return "every shard"
+
+
+def test_docs_say_where_every_query_shape_goes_on_a_sharded_cluster(explained):
+    """The command audit: docs/sharding.md lists each query shape the service sends with where it
+    would go on a sharded cluster, so what is not targeted yet is a list that is kept true."""
+    found = {text: (reach(shape), ", ".join(sorted(shape.operations))) for text, (shape, _) in explained.plans.items()}
+    table = "\n".join(f"| `{text}` | {where} | {operations} |" for text, (where, operations) in sorted(found.items()))
+    section = SHARDING_DOC.read_text().split("## Every query shape", 1)[1]
+    rows = re.findall(r"^\| `(.+?)` \| (.+?) \| (.+?) \|$", section, flags=re.MULTILINE)
+    listed = {text: (where, operations) for text, where, operations in rows}
+    assert listed == found, f"docs/sharding.md's table is stale; the rows as found:\n{table}"

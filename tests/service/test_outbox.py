@@ -182,17 +182,15 @@ def test_a_refused_event_holds_back_its_wallets_later_events_and_is_never_droppe
     service.deposit(wallet, 1)
     service.deposit(wallet, 2)
     service.deposit(other, 3)
-    stuck = events_of(database, type="wallet.deposit.created")[0]["_id"]
+    deposits = events_of(database, type="wallet.deposit.created", walletId=ObjectId(wallet))
+    stuck = deposits[0]["_id"]
     sink = Sink(refuse={stuck})
     report = service.publish_events(sink, older_than_seconds=0)
     assert sink.refused[stuck] == ATTEMPTS
     assert (report.sent, report.failed, report.pending) == (3, 1, 1)
     assert [event["type"] for event in sink.received if event["walletId"] == wallet] == ["wallet.opened"]
     before = snapshot(database)
-    assert {event["_id"] for event in events_of(database, sent=False)} == {
-        stuck,
-        events_of(database, type="wallet.deposit.created")[1]["_id"],
-    }
+    assert {event["_id"] for event in events_of(database, sent=False)} == {stuck, deposits[1]["_id"]}
     # The sink takes it now: it goes, then the one after it, in order.
     sink.refuse.clear()
     assert service.publish_events(sink, older_than_seconds=0).sent == 2

@@ -27,6 +27,7 @@ from bson import CodecOptions, Int64, ObjectId
 from ..ledger.limits import IDEMPOTENCY_RETENTION
 from ..ledger.models import ReservationStatus, WalletStatus
 from ..ledger.postings import Details, Posted, Posting, WalletState
+from .routing import bucket_of, new_id
 
 WALLETS = "wallets"
 LEDGER = "ledger"
@@ -67,9 +68,10 @@ def platform_account(name: str, currency: str, now: datetime) -> dict:
 
 
 def new_wallet(owner_id: str, currency: str, state: WalletState, now: datetime) -> dict:
-    """A wallet with the counters its first postings (an opening balance) leave it with."""
+    """A wallet with the counters its first postings (an opening balance) leave it with; its id
+    carries its owner's bucket (routing.py)."""
     return {
-        "_id": ObjectId(),
+        "_id": new_id(bucket_of(owner_id)),
         "ownerId": owner_id,
         "currency": currency,
         "balance": Int64(state.balance),
@@ -182,9 +184,10 @@ def new_reservation(
     operation_id: str,
     now: datetime,
 ) -> dict:
-    """A hold just placed; `on_expiry` is `{"onExpiry": ...}` and, for a capture, its `captureTo`."""
+    """A hold just placed; `on_expiry` is `{"onExpiry": ...}` and, for a capture, its `captureTo`. Its
+    id carries its owner's bucket (routing.py)."""
     return {
-        "_id": ObjectId(),
+        "_id": new_id(bucket_of(wallet["ownerId"])),
         "kind": RESERVATION,
         "walletId": wallet["_id"],
         "ownerId": wallet["ownerId"],

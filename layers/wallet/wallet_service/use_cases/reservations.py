@@ -10,6 +10,7 @@ released part of a change is the hold's releasedAmount once the change has ended
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -54,8 +55,7 @@ def create_reservation(db: Database, command: hold_commands.Hold) -> Movement:
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
-        reservation_oid = ObjectId()
-        postings = [Posting(EntryType.HOLD, command.amount, common.details, reservation_id=reservation_oid)]
+        held = Posting(EntryType.HOLD, command.amount, common.details)  # its hold's id is minted below
         capture_to = None
         if command.on_expiry is OnExpiry.CAPTURE:
             capture_to = functools.partial(_capture_to, db, session, command)
@@ -67,7 +67,7 @@ def create_reservation(db: Database, command: hold_commands.Hold) -> Movement:
             command.wallet_oid,
             common.owner_filter,
             command.amount,
-            postings,
+            [held],
             now,
             check=capture_to,
         )
@@ -78,8 +78,8 @@ def create_reservation(db: Database, command: hold_commands.Hold) -> Movement:
         expires_at = now + timedelta(seconds=command.ttl_seconds)
         reservation = documents.new_reservation(
             wallet, command.amount, expires_at, on_expiry, common.details, operation_id, now
-        )
-        reservation["_id"] = reservation_oid
+        )  # its id carries the owner's bucket, known once the wallet is
+        postings = [replace(held, reservation_id=reservation["_id"])]
         entries = placed(wallet, postings, operation_id, now)
         return record(db, session, call, now, wallet, entries, reservation=reservation, new_reservation=True)
 

@@ -55,12 +55,18 @@ class Router:
         return reached
 
     def _of_filter(self, query: dict) -> set[int]:
-        bucket = query.get("bucket")
-        if isinstance(bucket, int) and not isinstance(bucket, bool):
-            return {self.shard_of(bucket)}
-        if isinstance(bucket, dict) and set(bucket) == {"$in"}:
-            return {self.shard_of(value) for value in bucket["$in"]}
-        return set(range(self.shards))
+        if not names_bucket(query):
+            return set(range(self.shards))
+        bucket = query["bucket"]
+        return {self.shard_of(value) for value in (bucket["$in"] if isinstance(bucket, dict) else [bucket])}
+
+
+def names_bucket(query: dict) -> bool:
+    """Whether a filter fixes the bucket (an equality or an `$in`), which is what lets mongos target it."""
+    bucket = query.get("bucket")
+    if isinstance(bucket, dict):
+        return set(bucket) == {"$in"}
+    return isinstance(bucket, int) and not isinstance(bucket, bool)
 
 
 def _filters(name: str, command: dict) -> list[dict]:

@@ -24,6 +24,7 @@ from pymongo import MongoClient, monitoring
 
 from devtools.embedded_mongo import external_uri
 from devtools.paths import ROOT
+from devtools.shard_router import names_bucket
 from tests.service.transaction_sizes import walk
 from wallet_service import Request, WalletError, WalletService, committed_events
 from wallet_service.storage.routing import SHARD_KEYS
@@ -431,10 +432,7 @@ def reach(shape: Shape) -> str:
     routes it): one shard when its filter names the bucket, every shard when not."""
     if shape.collection not in SHARD_KEYS:
         return "the primary shard (unsharded)"
-    bucket = shape.match.get("bucket")
-    if isinstance(bucket, int) or (isinstance(bucket, dict) and set(bucket) == {"$in"}):
-        return "targeted"
-    return "every shard"
+    return "targeted" if names_bucket(shape.match) else "every shard"
 
 
 def test_docs_say_where_every_query_shape_goes_on_a_sharded_cluster(explained):

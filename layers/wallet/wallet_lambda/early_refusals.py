@@ -47,8 +47,8 @@ def refusal(event: dict, operation: Operation) -> Problem | None:
         try:
             if not caller_of(event).may(operation.scope):
                 return problems.forbidden(f"this operation needs the {scope(operation.scope)} scope")
-        except Problem as refusal:
-            return refusal
+        except Problem as unauthorized:
+            return unauthorized
     key = headers.get("idempotency-key")
     if key is None and operation.needs_idempotency_key:
         return problems.bad_request("missing_idempotency_key", "money-moving requests need an Idempotency-Key header")

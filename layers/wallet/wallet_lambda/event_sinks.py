@@ -2,7 +2,7 @@
 deployed, a file of JSON lines locally (`make run`).
 
 A sink takes at most 10 event documents of the outbox per call and says, per event, whether it
-took it; publishing marks an event sent only when it did. Consumers receive `publishing.event_detail(event)`
+took it; publishing marks an event sent only when it did. Consumers receive `wallet_service.event_detail(event)`
 as the EventBridge event's `detail`, with the event type as its `detail-type` and `wallet-service`
 as its `source`, and deduplicate by `detail.id` (delivery is at least once).
 """

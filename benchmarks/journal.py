@@ -20,6 +20,7 @@ from pymongo.database import Database
 from wallet_service import EntryType, WalletService
 from wallet_service.ledger.postings import Posting, WalletState, post
 from wallet_service.storage import documents
+from wallet_service.storage.routing import route
 
 from .monitor import CommandRecorder
 from .replay import strip_framing
@@ -63,6 +64,7 @@ def build(service: WalletService, database: Database, owner: str = "journal-owne
     now = datetime.now(UTC).replace(microsecond=0)
     posted = post(WalletState(0, 0, 0), [CYCLE[index % len(CYCLE)] for index in range(ENTRIES)])
     entries = documents.journal_entries(wallet_oid, "USD", posted, f"bench:{wallet_id}", now)
+    route(entries, {wallet_oid: owner})  # as the service writes them: with the owner's bucket
     for start in range(0, ENTRIES, 1000):
         database[documents.LEDGER].insert_many(entries[start : start + 1000], ordered=False)
     last = posted[-1]  # each cycle leaves nothing held

@@ -45,6 +45,7 @@ from pymongo.database import Database
 
 from wallet_service import InsufficientFunds, Request, WalletService
 from wallet_service.storage import documents
+from wallet_service.storage.routing import bucket_of, new_id, owner_of
 
 CURRENCY = "USD"
 TOWN_RATIO = 200_000 / 30_000  # ledger documents per wallet in the town, as at the default scale
@@ -169,6 +170,7 @@ class Town:
     checkpoints: tuple[dict, ...]  # one per platform account and currency: never cloned, added up
     object_ids: tuple[str, ...]  # every ObjectId in the town, as hex, found as a value or in a string
     operations: tuple[tuple[str, str | None, str | None], ...]  # (operation id, owner, key) of every id seen
+    owned_ids: tuple[tuple[str, str], ...] = ()  # (hex, owner) of each wallet's and hold's id: carries its bucket
 
     @classmethod
     def read(cls, database: Database) -> Town:
@@ -197,12 +199,14 @@ class Town:
         for document in ledger:
             if document["kind"] == documents.OPERATION and document.get("idempotencyKey") is not None:
                 operations[document["_id"]] = (document["ownerId"], document["idempotencyKey"])
+        holds = [document for document in ledger if document["kind"] == documents.RESERVATION]
         return cls(
             wallets,
             tuple(ledger),
             tuple(checkpoints),
             tuple(sorted(object_ids)),
             tuple((operation_id, *known) for operation_id, known in sorted(operations.items())),
+            tuple((str(document["_id"]), document["ownerId"]) for document in (*wallets, *holds)),
         )
 
     def clone(self, copy: int) -> tuple[list[dict], list[dict]]:
@@ -213,6 +217,8 @@ class Town:
             return names.setdefault(name, f"{name}-c{copy}")
 
         hexes = {old: str(ObjectId()) for old in self.object_ids}
+        for old, owner_id in self.owned_ids:  # a wallet's or a hold's id carries its (new) owner's bucket
+            hexes[old] = str(new_id(bucket_of(rename(owner_id))))
         operations = {}
         for operation_id, owner_id, key in self.operations:
             if key is not None and owner_id is not None:
@@ -242,9 +248,15 @@ class Town:
             return value
 
         wallets = [remap(wallet) for wallet in self.wallets]
+        owners = {wallet["_id"]: wallet["ownerId"] for wallet in wallets}
+        for wallet in wallets:
+            wallet["bucket"] = bucket_of(wallet["ownerId"])
         ledger = []
         for document in self.ledger:
             cloned = remap(document)
+            owner = owner_of(cloned, owners)
+            if owner is not None:  # else an expiry batch's record: any bucket, its own kept
+                cloned["bucket"] = bucket_of(owner)
             if "callId" in cloned:  # an operation record's: the call that made it
                 cloned["callId"] = uuid.uuid4().hex
             if cloned["kind"] == documents.EVENT:

@@ -39,6 +39,12 @@ and like SecantusDB it is a development and test tool, never part of the layer o
    expiresAt: {$lte: t}, _id: {$nin: [...]}}` reads the due holds' index, the `$nin` checked on
    each), and explain names the same index.
 
+   A field that no index holds, as a key or in its partial filter (a document's `bucket`, the
+   routing key, beside its `walletId`), is never planned: the filter is planned without it, and
+   it is checked on each document fetched, as mongod does (SecantusDB planned the whole filter
+   or nothing: `{walletId: {$in}, bucket: {$in}, kind, status: {$in}}` exploded into every
+   combination of the two `$in`s).
+
 6. **`$in` beside other conditions.** SecantusDB plans equalities and one condition: for
    `{walletId: {$in: [200 ids]}, kind: k, status: {$in: [...]}}` it walked every ledger document of
    the 200 wallets. mongod explodes an `$in` into point intervals; so does this: a filter with two
@@ -209,8 +215,29 @@ def install() -> None:
     candidates_from_hint = Storage._candidates_from_hint
     explain = commands._explain
 
+    def indexed_part(self, db, coll, filter, collation):
+        """The filter without its fields that no index holds (as a key or in its partial filter),
+        when it has some beside fields an index does hold; else None. mongod never bounds a scan
+        by such a field (a wallet's `bucket` beside its `walletId`): it checks it on each document
+        fetched, as every caller does here. SecantusDB planned the whole filter or gave up on it."""
+        if not isinstance(filter, Mapping) or collation is not None:
+            return None
+        indexed = {"_id"}
+        partial = self._partial_filters(db, coll)
+        for name, key_spec, _sparse, _unique in self._all_indexes(db, coll):
+            indexed.update(key_spec)
+            indexed.update(partial.get(name, {}))
+        fields = [key for key in filter if isinstance(key, str) and not key.startswith("$")]
+        unindexed = [key for key in fields if key not in indexed]
+        if not unindexed or len(unindexed) == len(fields):
+            return None
+        return {key: value for key, value in filter.items() if key not in unindexed}
+
     def _try_index_id_keys(self, db, coll, filter, *, collation=None):
         lookup = id_lookup(self, db, coll, filter, collation)
+        narrowed = indexed_part(self, db, coll, filter, collation) if lookup is None else None
+        if narrowed is not None:
+            return self._try_index_id_keys(db, coll, narrowed, collation=collation)
         clauses = or_clauses(filter, collation) if lookup is None else None
         if clauses is None and lookup is None:
             clauses = in_clauses(filter, collation)
@@ -234,6 +261,9 @@ def install() -> None:
     def _pick_index_for_filter(self, db, coll, filter, *, collation=None):
         if id_lookup(self, db, coll, filter, collation) is not None:
             return _ID_INDEX_NAME, {"_id": 1}
+        narrowed = indexed_part(self, db, coll, filter, collation)
+        if narrowed is not None:
+            return _pick_index_for_filter(self, db, coll, narrowed, collation=collation)
         clauses = or_clauses(filter, collation)
         if clauses is not None:
             picks = [_pick_index_for_filter(self, db, coll, clause, collation=collation) for clause in clauses]

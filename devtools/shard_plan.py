@@ -1,5 +1,5 @@
 """`make shard-plan`: the shard keys as JSON on the first line, then the mongosh commands that shard
-`wallets` and `ledger` by them, with SHARDS zones of whole bucket ranges (devtools/shard_router.zones,
+`wallets` and `ledger` by them, with SHARDS zones of whole bucket ranges (wallet_service.storage.routing.zones,
 what the simulated router assumes), one per shard named shard0, shard1, ...
 
 SHARDS (default 4) and MONGODB_DATABASE (default wallet, as the functions read it) choose the plan.
@@ -12,8 +12,7 @@ import json
 import os
 import sys
 
-from devtools.shard_router import zones
-from wallet_service.storage.routing import SHARD_KEYS
+from wallet_service.storage.routing import SHARD_KEYS, zones
 
 
 def plan(shards: int, database: str) -> list[str]:

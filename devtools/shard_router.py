@@ -2,7 +2,7 @@
 
 No sharded cluster can run here, so this plays mongos on the commands pymongo reports: `wallets` and
 `ledger` sharded by wallet_service.storage.routing.SHARD_KEYS, with `shards` zones of whole bucket
-ranges (`zones`, which `make shard-plan` prints as commands). A command reaches one shard when its
+ranges (routing.zones, which `make shard-plan` prints as commands). A command reaches one shard when its
 filter fixes `bucket` (equality), the shards of the buckets of an `$in`, every shard otherwise; an
 insert, the shards of its documents' buckets (one without a bucket: the lowest zone's, where MinKey
 and null sort). Any other collection is unsharded, on the primary shard (0). Commands are grouped
@@ -12,23 +12,14 @@ of which a commit reaches (more than one: a two-phase commit).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from wallet_service.storage.routing import BUCKETS, SHARD_KEYS
+from wallet_service.storage.routing import SHARD_KEYS, zone_of
 
 PRIMARY = 0
 # The commands that only end or continue what other commands started: they add no shard of their own.
 FOLLOWERS = {"commitTransaction", "abortTransaction", "getMore", "endSessions", "killCursors"}
-
-
-def zones(shards: int) -> list[range]:
-    """The buckets of each shard's zone: whole, contiguous and about equal ranges of 0..BUCKETS-1."""
-    if not 1 <= shards <= BUCKETS:
-        raise ValueError(f"shards must be 1 to {BUCKETS}")
-    bounds = [number * BUCKETS // shards for number in range(shards + 1)]
-    return [range(low, high) for low, high in itertools.pairwise(bounds)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,9 +27,7 @@ class Router:
     shards: int
 
     def shard_of(self, bucket: object) -> int:
-        if not isinstance(bucket, int) or isinstance(bucket, bool):
-            return 0  # no bucket (MinKey, null): the lowest zone
-        return next(number for number, buckets in enumerate(zones(self.shards)) if bucket in buckets)
+        return zone_of(bucket, self.shards)
 
     def targets(self, name: str, command: dict) -> set[int]:
         """The shards one command reaches (none for a command that only follows others)."""
@@ -59,6 +48,21 @@ class Router:
             return set(range(self.shards))
         bucket = query["bucket"]
         return {self.shard_of(value) for value in (bucket["$in"] if isinstance(bucket, dict) else [bucket])}
+
+
+# The commands that read or write documents: each one targeted or not (index and other commands
+# on a collection go to every shard that holds it by nature).
+DATA_COMMANDS = frozenset({"find", "findAndModify", "update", "delete", "aggregate", "count", "distinct", "insert"})
+
+
+def untargeted(name: str, command: dict) -> bool:
+    """Whether a command reads or writes a sharded collection without naming its buckets: a filter
+    that does not fix the bucket, or an inserted document without one."""
+    if name not in DATA_COMMANDS or command.get(name) not in SHARD_KEYS:
+        return False
+    if name == "insert":
+        return any("bucket" not in document for document in command["documents"])
+    return not all(names_bucket(query) for query in _filters(name, command))
 
 
 def names_bucket(query: dict) -> bool:

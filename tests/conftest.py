@@ -21,6 +21,7 @@ from pymongo.database import Database
 
 from devtools.embedded_mongo import EmbeddedMongo, external_uri
 from devtools.failpoints import FailPoints
+from tests.routing_audit import RoutingAudit
 from wallet_service import WalletService
 
 SERVICE_APP_NAME = "wallet"
@@ -123,20 +124,32 @@ class CommandLog(monitoring.CommandListener):
 
 
 _SERVICE_COMMANDS = CommandLog()
+_ROUTING_AUDIT = RoutingAudit()
 
 
 @pytest.fixture(scope="session")
-def service_client(mongo_uri: str) -> Iterator[MongoClient]:
-    """The service's client, named as the deployed functions name theirs."""
+def service_client(mongo_uri: str, mongo_client: MongoClient) -> Iterator[MongoClient]:
+    """The service's client, named as the deployed functions name theirs; its commands audited."""
+    _ROUTING_AUDIT.reader = mongo_client
     client = MongoClient(
         mongo_uri,
         appname=SERVICE_APP_NAME,
         serverSelectionTimeoutMS=5000,
         maxPoolSize=64,
-        event_listeners=[_SERVICE_COMMANDS],
+        event_listeners=[_SERVICE_COMMANDS, _ROUTING_AUDIT],
     )
     yield client
     client.close()
+
+
+@pytest.fixture(autouse=True)
+def routing_audit() -> Iterator[None]:
+    """Fails a test whose service sent a command that reaches every shard without a documented
+    reason (tests/routing_audit.py)."""
+    _ROUTING_AUDIT.clear()
+    yield
+    violations, _ROUTING_AUDIT.violations = list(_ROUTING_AUDIT.violations), []
+    assert not violations, "commands that name no bucket and no documented reason:\n" + "\n".join(violations)
 
 
 @pytest.fixture

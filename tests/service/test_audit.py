@@ -173,14 +173,14 @@ def test_movements_committing_while_the_audit_reads_are_no_discrepancy(timed, da
     calls = []
 
     def meanwhile_history(original):
-        def read(db, wallet_id):
+        def read(db, wallet):
             if not calls:
                 timed.deposit(rider, 50)
                 timed.create_reservation(rider, 30)
                 timed.capture_reservation(pending, 2_000, splits=splits(1_300))
                 timed.refund_reservation(ride, 100)
-            calls.append(wallet_id)
-            return original(db, wallet_id)
+            calls.append(wallet["_id"])
+            return original(db, wallet)
 
         return read
 

@@ -168,7 +168,9 @@ class KeptRefusal:
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    def __init__(self, client: MongoClient) -> None:
+    def __init__(self, service_client: MongoClient, client: MongoClient) -> None:
+        """`service_client` is the service's (its commands audited: tests/routing_audit.py), `client`
+        the checks' own."""
         super().__init__()
         self.client = client
         self.name = f"wallet_stateful_{uuid.uuid4().hex[:12]}"
@@ -176,7 +178,7 @@ class LedgerMachine(RuleBasedStateMachine):
         # Starts at the real time and only moves forward, so operation records (kept 24 hours
         # after their creation by a TTL index) are never purged during an example.
         self.now = utc_now_ms()
-        self.service = WalletService(self.database, time_budget=20.0, clock=lambda: self.now)
+        self.service = WalletService(service_client[self.name], time_budget=20.0, clock=lambda: self.now)
         self.service.ensure_indexes()
         self.wallets: dict[tuple[str, str], ModelWallet] = {}
         self.holds: list[ModelHold] = []
@@ -988,9 +990,9 @@ class LedgerMachine(RuleBasedStateMachine):
             self.checked = fingerprint
 
 
-def test_random_operation_sequences_match_the_model(mongo_client: MongoClient) -> None:
+def test_random_operation_sequences_match_the_model(service_client: MongoClient, mongo_client: MongoClient) -> None:
     run_state_machine_as_test(
-        lambda: LedgerMachine(mongo_client),
+        lambda: LedgerMachine(service_client, mongo_client),
         settings=settings(
             max_examples=35,
             stateful_step_count=30,

@@ -473,6 +473,33 @@ def test_an_in_beside_other_conditions_reads_one_point_of_the_index_per_value(se
     assert stats["totalDocsExamined"] == in_range, stats
 
 
+def test_a_field_no_index_holds_is_checked_on_each_document_not_planned(servers, loaded):
+    """`{status: {$in}, balance, routed}`, `routed` in no index (as a document's `bucket` beside its
+    `walletId`): SecantusDB gave up on the whole filter; mongod, and the launcher, plan the rest on
+    its index and check `routed` on each document fetched. Same answers."""
+    two = list(STATUSES[:2])
+    for client in (servers.plain_client, servers.launched_client):
+        client.launcher.indexed.update_many({"balance": {"$gte": 500}}, {"$set": {"routed": 1}})
+    pair = (
+        raw_collection(servers.plain_client, "launcher", "indexed"),
+        raw_collection(servers.launched_client, "launcher", "indexed"),
+    )
+    filters = [
+        {"status": {"$in": two}, "balance": {"$gte": 400}, "routed": 1},
+        {"status": two[0], "routed": {"$in": [1, 2]}, "balance": {"$lt": 600}},
+    ]
+    for number, filter in enumerate(filters):
+        for operation in (found, counted):
+            same_answer(servers, pair, f"unindexed case {number}: {readable(filter)}", operation, Case(filter=filter))
+    stage, stats = plan_of(servers.launched_client, "indexed", filters[0])
+    planned = servers.launched_client.launcher.indexed.count_documents(
+        {"status": {"$in": two}, "balance": {"$gte": 400}}
+    )
+    assert (stage["stage"], stage.get("indexName")) == ("IXSCAN", "status_1_balance_1"), stage
+    assert stats["totalDocsExamined"] == planned > stats["nReturned"] > 0, stats
+    assert plan_of(servers.plain_client, "indexed", filters[0])[0]["stage"] == "COLLSCAN"
+
+
 def test_a_hint_reads_the_filters_bounds_not_the_whole_index(servers):
     """SecantusDB answers a hinted query by walking every entry of the index and evaluating the
     filter on each document; mongod, and the launcher, read the filter's bounds of it only. Seen in

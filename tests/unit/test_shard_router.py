@@ -10,8 +10,8 @@ import pytest
 from bson import Int64
 
 from devtools.shard_plan import plan
-from devtools.shard_router import PRIMARY, Router, route, zones
-from wallet_service.storage.routing import BUCKETS, SHARD_KEYS
+from devtools.shard_router import PRIMARY, Router, route
+from wallet_service.storage.routing import BUCKETS, SHARD_KEYS, zone_of, zones
 
 
 @pytest.mark.parametrize("shards", [1, 2, 3, 4, 7, 64])
@@ -19,6 +19,10 @@ def test_zones_cover_every_bucket_once_in_whole_ranges(shards):
     covered = [bucket for zone in zones(shards) for bucket in zone]
     assert covered == list(range(BUCKETS))
     assert max(len(zone) for zone in zones(shards)) - min(len(zone) for zone in zones(shards)) <= 1
+    assert [zone_of(bucket, shards) for bucket in range(BUCKETS)] == [
+        number for number, zone in enumerate(zones(shards)) for _ in zone
+    ]
+    assert zone_of(None, shards) == 0  # no bucket sorts with MinKey, in the first zone
 
 
 def test_a_command_reaches_the_shards_its_filter_or_documents_name():

@@ -64,11 +64,17 @@ class WalletService:
         *,
         time_budget: float = 5.0,
         clock: Callable[[], datetime] = documents.utc_now_ms,
+        zones: int = 1,
     ) -> None:
-        self._db = Database.of(database, time_budget=time_budget, clock=clock)
+        """`zones`: the shards of a sharded cluster (make shard-plan's SHARDS), by which the jobs
+        batch so that each transaction stays on one; 1 for a replica set."""
+        self._db = Database.of(database, time_budget=time_budget, clock=clock, zones=zones)
 
     def ensure_indexes(self) -> None:
+        """Create the indexes (a no-op when they exist), and see whether commands may name their
+        buckets yet (a new database: from the start; storage/targets.py)."""
         self._db.read(lambda: indexes.ensure_indexes(self._db.wallets.database))
+        self._db.read(lambda: self._db.where.start_if_new(self._db.clock()))
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers."""

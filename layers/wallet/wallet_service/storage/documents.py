@@ -35,6 +35,8 @@ LEDGER = "ledger"
 # account's name and currency. Unique across a sharded cluster and routed by no owner, so a small
 # collection of its own that is never sharded (sharding.md).
 ACCOUNTS = "accounts"
+# Whether the commands name their documents' buckets yet (targets.py): one marker, never sharded.
+ROUTING = "routing"
 
 ENTRY = "entry"
 RESERVATION = "reservation"

@@ -125,9 +125,10 @@ def raise_if_recorded(db: Database, session: ClientSession, call: Call, owner_id
     """Before refusing a call, check whether it was already applied (a replay or our own retry)."""
     call.owner_id = owner_id
     operation_id = call.operation_id(owner_id)
-    existing = find_record(db, session, operation_id)
+    where = db.where.owner(owner_id)
+    existing = find_record(db, session, operation_id, where)
     if existing is not None:
-        raise AlreadyRecorded(operation_id, existing)
+        raise AlreadyRecorded(operation_id, where, existing)
 
 
 # The refusals a key keeps, by code: how to raise one again from its record.
@@ -148,8 +149,8 @@ def move(db: Database, call: Call, work: Callable[[ClientSession], Movement]) ->
         with database_errors():
             return db.runner.run(work)
     except AlreadyRecorded as recorded:
-        operation_id = recorded.operation_id
-        existing = recorded.record or db.read(lambda: find_record(db, None, operation_id))
+        operation_id, where = recorded.operation_id, recorded.where
+        existing = recorded.record or db.read(lambda: find_record(db, None, operation_id, where))
         if existing is None:
             raise Conflict("the operation record vanished while it was read; retry") from None
         return replay(call, existing)
@@ -187,7 +188,7 @@ def _keep_refusal(db: Database, call: Call, refusal: WalletError) -> dict | None
         with database_errors():
             db.runner.run(lambda session: db.ledger.insert_one(record_, session=session))
     except DuplicateKeyError:
-        return db.read(lambda: find_record(db, None, operation_id))
+        return db.read(lambda: find_record(db, None, operation_id, db.where.of(record_)))
     return None
 
 

@@ -23,7 +23,8 @@ from ..ledger.limits import MAX_INT64
 from ..ledger.models import OPEN_HOLD_STATUSES, WalletStatus
 from ..ledger.postings import Posting, change
 from . import documents
-from .routing import route
+from .routing import route, scatter
+from .targets import Targets
 from .transactions import TransactionRunner, database_errors
 
 AFTER = ReturnDocument.AFTER
@@ -33,9 +34,10 @@ DUPLICATE_KEY = 11000
 class AlreadyRecorded(Exception):
     """The operation id already has a committed record: answer from it instead of moving money."""
 
-    def __init__(self, operation_id: str, record: dict | None = None) -> None:
+    def __init__(self, operation_id: str, where: dict, record: dict | None = None) -> None:
         super().__init__(operation_id)
         self.operation_id = operation_id
+        self.where = where  # the record's bucket, for a filter (Targets)
         self.record = record
 
 
@@ -45,7 +47,8 @@ class WalletTaken(Exception):
 
 @dataclass(frozen=True)
 class Database:
-    """What every use case works with: the collections, the transaction runner and the clock."""
+    """What every use case works with: the collections, the transaction runner, the clock, the
+    buckets each command names (`where`) and the zones the jobs batch by (routing.zones)."""
 
     wallets: Collection
     ledger: Collection
@@ -53,18 +56,24 @@ class Database:
     accounts: Collection  # the registry of opened platform accounts, read with majority read concern
     runner: TransactionRunner
     clock: Callable[[], datetime]
+    where: Targets
+    zones: int = 1
 
     @classmethod
-    def of(cls, database: MongoDatabase, *, time_budget: float, clock: Callable[[], datetime]) -> Database:
+    def of(
+        cls, database: MongoDatabase, *, time_budget: float, clock: Callable[[], datetime], zones: int = 1
+    ) -> Database:
         database = database.with_options(codec_options=documents.CODEC_OPTIONS)
-        ledger = database[documents.LEDGER]
+        wallets, ledger = database[documents.WALLETS], database[documents.LEDGER]
         return cls(
-            wallets=database[documents.WALLETS],
+            wallets=wallets,
             ledger=ledger,
             records=ledger.with_options(read_concern=ReadConcern("majority")),
             accounts=database[documents.ACCOUNTS].with_options(read_concern=ReadConcern("majority")),
             runner=TransactionRunner(database.client, time_budget=time_budget),
             clock=clock,
+            where=Targets(wallets, ledger, database[documents.ROUTING]),
+            zones=zones,
         )
 
     def read[T](self, read: Callable[[], T]) -> T:
@@ -102,6 +111,7 @@ def debit(
     return db.wallets.find_one_and_update(
         {
             "_id": wallet_oid,
+            **db.where.wallet(wallet_oid),
             **owner_filter,
             "status": WalletStatus.ACTIVE.value,
             "$expr": {"$gte": [{"$subtract": ["$balance", "$held"]}, Int64(amount)]},
@@ -118,7 +128,11 @@ def reclaim(
     """Take `amount` back out of a wallet a capture paid (a refund), whatever its status; None when
     it has less available."""
     return db.wallets.find_one_and_update(
-        {"_id": wallet_oid, "$expr": {"$gte": [{"$subtract": ["$balance", "$held"]}, Int64(amount)]}},
+        {
+            "_id": wallet_oid,
+            **db.where.wallet(wallet_oid),
+            "$expr": {"$gte": [{"$subtract": ["$balance", "$held"]}, Int64(amount)]},
+        },
         documents.wallet_update(now, change(postings)),
         return_document=AFTER,
         session=session,
@@ -132,7 +146,12 @@ def settle(
     (neither its held nor its balance may go below zero); None when it does not."""
     taken = change(postings)
     return db.wallets.find_one_and_update(
-        {"_id": wallet_oid, "held": {"$gte": Int64(-taken["held"])}, "balance": {"$gte": Int64(-taken["balance"])}},
+        {
+            "_id": wallet_oid,
+            **db.where.wallet(wallet_oid),
+            "held": {"$gte": Int64(-taken["held"])},
+            "balance": {"$gte": Int64(-taken["balance"])},
+        },
         documents.wallet_update(now, taken),
         return_document=AFTER,
         session=session,
@@ -144,7 +163,7 @@ def set_status(
 ) -> dict | None:
     """Change the wallet's status; None when it is not found or has that status already."""
     return db.wallets.find_one_and_update(
-        {"_id": wallet_oid, **owner_filter, "status": {"$ne": status.value}},
+        {"_id": wallet_oid, **db.where.wallet(wallet_oid), **owner_filter, "status": {"$ne": status.value}},
         [{"$set": {"status": status.value, "version": documents.NEXT_VERSION, "updatedAt": now}}],
         return_document=AFTER,
         session=session,
@@ -168,6 +187,7 @@ def change_hold(
     return db.ledger.find_one_and_update(
         {
             "_id": reservation_oid,
+            **db.where.hold(reservation_oid),
             "kind": documents.RESERVATION,
             **owner_filter,
             "status": {"$in": OPEN_HOLD_STATUSES},
@@ -190,7 +210,7 @@ def insert_movement(
     *,
     owners: Mapping[ObjectId, str],
     claim: dict | None = None,
-    fallback_owner: str = "",
+    fallback_bucket: int | None = None,
 ) -> None:
     """Insert the operation record and everything a movement creates, in one command, each routed
     by its owner (routing.py: `owners` are the wallets the movement touched).
@@ -200,46 +220,48 @@ def insert_movement(
     wallet in that currency (WalletTaken)."""
     claims = [claim] if claim is not None else []
     inserted = [record, *claims, *documents_]
-    route(inserted, owners, fallback=fallback_owner)
+    route(inserted, owners, fallback=fallback_bucket)
     try:
         db.ledger.insert_many(inserted, ordered=True, session=session)
     except BulkWriteError as error:
         first = error.details["writeErrors"][0]
         if first["code"] == DUPLICATE_KEY and first["index"] == 0:
-            raise AlreadyRecorded(record["_id"]) from error
+            raise AlreadyRecorded(record["_id"], db.where.of(record)) from error
         if first["code"] == DUPLICATE_KEY and claims and first["index"] == 1:
             raise WalletTaken from error
         raise
 
 
-def find_record(db: Database, session: ClientSession | None, operation_id: str) -> dict | None:
+def find_record(db: Database, session: ClientSession | None, operation_id: str, where: dict) -> dict | None:
+    """The operation record, if committed; `where` names its bucket (its owner's, Targets)."""
     collection = db.ledger if session is not None else db.records
-    return collection.find_one({"_id": operation_id, "kind": documents.OPERATION}, session=session)
+    return collection.find_one({"_id": operation_id, **where, "kind": documents.OPERATION}, session=session)
 
 
 # ---------------------------------------------------------------- expiry
 
 
-def due_reservation_ids(db: Database, cutoff: datetime, passed_over: list[ObjectId], limit: int) -> list[ObjectId]:
-    """The open holds due by `cutoff`, soonest first: one clause per open status, so that each is
-    read from its own partial index (indexes.LEDGER_INDEXES) and the two merged in order."""
+def due_reservations(db: Database, cutoff: datetime, passed_over: list[ObjectId], limit: int) -> list[dict]:
+    """The open holds due by `cutoff`, soonest first (their id, bucket, owner, captureTo): one clause per
+    open status, so that each is read from its own partial index (indexes.LEDGER_INDEXES) and the
+    two merged in order. Every owner's, so every shard's: one of the documented scatter reads."""
     clauses = []
     for status in OPEN_HOLD_STATUSES:
         clause: dict = {"kind": documents.RESERVATION, "status": status, "expiresAt": {"$lte": cutoff}}
         if passed_over:
             clause["_id"] = {"$nin": passed_over}
         clauses.append(clause)
-    return db.read(
-        lambda: [
-            document["_id"]
-            for document in db.ledger.find({"$or": clauses}, {"_id": 1}).sort("expiresAt", 1).limit(limit)
-        ]
-    )
+    fields = {"bucket": 1, "ownerId": 1, "captureTo.walletId": 1}
+    due = db.ledger.find({"$or": clauses}, fields, comment=scatter("due holds"))
+    return db.read(lambda: list(due.sort("expiresAt", 1).limit(limit)))
 
 
-def held_reservations(db: Database, session: ClientSession, ids: list[ObjectId], cutoff: datetime) -> list[dict]:
+def held_reservations(
+    db: Database, session: ClientSession, ids: list[ObjectId], where: dict, cutoff: datetime
+) -> list[dict]:
     query = {
         "_id": {"$in": ids},
+        **where,
         "kind": documents.RESERVATION,
         "status": {"$in": OPEN_HOLD_STATUSES},
         "expiresAt": {"$lte": cutoff},
@@ -247,8 +269,9 @@ def held_reservations(db: Database, session: ClientSession, ids: list[ObjectId],
     return list(db.ledger.find(query, session=session))
 
 
-def wallets_by_id(db: Database, session: ClientSession, ids: list[ObjectId]) -> dict[ObjectId, dict]:
-    return {wallet["_id"]: wallet for wallet in db.wallets.find({"_id": {"$in": ids}}, session=session)}
+def wallets_by_id(db: Database, session: ClientSession, ids: list[ObjectId], where: dict) -> dict[ObjectId, dict]:
+    found = db.wallets.find({"_id": {"$in": ids}, **where}, session=session)
+    return {wallet["_id"]: wallet for wallet in found}
 
 
 def end_holds(db: Database, session: ClientSession, ends: list[tuple[dict, dict]]) -> int:
@@ -257,6 +280,7 @@ def end_holds(db: Database, session: ClientSession, ends: list[tuple[dict, dict]
         UpdateOne(
             {
                 "_id": hold["_id"],
+                **db.where.of(hold),
                 "kind": documents.RESERVATION,
                 "status": hold["status"],
                 "amount": hold["amount"],
@@ -273,7 +297,7 @@ def apply_to_wallets(db: Database, session: ClientSession, changes: list[tuple[d
     """Apply each wallet's postings, guarded on its held amount and sequence as read; the number applied."""
     updates = [
         UpdateOne(
-            {"_id": wallet["_id"], "held": wallet["held"], "sequence": wallet["sequence"]},
+            {"_id": wallet["_id"], **db.where.of(wallet), "held": wallet["held"], "sequence": wallet["sequence"]},
             documents.wallet_update(now, change(postings)),
         )
         for wallet, postings in changes

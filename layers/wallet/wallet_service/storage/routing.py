@@ -1,18 +1,19 @@
-"""The routing key: where a document would live in a sharded cluster (issue 27, in progress).
+"""The routing key: where a document lives in a sharded cluster (docs/sharding.md).
 
 Every document of `wallets` and `ledger` that belongs to an owner carries `bucket`, a small integer
 computed from the owner's id, so that all of an owner's wallets, entries, holds, events and
 operation records would share a shard under the shard key {bucket, _id}, and an `_id` always goes
 with the same bucket (uniqueness within a shard is then uniqueness everywhere). A platform posting
 goes with the owner side of its movement, so `@revenue`'s postings spread over every bucket.
-Not routed yet: the platform's checkpoints, and an expiry batch's record beyond its first hold's
-owner; the commands do not target by bucket yet. The registry of opened accounts is a collection of
-its own that is never sharded (documents.ACCOUNTS).
+What belongs to no owner (a platform account's checkpoint) carries none. The registry of opened
+accounts is a collection of its own that is never sharded (documents.ACCOUNTS). Which bucket each
+command names, so that it reaches one shard, is targets.py's business.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterable, Mapping
 
 from bson import ObjectId
@@ -21,6 +22,41 @@ from bson import ObjectId
 # owner's bucket never changes (it is a hash of the owner's id, not a counter).
 BUCKETS = 1024
 SHARD_KEYS = {"wallets": {"bucket": 1, "_id": 1}, "ledger": {"bucket": 1, "_id": 1}}
+
+
+# The commands that reach every shard by design, each carrying its reason as its `comment` (so it
+# shows in the server's logs and profiler): the only ones whose filter names no bucket (sharding.md).
+SCATTER = {
+    "due holds": "the expiry job's search for holds due, whoever owns them",
+    "unsent events": "the scheduled publisher's search for wallets with events waiting",
+    "audit": "the hourly audit, which reads the whole ledger",
+    "migration": "make migrate, which reads and routes the whole ledger",
+    "platform balances": "a platform account's postings and checkpoints, which span every owner",
+    "id minted before": "the one lookup of the bucket of an id that carries none",
+}
+
+
+def scatter(reason: str) -> str:
+    """The `comment` of a command that reaches every shard by design: one of SCATTER's reasons."""
+    if reason not in SCATTER:
+        raise ValueError(f"not a documented reason to reach every shard: {reason!r}")
+    return f"every shard: {reason}"
+
+
+def zones(count: int) -> list[range]:
+    """The buckets of each of `count` zones (one per shard): whole, contiguous, about equal ranges
+    of 0..BUCKETS-1. The jobs batch by zone (WALLET_SHARD_ZONES), `make shard-plan` prints them."""
+    if not 1 <= count <= BUCKETS:
+        raise ValueError(f"zones must be 1 to {BUCKETS}")
+    bounds = [number * BUCKETS // count for number in range(count + 1)]
+    return [range(low, high) for low, high in itertools.pairwise(bounds)]
+
+
+def zone_of(bucket: object, count: int) -> int:
+    """The zone a bucket falls in; a document without one (MinKey, null) sorts into the first."""
+    if not isinstance(bucket, int) or isinstance(bucket, bool):
+        return 0
+    return -(-(bucket + 1) * count // BUCKETS) - 1  # the last zone whose first bucket is at most `bucket`
 
 
 def bucket_of(owner_id: str) -> int:
@@ -61,11 +97,13 @@ def owner_of(document: dict, owners: Mapping[ObjectId, str]) -> str | None:
     return owners.get(wallet_id)
 
 
-def route(documents: Iterable[dict], owners: Mapping[ObjectId, str] | None = None, *, fallback: str = "") -> None:
-    """Give each document its `bucket`, from its owner (owner_of), else `fallback`'s (an expiry
-    batch's record: its first hold's owner). A document with neither is a bug, never written."""
+def route(
+    documents: Iterable[dict], owners: Mapping[ObjectId, str] | None = None, *, fallback: int | None = None
+) -> None:
+    """Give each document its `bucket`, from its owner (owner_of), else `fallback` (an expiry
+    batch's record: its zone's first hold's). A document with neither is a bug, never written."""
     for document in documents:
-        owner = owner_of(document, owners or {}) or fallback
-        if not owner:
+        owner = owner_of(document, owners or {})
+        if owner is None and fallback is None:
             raise AssertionError(f"no owner to route {document['_id']!r} by")
-        document["bucket"] = bucket_of(owner)
+        document["bucket"] = bucket_of(owner) if owner is not None else fallback

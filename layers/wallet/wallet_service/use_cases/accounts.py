@@ -50,7 +50,9 @@ def list_account_entries(db: Database, page: reads.AccountPage) -> AccountEntryP
     if not is_open(db, account.name, account.currency):
         raise NotFound(f"no platform account {account.name} in {account.currency}")
     query = checkpoints.postings_query(account.name, account.currency, before=page.position)
-    found = db.read(lambda: list(db.ledger.find(query).sort("_id", -1).limit(page.limit + 1)))
+    found = db.read(
+        lambda: list(db.ledger.find(query, comment=checkpoints.EVERY_SHARD).sort("_id", -1).limit(page.limit + 1))
+    )
     items = tuple(answers.account_entry_from_document(document) for document in found[: page.limit])
     next_cursor = encode_cursor(page.cursor_scope, items[-1].id) if len(found) > page.limit else None
     return AccountEntryPage(items=items, next_cursor=next_cursor)

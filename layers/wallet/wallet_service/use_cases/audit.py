@@ -41,6 +41,7 @@ from ..ledger.models import OPEN_HOLD_STATUSES, EntryType
 from ..ledger.reports import AuditReport, Discrepancy
 from ..storage import documents
 from ..storage.queries import Database
+from ..storage.routing import scatter
 from ..storage.transactions import database_errors
 from .ledger_sums import ledger_sums
 
@@ -112,18 +113,22 @@ class _Batch:
         self.found: list[Discrepancy] = []
 
 
-def next_wallet_ids(db: Database, after: ObjectId | None, size: int) -> list[ObjectId]:
-    """The ids of the next `size` wallets after `after`, outside any transaction (ids never change;
-    a wallet opened meanwhile is in a later batch, or in the next audit)."""
+def next_wallets(db: Database, after: ObjectId | None, size: int) -> dict[ObjectId, int | None]:
+    """The ids (and buckets) of the next `size` wallets after `after`, outside any transaction (ids
+    never change; a wallet opened meanwhile is in a later batch, or in the next audit)."""
     query = {} if after is None else {"_id": {"$gt": after}}
-    return [wallet["_id"] for wallet in db.wallets.find(query, {"_id": 1}).sort("_id", 1).limit(size)]
+    found = db.wallets.find(query, {"bucket": 1}, comment=scatter("audit")).sort("_id", 1).limit(size)
+    return {wallet["_id"]: wallet.get("bucket") for wallet in found}
 
 
-def wallet_snapshot(db: Database, session: ClientSession, wallet_ids: list[ObjectId]) -> tuple[list, list]:
-    """The batch's transaction: its wallets, by id, and their open holds."""
-    wallets = list(db.wallets.find({"_id": {"$in": wallet_ids}}, session=session).sort("_id", 1))
+def wallet_snapshot(db: Database, session: ClientSession, batch: dict[ObjectId, int | None]) -> tuple[list, list]:
+    """The batch's transaction: its wallets, by id, and their open holds (on the shards of their buckets)."""
+    where = db.where.among(batch.values())
+    wallet_ids = list(batch)
+    wallets = list(db.wallets.find({"_id": {"$in": wallet_ids}, **where}, session=session).sort("_id", 1))
     open_holds = {
         "walletId": {"$in": wallet_ids},
+        **where,
         "kind": documents.RESERVATION,
         "status": {"$in": OPEN_HOLD_STATUSES},
     }
@@ -131,26 +136,27 @@ def wallet_snapshot(db: Database, session: ClientSession, wallet_ids: list[Objec
     return wallets, list(db.ledger.find(open_holds, session=session).hint("wallet_reservations_by_status"))
 
 
-def wallet_history(db: Database, wallet_id: ObjectId) -> tuple[list[dict], list[dict]]:
-    """The wallet's holds, then its entries in order, outside any transaction."""
-    holds = list(db.records.find({"walletId": wallet_id, "kind": documents.RESERVATION}))
-    entries = list(db.records.find({"walletId": wallet_id, "kind": documents.ENTRY}).sort("sequence", 1))
+def wallet_history(db: Database, wallet: dict) -> tuple[list[dict], list[dict]]:
+    """The wallet's holds, then its entries in order, outside any transaction (on its shard)."""
+    where = {"walletId": wallet["_id"], **db.where.of(wallet)}
+    holds = list(db.records.find({**where, "kind": documents.RESERVATION}))
+    entries = list(db.records.find({**where, "kind": documents.ENTRY}).sort("sequence", 1))
     return holds, entries
 
 
 def _wallet_batch(db: Database, after: ObjectId | None, size: int) -> _Batch:
     batch = _Batch()
-    wallet_ids = next_wallet_ids(db, after, size)
-    if not wallet_ids:
+    found = next_wallets(db, after, size)
+    if not found:
         return batch
-    wallets, open_holds = db.runner.run(lambda session: wallet_snapshot(db, session, wallet_ids))
-    batch.wallet_ids = wallet_ids
+    wallets, open_holds = db.runner.run(lambda session: wallet_snapshot(db, session, found))
+    batch.wallet_ids = list(found)
     open_at_snapshot: dict[ObjectId, list[dict]] = {}
     for hold in open_holds:
         open_at_snapshot.setdefault(hold["walletId"], []).append(hold)
     last_entries: dict[ObjectId, int] = {}
     for wallet in wallets:
-        holds, entries = wallet_history(db, wallet["_id"])
+        holds, entries = wallet_history(db, wallet)
         journal = [entry for entry in entries if entry["sequence"] <= wallet["sequence"]]  # a prefix: in order
         opened_since = {entry.get("reservationId") for entry in entries[len(journal) :] if entry["type"] == HOLD}
         opened = open_at_snapshot.get(wallet["_id"], [])
@@ -162,17 +168,17 @@ def _wallet_batch(db: Database, after: ObjectId | None, size: int) -> _Batch:
         batch.found.extend(_hold_discrepancies(wallet, [*opened, *closed], journal))
         if entries:
             last_entries[wallet["_id"]] = entries[-1]["sequence"]
-    batch.found.extend(_entries_past_their_wallet(db, last_entries))
+    batch.found.extend(_entries_past_their_wallet(db, last_entries, db.where.among(found.values())))
     return batch
 
 
-def _entries_past_their_wallet(db: Database, last_entries: dict[ObjectId, int]) -> list[Discrepancy]:
+def _entries_past_their_wallet(db: Database, last_entries: dict[ObjectId, int], where: dict) -> list[Discrepancy]:
     """Each wallet read again: one whose sequence is behind an entry read before lost an update."""
     if not last_entries:
         return []
     wallets = db.wallets.with_options(read_concern=ReadConcern("majority"))
     found = []
-    for wallet in wallets.find({"_id": {"$in": list(last_entries)}}, {"sequence": 1}):
+    for wallet in wallets.find({"_id": {"$in": list(last_entries)}, **where}, {"sequence": 1}):
         if last_entries[wallet["_id"]] > wallet["sequence"]:
             detail = f"entry {last_entries[wallet['_id']]} is past the wallet's sequence {wallet['sequence']}"
             found.append(_found("wallet_mismatch", str(wallet["_id"]), detail))

@@ -35,9 +35,12 @@ from ..ledger.limits import LONG_TAIL, ROLL_BATCH
 from ..ledger.reports import CheckpointReport
 from ..storage import documents
 from ..storage.queries import Database
+from ..storage.routing import scatter
 from ..storage.transactions import RetryTransaction, database_errors
 
 logger = logging.getLogger(__name__)
+# A platform account's postings go with the owners on their other side, so over every shard.
+EVERY_SHARD = scatter("platform balances")
 
 # Postings' ids are ObjectIds, a checkpoint's a string: a range of ObjectIds is an account's
 # postings alone, read from the `account_entries` index on every server.
@@ -96,17 +99,18 @@ def _sums(db: Database, match: dict, *, group: str | None) -> dict:
         {"$group": {"_id": group, "total": {"$sum": "$balanceDelta"}, "documents": {"$sum": 1}}},
     ]
     snapshot = db.ledger.with_options(read_concern=ReadConcern("snapshot"))
-    return {row["_id"]: (row["total"], row["documents"]) for row in db.read(lambda: list(snapshot.aggregate(pipeline)))}
+    rows = db.read(lambda: list(snapshot.aggregate(pipeline, comment=EVERY_SHARD)))
+    return {row["_id"]: (row["total"], row["documents"]) for row in rows}
 
 
 def roll(db: Database, name: str, currency: str) -> int:
     """Roll up to ROLL_BATCH postings of the account's tail into its checkpoint (making it first if
     it has none); how many were rolled."""
     with database_errors():
-        if db.ledger.find_one({"_id": checkpoint_id(name, currency)}, {"_id": 1}) is None:
+        if db.ledger.find_one({"_id": checkpoint_id(name, currency)}, {"_id": 1}, comment=EVERY_SHARD) is None:
             # Before the first checkpoint, the postings from before checkpoints join the tail (idempotent).
             untracked = {**postings_query(name, currency), "tail": {"$exists": False}}
-            db.ledger.update_many(untracked, {"$set": {"tail": True}})
+            db.ledger.update_many(untracked, {"$set": {"tail": True}}, comment=EVERY_SHARD)
         try:
             return db.runner.run(lambda session: _roll(db, session, name, currency))
         except DuplicateKeyError:  # another roll made the checkpoint first: roll onto it
@@ -116,9 +120,9 @@ def roll(db: Database, name: str, currency: str) -> int:
 def _roll(db: Database, session: ClientSession, name: str, currency: str) -> int:
     now = db.clock()
     identity = checkpoint_id(name, currency)
-    found = db.ledger.find_one({"_id": identity}, session=session)
+    found = db.ledger.find_one({"_id": identity}, session=session, comment=EVERY_SHARD)
     tail = db.ledger.find(
-        {"account": name, "currency": currency, "tail": True}, {"balanceDelta": 1}, session=session
+        {"account": name, "currency": currency, "tail": True}, {"balanceDelta": 1}, session=session, comment=EVERY_SHARD
     ).limit(ROLL_BATCH + 1)
     postings = [document for document in tail if document["_id"] != identity][:ROLL_BATCH]
     if found is not None and not postings:
@@ -127,18 +131,23 @@ def _roll(db: Database, session: ClientSession, name: str, currency: str) -> int
     if found is None:
         made = new_checkpoint(name, currency, now)
         made.update(balanceDelta=Int64(total), postings=Int64(len(postings)), rolls=Int64(1))
-        db.ledger.insert_one(made, session=session)
+        db.ledger.insert_one(made, session=session, comment=EVERY_SHARD)
     else:
         added = {"balanceDelta": total, "postings": len(postings), "rolls": 1}
         fields = {field: {"$toLong": {"$add": [f"${field}", Int64(amount)]}} for field, amount in added.items()}
         changed = db.ledger.update_one(
-            {"_id": identity, "rolls": found["rolls"]}, [{"$set": {**fields, "updatedAt": now}}], session=session
+            {"_id": identity, "rolls": found["rolls"]},
+            [{"$set": {**fields, "updatedAt": now}}],
+            session=session,
+            comment=EVERY_SHARD,
         )
         if changed.matched_count != 1:
             raise RetryTransaction
     if postings:
         ids = [posting["_id"] for posting in postings]
-        marked = db.ledger.update_many({"_id": {"$in": ids}, "tail": True}, {"$set": {"tail": False}}, session=session)
+        marked = db.ledger.update_many(
+            {"_id": {"$in": ids}, "tail": True}, {"$set": {"tail": False}}, session=session, comment=EVERY_SHARD
+        )
         if marked.modified_count != len(ids):
             raise RetryTransaction
     return len(postings)
@@ -156,7 +165,7 @@ def roll_checkpoints(db: Database, time_limit: float) -> CheckpointReport:
         {"$sort": {"_id.account": 1, "_id.currency": 1}},
     ]
     with database_errors():
-        tails = list(db.ledger.aggregate(pipeline, hint="account_tails"))
+        tails = list(db.ledger.aggregate(pipeline, hint="account_tails", comment=EVERY_SHARD))
     accounts = postings = 0
     for tail in tails:
         while True:

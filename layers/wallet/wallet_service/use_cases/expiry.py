@@ -2,6 +2,11 @@
 it still holds is released, or, for a hold placed with onExpiry capture, captured to its
 `captureTo` (a platform account, or a wallet credited in the same transaction).
 
+Each batch stays on one shard of a sharded cluster: the holds due (one read of every shard) are
+batched by the zone of their bucket (routing.zones, Database.zones), and a hold that captures to a
+wallet in another zone is a batch of its own. On a replica set (one zone) a read's due holds are
+one batch.
+
 Safe to run concurrently with itself and with captures and releases: a hold stops being open only
 inside a transaction that also moves its money, so each hold's money moves once. A hold that cannot
 be expired (its wallet is missing or holds less than it should) is left open, logged and reported
@@ -29,6 +34,7 @@ from ..ledger.postings import Details, Posting, change, post
 from ..ledger.reports import ExpiryReport
 from ..storage import documents, outbox, queries
 from ..storage.queries import Database
+from ..storage.routing import bucket_of, zone_of
 from ..storage.transactions import RetryTransaction
 
 logger = logging.getLogger("wallet_service")
@@ -42,8 +48,15 @@ class Batch:
 
     operation_id: str
     due: list[ObjectId]
+    buckets: list[int | None]  # each due hold's
+    bucket: int  # its record's: the first hold's owner's
     cutoff: datetime
     attempts: int = 0
+
+    @classmethod
+    def of(cls, holds: list[dict], cutoff: datetime) -> Batch:
+        ids, buckets = [hold["_id"] for hold in holds], [hold.get("bucket") for hold in holds]
+        return cls(f"expiry:{uuid.uuid4().hex}", ids, buckets, bucket_of(holds[0]["ownerId"]), cutoff)
 
 
 def expire_reservations(db: Database, command: commands.Expiry, time_limit: float) -> ExpiryReport:
@@ -56,24 +69,27 @@ def expire_reservations(db: Database, command: commands.Expiry, time_limit: floa
     skipped: list[str] = []
     failed: list[str] = []
     while time.monotonic() < stop_at:
-        due = queries.due_reservation_ids(db, cutoff, passed_over, command.batch_size)
+        due = queries.due_reservations(db, cutoff, passed_over, command.batch_size)
         if not due:
             break
-        batch = Batch(f"expiry:{uuid.uuid4().hex}", due, cutoff)
-        try:
-            count, unexpirable = db.runner.run(
-                lambda session, batch=batch: expire_batch(db, session, batch), wait_out_conflicts=True
-            )
-        except (PyMongoError, RetryTransaction):
-            logger.exception("expiry batch of %d holds failed; they stay open until the next run", len(due))
-            failed.extend(str(reservation_id) for reservation_id in due)
-            passed_over.extend(due)
-            continue
-        expired += count
-        if count:
-            operation_ids.append(batch.operation_id)
-        skipped.extend(str(reservation_id) for reservation_id in unexpirable)
-        passed_over.extend(unexpirable)
+        for holds in by_shard(db, due):
+            if time.monotonic() >= stop_at:
+                break
+            batch = Batch.of(holds, cutoff)
+            try:
+                count, unexpirable = db.runner.run(
+                    lambda session, batch=batch: expire_batch(db, session, batch), wait_out_conflicts=True
+                )
+            except (PyMongoError, RetryTransaction):
+                logger.exception("expiry batch of %d holds failed; they stay open until the next run", len(holds))
+                failed.extend(str(reservation_id) for reservation_id in batch.due)
+                passed_over.extend(batch.due)
+                continue
+            expired += count
+            if count:
+                operation_ids.append(batch.operation_id)
+            skipped.extend(str(reservation_id) for reservation_id in unexpirable)
+            passed_over.extend(unexpirable)
     return ExpiryReport(
         expired=expired,
         skipped=len(skipped),
@@ -84,20 +100,34 @@ def expire_reservations(db: Database, command: commands.Expiry, time_limit: floa
     )
 
 
+def by_shard(db: Database, due: list[dict]) -> list[list[dict]]:
+    """The due holds in batches that each stay on one shard: one per zone of their buckets, and one
+    for each hold that captures to a wallet in another zone than its own."""
+    batches: dict[object, list[dict]] = {}
+    for hold in due:
+        zone = zone_of(hold.get("bucket"), db.zones)
+        payee = hold.get("captureTo", {}).get("walletId")
+        alone = payee is not None and zone_of(db.where.wallet_bucket(payee), db.zones) != zone
+        batches.setdefault(hold["_id"] if alone else zone, []).append(hold)
+    return list(batches.values())
+
+
 def expire_batch(db: Database, session: ClientSession, batch: Batch) -> tuple[int, list[ObjectId]]:
     """Expire one batch; returns (holds expired, holds that cannot be expired)."""
     if batch.attempts > 0:
         # A retry after a commit whose outcome was unknown: if it did commit, report what it did.
-        record = queries.find_record(db, session, batch.operation_id)
+        record = queries.find_record(db, session, batch.operation_id, db.where.bucket(batch.bucket))
         if record is not None:
             return record["expired"], record["skippedReservationIds"]
     batch.attempts += 1
     now = db.clock()
-    holds = queries.held_reservations(db, session, batch.due, batch.cutoff)
+    holds = queries.held_reservations(db, session, batch.due, db.where.among(batch.buckets), batch.cutoff)
     if not holds:
         return 0, []
     payees = [hold["captureTo"]["walletId"] for hold in holds if "walletId" in hold.get("captureTo", {})]
-    wallets = queries.wallets_by_id(db, session, list({*(hold["walletId"] for hold in holds), *payees}))
+    buckets = [*(hold.get("bucket") for hold in holds), *(db.where.wallet_bucket(payee) for payee in payees)]
+    wallet_ids = list({*(hold["walletId"] for hold in holds), *payees})
+    wallets = queries.wallets_by_id(db, session, wallet_ids, db.where.among(buckets))
     ends, unexpirable = _ends(holds, wallets, now)
     if not ends:
         return 0, unexpirable
@@ -136,7 +166,7 @@ def expire_batch(db: Database, session: ClientSession, batch: Batch) -> tuple[in
         OPERATION, batch.operation_id, now, expired=len(ends), skippedReservationIds=unexpirable
     )
     owners = {wallet["_id"]: wallet["ownerId"] for wallet in wallets.values()}
-    queries.insert_movement(db, session, record, entries, owners=owners, fallback_owner=ends[0].hold["ownerId"])
+    queries.insert_movement(db, session, record, entries, owners=owners, fallback_bucket=batch.bucket)
     return len(ends), unexpirable
 
 

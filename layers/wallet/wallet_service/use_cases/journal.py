@@ -19,7 +19,7 @@ def list_transactions(db: Database, page: reads.Page) -> EntryPage:
     any depth. A page of one entry type is a range scan from the cursor down."""
     wallet = get_wallet(db, page.wallet)
     page.refuse_a_bad_cursor()
-    query: dict = {"walletId": page.wallet.oid, "kind": documents.ENTRY}
+    query: dict = {"walletId": page.wallet.oid, **db.where.wallet(page.wallet.oid), "kind": documents.ENTRY}
     if page.kind is None:
         top = wallet.sequence if page.position is None else min(wallet.sequence, int(page.position) - 1)
         bottom = max(0, top - page.limit)
@@ -43,7 +43,7 @@ def balance_at(db: Database, wallet: reads.One, at) -> WalletBalance:
     entry written at or before then (none: all zero), read from one index range of
     `wallet_entries_by_time`."""
     get_wallet(db, wallet)
-    query = {"walletId": wallet.oid, "kind": documents.ENTRY, "createdAt": {"$lte": at}}
+    query = {"walletId": wallet.oid, **db.where.wallet(wallet.oid), "kind": documents.ENTRY, "createdAt": {"$lte": at}}
     order = [("createdAt", -1), ("sequence", -1)]
     last = db.read(lambda: db.ledger.find_one(query, sort=order))
     balance, held, sequence = (0, 0, 0) if last is None else (last["balanceAfter"], last["heldAfter"], last["sequence"])

@@ -36,7 +36,10 @@ from ..ledger.limits import SETTLED_SECONDS
 from ..ledger.reports import Discrepancy
 from ..storage import documents
 from ..storage.queries import Database
+from ..storage.routing import scatter
 from . import checkpoints
+
+EVERY_SHARD = scatter("audit")  # the sums of every entry and posting
 
 Pair = tuple[str, str | None]  # (platform account, currency)
 Sum = tuple[int, int]  # (sum of balanceDelta, postings)
@@ -92,7 +95,10 @@ class Snapshot:
 
 def read_snapshot(db: Database, session: ClientSession, cutoff: datetime) -> Snapshot:
     recent = db.ledger.aggregate(
-        grouped({"kind": documents.ENTRY, "createdAt": {"$gte": cutoff}}), session=session, hint="entries_by_time"
+        grouped({"kind": documents.ENTRY, "createdAt": {"$gte": cutoff}}),
+        session=session,
+        hint="entries_by_time",
+        comment=EVERY_SHARD,
     )
     key = {"account": "$account", "currency": "$currency", "kind": "$kind"}
     tails = db.ledger.aggregate(
@@ -109,6 +115,7 @@ def read_snapshot(db: Database, session: ClientSession, cutoff: datetime) -> Sna
         ],
         session=session,
         hint="account_tails",
+        comment=EVERY_SHARD,
     )
     heads: dict[Pair, Sum] = {}
     tail: dict[Pair, Sum] = {}
@@ -123,7 +130,8 @@ def read_snapshot(db: Database, session: ClientSession, cutoff: datetime) -> Sna
 
 def settled_rows(db: Database, cutoff: datetime) -> list[dict]:
     """The settled entries, grouped: the whole ledger but the last SETTLED_SECONDS, outside any transaction."""
-    return list(db.records.aggregate(grouped({"kind": documents.ENTRY, "createdAt": {"$not": {"$gte": cutoff}}})))
+    settled = grouped({"kind": documents.ENTRY, "createdAt": {"$not": {"$gte": cutoff}}})
+    return list(db.records.aggregate(settled, comment=EVERY_SHARD))
 
 
 def ledger_sums(db: Database) -> tuple[Sums, list[Discrepancy], int]:
@@ -156,7 +164,8 @@ def _has_checkpoint_now(db: Database, pair: Pair) -> bool:
     account, currency = pair
     if currency is None:
         return False
-    return db.records.find_one({"_id": checkpoints.checkpoint_id(account, currency)}, {"_id": 1}) is not None
+    checkpoint = {"_id": checkpoints.checkpoint_id(account, currency)}
+    return db.records.find_one(checkpoint, {"_id": 1}, comment=EVERY_SHARD) is not None
 
 
 def _found(subject: str, detail: str) -> Discrepancy:

@@ -94,15 +94,16 @@ def credit_or_refuse(
 def require_wallet(db: Database, session: ClientSession, match: dict, wallet_id: str) -> None:
     """Refuse a wallet that is not there (or not the owner's `match` names), or not in the currency
     `match` names."""
-    found = db.wallets.find_one({"_id": match["_id"], **match_owner(match)}, {"currency": 1}, session=session)
+    found = db.wallets.find_one({"_id": match["_id"], **unless_currency(match)}, {"currency": 1}, session=session)
     if found is None:
         raise NotFound(f"wallet {wallet_id} not found")
     if "currency" in match and found["currency"] != match["currency"]:
         raise ValidationFailed([FieldError("walletId", f"wallet {wallet_id} must hold {match['currency']}")])
 
 
-def match_owner(match: dict) -> dict:
-    return {"ownerId": match["ownerId"]} if "ownerId" in match else {}
+def unless_currency(match: dict) -> dict:
+    """What else `match` names (its bucket, its owner), but for the currency."""
+    return {field: value for field, value in match.items() if field not in ("_id", "currency")}
 
 
 def debit_or_refuse(
@@ -125,7 +126,7 @@ def debit_or_refuse(
     wallet = debit(db, session, wallet_oid, owner_filter, amount, postings, now)
     if wallet is not None:
         return wallet
-    wallet = db.wallets.find_one({"_id": wallet_oid, **owner_filter}, session=session)
+    wallet = db.wallets.find_one({"_id": wallet_oid, **db.where.wallet(wallet_oid), **owner_filter}, session=session)
     if wallet is None:
         raise NotFound(f"wallet {wallet_id} not found")
     raise_if_recorded(db, session, call, wallet["ownerId"])
@@ -141,7 +142,7 @@ def debit_or_refuse(
 
 def deposit(db: Database, command: commands.WalletAmount) -> Movement:
     def apply(session: ClientSession, call: Call, postings: list[Posting], now) -> dict:
-        match = {"_id": command.wallet_oid, **command.common.owner_filter}
+        match = {"_id": command.wallet_oid, **db.where.wallet(command.wallet_oid), **command.common.owner_filter}
         return credit_or_refuse(db, session, match, command.wallet_id, postings, now)
 
     return _on_one_wallet(db, "deposit", (EntryType.DEPOSIT, EntryType.FUNDING, FUNDING), command, apply)
@@ -197,7 +198,7 @@ def transfer(db: Database, command: commands.Transfer) -> Movement:
 
         def credit_destination(source: dict, postings: Sequence[Posting] = ()) -> dict | None:
             """Credit the destination with `postings`; with none, only refuse it if it must be."""
-            match = {"_id": command.to_oid, "currency": source["currency"]}
+            match = {"_id": command.to_oid, **db.where.wallet(command.to_oid), "currency": source["currency"]}
             try:
                 if not postings:
                     return require_wallet(db, session, match, command.to_wallet_id)

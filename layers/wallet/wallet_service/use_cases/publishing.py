@@ -14,14 +14,16 @@ older ones first, which a function that died before publishing left); and the sc
 every minute, the wallets whose oldest unsent event is a few seconds old.
 
 Two commands for a run that fits MARK_BATCH: one read of the wallets' unsent events and one update
-marking the sent ones, after the sink took them (a run marks as it goes only past MARK_BATCH).
+marking the sent ones, after the sink took them (a run marks as it goes only past MARK_BATCH). On a
+sharded cluster, two per zone of the wallets' buckets (routing.zones), each naming its buckets so
+it reaches one shard; the scheduled publisher's search for due wallets reads every shard.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -32,6 +34,7 @@ from ..ledger.models import WalletModel
 from ..storage import documents
 from ..storage.outbox import CommittedEvents
 from ..storage.queries import Database
+from ..storage.routing import scatter, zone_of
 
 logger = logging.getLogger("wallet_service")
 
@@ -73,28 +76,50 @@ def event_detail(event: dict) -> dict:
 def publish_committed(db: Database, sink: EventSink, committed: CommittedEvents, time_limit: float) -> PublishReport:
     """Right after a call: the unsent events of every wallet its transactions wrote events for (its
     own, and older ones a publisher that died left), in one read, marked sent in one update."""
-    return publish_wallets(db, sink, committed.wallet_ids, time_limit)
+    wallets = {wallet_id: db.where.wallet_bucket(wallet_id) for wallet_id in committed.wallet_ids}
+    return publish_wallets(db, sink, wallets, time_limit)
 
 
 def publish_due(db: Database, sink: EventSink, older_than: timedelta, time_limit: float) -> PublishReport:
     """The scheduled publisher: wallets whose oldest unsent event is older than `older_than`."""
     cutoff = db.clock() - older_than
     query = {"kind": documents.EVENT, "sent": False, "createdAt": {"$lte": cutoff}}
-    found = db.read(lambda: list(db.ledger.find(query, {"walletId": 1}).sort("createdAt", 1).limit(MAX_WALLETS)))
-    return publish_wallets(db, sink, list(dict.fromkeys(event["walletId"] for event in found)), time_limit)
+    found = db.read(
+        lambda: list(
+            db.ledger.find(query, {"walletId": 1, "bucket": 1}, comment=scatter("unsent events"))
+            .sort("createdAt", 1)
+            .limit(MAX_WALLETS)
+        )
+    )
+    return publish_wallets(db, sink, {event["walletId"]: event.get("bucket") for event in found}, time_limit)
 
 
-def publish_wallets(db: Database, sink: EventSink, wallet_ids: Sequence[ObjectId], time_limit: float) -> PublishReport:
-    """Send every unsent event of these wallets, each wallet's in order, within `time_limit` seconds."""
-    if not wallet_ids:
-        return PublishReport(sent=0, failed=0, pending=0)
+def publish_wallets(
+    db: Database, sink: EventSink, wallets: Mapping[ObjectId, int | None], time_limit: float
+) -> PublishReport:
+    """Send every unsent event of these wallets (with their buckets), each wallet's in order, within
+    `time_limit` seconds: one zone's wallets after another."""
     stop_at = time.monotonic() + time_limit
-    query = {"kind": documents.EVENT, "sent": False, "walletId": {"$in": list(wallet_ids)}}
+    zones: dict[int, dict[ObjectId, int | None]] = {}
+    for wallet_id, bucket in wallets.items():
+        zones.setdefault(zone_of(bucket, db.zones), {})[wallet_id] = bucket
+    sent = failed = pending = 0
+    for zone in zones.values():
+        report = _publish_zone(db, sink, zone, stop_at)
+        sent, failed, pending = sent + report.sent, failed + report.failed, pending + report.pending
+    return PublishReport(sent=sent, failed=failed, pending=pending)
+
+
+def _publish_zone(
+    db: Database, sink: EventSink, wallets: Mapping[ObjectId, int | None], stop_at: float
+) -> PublishReport:
+    where = db.where.among(wallets.values())
+    query = {"kind": documents.EVENT, **where, "sent": False, "walletId": {"$in": list(wallets)}}
     events = db.read(lambda: list(db.ledger.find(query).sort([("walletId", 1), ("version", 1), ("index", 1)])))
     queues: dict[ObjectId, list[dict]] = {}
     for event in events:
         queues.setdefault(event["walletId"], []).append(event)
-    run = _Run(db, sink)
+    run = _Run(db, sink, where)
     try:
         _send_in_order(run, queues, stop_at)
     finally:
@@ -126,6 +151,7 @@ def _send_in_order(run: _Run, queues: dict[ObjectId, list[dict]], stop_at: float
 class _Run:
     db: Database
     sink: EventSink
+    where: dict  # the buckets of its wallets' events (Targets)
 
     def __post_init__(self) -> None:
         self.sent: set[str] = set()
@@ -152,7 +178,8 @@ class _Run:
             now: datetime = self.db.clock()
             self.db.read(
                 lambda: self.db.ledger.update_many(
-                    {"_id": {"$in": done}, "kind": documents.EVENT}, {"$set": {"sent": True, "sentAt": now}}
+                    {"_id": {"$in": done}, **self.where, "kind": documents.EVENT},
+                    {"$set": {"sent": True, "sentAt": now}},
                 )
             )
 

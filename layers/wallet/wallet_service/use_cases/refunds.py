@@ -32,7 +32,8 @@ def refund_reservation(db: Database, command: hold_commands.Refund) -> Movement:
 
     def work(session: ClientSession) -> Movement:
         now = db.clock()
-        query = {"_id": command.reservation_oid, "kind": documents.RESERVATION}
+        hold_id = command.reservation_oid
+        query = {"_id": hold_id, **db.where.hold(hold_id), "kind": documents.RESERVATION}
         hold = db.ledger.find_one(query, session=session)
         if hold is None:
             raise NotFound(f"reservation {command.reservation_id} not found")
@@ -54,7 +55,8 @@ def refund_reservation(db: Database, command: hold_commands.Refund) -> Movement:
             raise RetryTransaction("the hold was refunded meanwhile")
         entries, sources_paid = _take_back(db, session, hold, _by_place(sources), common.details, operation_id, now)
         back = Posting(EntryType.REFUND_IN, command.amount, common.details, reservation_id=hold["_id"])
-        payer = credit_or_refuse(db, session, {"_id": hold["walletId"]}, str(hold["walletId"]), [back], now)
+        payer_match = {"_id": hold["walletId"], **db.where.of(hold)}  # a hold and its wallet share a bucket
+        payer = credit_or_refuse(db, session, payer_match, str(hold["walletId"]), [back], now)
         entries = [*placed(payer, [back], operation_id, now), *entries]
         return record(db, session, call, now, payer, entries, reservation=updated, others=sources_paid)
 
@@ -170,7 +172,7 @@ def _take_back(
         wallet = reclaim(db, session, source["walletId"], source["amount"], [posting], now)
         if wallet is not None:
             return wallet
-        found = db.wallets.find_one({"_id": source["walletId"]}, session=session)
+        found = db.wallets.find_one({"_id": source["walletId"], **db.where.wallet(source["walletId"])}, session=session)
         available = 0 if found is None else found["balance"] - found["held"]
         raise InsufficientFunds(
             f"wallet {source['walletId']} has {available} available, {source['amount']} to refund",

@@ -97,13 +97,15 @@ def _capture_to(db: Database, session: ClientSession, command: hold_commands.Hol
         return {"account": account}
     if place.wallet_oid == wallet["_id"]:
         raise ValidationFailed([FieldError("captureTo.walletId", "must not be the hold's own wallet")])
-    if db.wallets.find_one({"_id": place.wallet_oid, "currency": currency}, {"_id": 1}, session=session) is None:
+    payee = {"_id": place.wallet_oid, **db.where.wallet(place.wallet_oid), "currency": currency}
+    if db.wallets.find_one(payee, {"_id": 1}, session=session) is None:
         raise ValidationFailed([FieldError("captureTo.walletId", f"no {currency} wallet {place.wallet_id}")])
     return {"walletId": place.wallet_oid}
 
 
 def get_reservation(db: Database, reservation: reads.One) -> Reservation:
-    query = {"_id": reservation.oid, "kind": documents.RESERVATION, **reservation.owner_filter}
+    query = {"_id": reservation.oid, **db.where.hold(reservation.oid), "kind": documents.RESERVATION}
+    query |= reservation.owner_filter
     document = db.read(lambda: db.ledger.find_one(query))
     if document is None:
         raise NotFound(f"reservation {reservation.id} not found")
@@ -234,7 +236,7 @@ def _pay(
 
     def credit(split: dict, posting: Posting) -> dict:
         wallet_id = str(split["walletId"])
-        match = {"_id": split["walletId"], "currency": currency}
+        match = {"_id": split["walletId"], **db.where.wallet(split["walletId"]), "currency": currency}
         try:
             return credit_or_refuse(db, session, match, wallet_id, [posting], now)
         except (NotFound, ValidationFailed):
@@ -267,7 +269,8 @@ def find_hold(
     """An open hold a refused change was for, once sure that the change was not already made (then
     it is answered from its record); a hold not found, no longer open or past its expiry by `now`
     (None: whatever its expiry) is refused."""
-    query = {"_id": reservation_oid, "kind": documents.RESERVATION, **common.owner_filter}
+    query = {"_id": reservation_oid, **db.where.hold(reservation_oid), "kind": documents.RESERVATION}
+    query |= common.owner_filter
     reservation = db.ledger.find_one(query, session=session)
     if reservation is None:
         raise NotFound(f"reservation {reservation_id} not found")
@@ -283,7 +286,7 @@ def list_reservations(db: Database, page: reads.Page) -> ReservationPage:
     """A wallet's reservations, newest first, optionally of one status."""
     get_wallet(db, page.wallet)
     page.refuse_a_bad_cursor()
-    query: dict = {"walletId": page.wallet.oid, "kind": documents.RESERVATION}
+    query: dict = {"walletId": page.wallet.oid, **db.where.wallet(page.wallet.oid), "kind": documents.RESERVATION}
     if page.kind is not None:
         query["status"] = page.kind.value
     if page.position is not None:

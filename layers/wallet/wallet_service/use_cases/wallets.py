@@ -56,7 +56,7 @@ def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
         return move(db, call, work)
     except WalletTaken:
         claim_id = documents.wallet_claim_id(command.owner_id, command.currency)
-        claim = db.read(lambda: db.ledger.find_one({"_id": claim_id}))
+        claim = db.read(lambda: db.ledger.find_one({"_id": claim_id, **db.where.owner(command.owner_id)}))
         existing_id = str(claim["walletId"]) if claim else ""
         raise WalletExists(
             f"owner already has a {command.currency} wallet: {existing_id}", existing_wallet_id=existing_id
@@ -64,7 +64,8 @@ def create_wallet(db: Database, command: commands.OpenWallet) -> Movement:
 
 
 def get_wallet(db: Database, wallet: reads.One) -> Wallet:
-    document = db.read(lambda: db.wallets.find_one({"_id": wallet.oid, **wallet.owner_filter}))
+    match = {"_id": wallet.oid, **db.where.wallet(wallet.oid), **wallet.owner_filter}
+    document = db.read(lambda: db.wallets.find_one(match))
     if document is None:
         raise NotFound(f"wallet {wallet.id} not found")
     return answers.wallet_from_document(document)
@@ -79,7 +80,8 @@ def change_status(db: Database, wallet: reads.One, status: WalletStatus) -> Wall
         now = db.clock()
         document = queries.set_status(db, session, wallet.oid, wallet.owner_filter, status, now)
         if document is None:
-            return db.wallets.find_one({"_id": wallet.oid, **wallet.owner_filter}, session=session)
+            match = {"_id": wallet.oid, **db.where.wallet(wallet.oid), **wallet.owner_filter}
+            return db.wallets.find_one(match, session=session)
         operation_id = f"call:{uuid.uuid4().hex}"
         events = outbox.movement_events(operation, operation_id, now, [document], [])
         route(events)
@@ -101,7 +103,9 @@ def set_alerts(db: Database, command: commands.SetAlerts) -> Wallet:
     changed = [*alerts, {"$set": {"updatedAt": db.clock()}}]
     document = db.read(
         lambda: db.wallets.find_one_and_update(
-            {"_id": command.wallet_oid, **command.owner_filter}, changed, return_document=queries.AFTER
+            {"_id": command.wallet_oid, **db.where.wallet(command.wallet_oid), **command.owner_filter},
+            changed,
+            return_document=queries.AFTER,
         )
     )
     if document is None:

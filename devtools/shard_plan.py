@@ -33,6 +33,8 @@ def plan(shards: int, database: str) -> list[str]:
         # A collection with documents needs an index on the key before it is sharded.
         lines.append(f'db.getSiblingDB("{database}").{collection}.createIndex({shell_key})')
         lines.append(f'sh.shardCollection("{namespace}", {shell_key})')
+    # The functions' jobs batch by the same zones: each expiry batch and publishing round on one shard.
+    lines.append(f"// then deploy with ShardZones={shards} (SHARD_ZONES={shards}), so the jobs batch by these zones")
     return lines
 
 

@@ -72,6 +72,7 @@ def test_the_shard_plan_prints_the_keys_then_the_commands():
         assert len(ranges) == 3
         assert "{bucket: MinKey, _id: MinKey}, {bucket: 341, _id: MinKey}" in ranges[0]
         assert "{bucket: 682, _id: MinKey}, {bucket: MaxKey, _id: MinKey}" in ranges[2]
+    assert lines[-1].startswith("// then deploy with ShardZones=3 (SHARD_ZONES=3)")  # the jobs' zones, said once
     assert [line for line in lines if "addShardToZone" in line] == [
         f'sh.addShardToZone("shard{number}", "buckets{number}")' for number in range(3)
     ]

@@ -86,7 +86,8 @@ def wallet_service() -> WalletService:
                 client = MongoClient(
                     database_uri(), appname=os.environ.get("POWERTOOLS_SERVICE_NAME", "wallet"), **CLIENT_SETTINGS
                 )
-                service = WalletService(client[os.environ.get("MONGODB_DATABASE", "wallet")])
+                zones = int(os.environ.get("SHARD_ZONES") or 1)  # the jobs batch by shard (docs/sharding.md)
+                service = WalletService(client[os.environ.get("MONGODB_DATABASE", "wallet")], zones=zones)
                 service.ensure_indexes()
                 _client, _service = client, service
     return _service

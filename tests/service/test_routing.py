@@ -15,9 +15,10 @@ from wallet_service import InsufficientFunds, Request, WalletService
 from wallet_service.storage.documents import ACCOUNTS, CHECKPOINT, LEDGER, WALLETS
 from wallet_service.storage.routing import BUCKETS, bucket_in, bucket_of, new_id
 
-# The platform's checkpoints belong to no owner: where they live in a sharded cluster is the issue's
-# next step (per-shard checkpoints); until then they carry no bucket. The opened accounts are in a
-# registry of their own, `accounts`, which is never sharded.
+# The platform's checkpoints belong to no owner: one per zone, each on its zone's shard (with the
+# zone's first bucket: tests/service/test_shards.py); on a replica set, one zone, the checkpoint of
+# every bucket carries none. The opened accounts are in a registry of their own, `accounts`, which
+# is never sharded.
 UNROUTED_KINDS = {CHECKPOINT}
 
 

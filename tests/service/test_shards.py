@@ -140,3 +140,19 @@ def test_the_publisher_reads_and_marks_one_shard_at_a_time(zoned, service_comman
     assert scans.shards == set(range(SHARDS))
     assert len(targeted) == 2 * SHARDS  # a read and a mark per shard
     assert all(len(unit.shards) == 1 for unit in targeted)
+
+
+def test_a_platform_account_has_a_checkpoint_per_shard_each_rolled_on_its_own(zoned, service_commands, database):
+    """@revenue's postings go with the owners on their other side, so over every shard: each zone
+    has its checkpoint there, each roll is a transaction on one shard, and the balance adds them up."""
+    for shard in range(SHARDS):
+        wallet = zoned.create_wallet(owner_on(shard, "rider"), "USD", opening_balance=1_000).wallet.id
+        zoned.capture_reservation(zoned.create_reservation(wallet, 100 + shard).reservation.id)
+    units = units_of(service_commands, zoned.roll_checkpoints)
+    rolls = shards_of(units)
+    assert all(len(shards) == 1 for shards in rolls), rolls
+    assert {shard for shards in rolls for shard in shards} == set(range(SHARDS))
+    checkpoints = list(database["ledger"].find({"kind": "checkpoint", "account": "@revenue"}))
+    assert sorted(zone_of(point["bucket"], SHARDS) for point in checkpoints) == list(range(SHARDS))
+    assert sum(point["balanceDelta"] for point in checkpoints) == sum(100 + shard for shard in range(SHARDS))
+    assert zoned.get_account("@revenue", "USD").balance == sum(100 + shard for shard in range(SHARDS))

@@ -9,6 +9,12 @@ the checkpoint heads the tail (`tail: true`, its `balanceDelta` the sum it stand
 is the sum of `balanceDelta` over the tail, one aggregation on the `account_tails` index (partial on
 `tail: true`, so it holds tails only), read at one snapshot.
 
+On a sharded cluster an account's postings are on every shard (each goes with the owner on its
+other side), so it has a checkpoint per zone (routing.zones, Database.zones), on that zone's shard,
+for the postings of that zone's buckets: each roll is a transaction on one shard, and the balance
+reads every shard (one of the documented reads that do: routing.SCATTER). On a replica set (one
+zone) that is one checkpoint, as before.
+
 A roll is one transaction: it reads the checkpoint and up to ROLL_BATCH postings of the tail, adds
 their sum and count to the checkpoint, and marks them rolled (`tail: false`). Snapshot isolation
 makes it exact: a posting that commits meanwhile is not among those read, so it stays in the tail,
@@ -27,6 +33,7 @@ from datetime import datetime
 
 from bson import Int64, ObjectId
 from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 
@@ -35,7 +42,7 @@ from ..ledger.limits import LONG_TAIL, ROLL_BATCH
 from ..ledger.reports import CheckpointReport
 from ..storage import documents
 from ..storage.queries import Database
-from ..storage.routing import scatter
+from ..storage.routing import BUCKETS, scatter, zones
 from ..storage.transactions import RetryTransaction, database_errors
 
 logger = logging.getLogger(__name__)
@@ -47,14 +54,18 @@ EVERY_SHARD = scatter("platform balances")
 LAST_OBJECT_ID = ObjectId("f" * 24)
 
 
-def checkpoint_id(name: str, currency: str) -> str:
-    return f"checkpoint:{name}:{currency}"
+def checkpoint_id(name: str, currency: str, zone: range | None = None) -> str:
+    """The id of the account's checkpoint in a currency: of the postings of `zone`'s buckets (None:
+    of all of them, one zone)."""
+    whole = zone is None or len(zone) == BUCKETS
+    return f"checkpoint:{name}:{currency}" + ("" if whole else f":{zone.start}-{zone.stop - 1}")
 
 
-def new_checkpoint(name: str, currency: str, now: datetime) -> dict:
-    """A checkpoint with nothing rolled into it yet; it heads the account's tail."""
+def new_checkpoint(name: str, currency: str, zone: range, now: datetime) -> dict:
+    """A checkpoint with nothing rolled into it yet; it heads the account's tail (in its zone)."""
     return {
-        "_id": checkpoint_id(name, currency),
+        "_id": checkpoint_id(name, currency, zone),
+        **({} if len(zone) == BUCKETS else {"bucket": zone.start}),  # on its zone's shard
         "kind": documents.CHECKPOINT,
         "account": name,
         "currency": currency,
@@ -65,6 +76,11 @@ def new_checkpoint(name: str, currency: str, now: datetime) -> dict:
         "createdAt": now,
         "updatedAt": now,
     }
+
+
+def in_zone(zone: range) -> dict:
+    """A zone's part of a filter (or a checkpoint's bucket): nothing for the one zone of a replica set."""
+    return {} if len(zone) == BUCKETS else {"bucket": {"$in": list(zone)}}
 
 
 def postings_query(name: str, currency: str, before: ObjectId | None = None) -> dict:
@@ -104,49 +120,61 @@ def _sums(db: Database, match: dict, *, group: str | None) -> dict:
 
 
 def roll(db: Database, name: str, currency: str) -> int:
-    """Roll up to ROLL_BATCH postings of the account's tail into its checkpoint (making it first if
-    it has none); how many were rolled."""
+    """Roll up to ROLL_BATCH postings of each zone's tail of the account into the zone's checkpoint
+    (making it first if it has none), a transaction per zone; how many were rolled."""
     with database_errors():
-        if db.ledger.find_one({"_id": checkpoint_id(name, currency)}, {"_id": 1}, comment=EVERY_SHARD) is None:
+        if not has_checkpoint(db.ledger, name, currency):
             # Before the first checkpoint, the postings from before checkpoints join the tail (idempotent).
             untracked = {**postings_query(name, currency), "tail": {"$exists": False}}
             db.ledger.update_many(untracked, {"$set": {"tail": True}}, comment=EVERY_SHARD)
-        try:
-            return db.runner.run(lambda session: _roll(db, session, name, currency))
-        except DuplicateKeyError:  # another roll made the checkpoint first: roll onto it
-            return db.runner.run(lambda session: _roll(db, session, name, currency))
+        rolled = 0
+        for zone in zones(db.zones):
+            try:
+                rolled += db.runner.run(lambda session, zone=zone: _roll(db, session, name, currency, zone))
+            except DuplicateKeyError:  # another roll made the checkpoint first: roll onto it
+                rolled += db.runner.run(lambda session, zone=zone: _roll(db, session, name, currency, zone))
+        return rolled
 
 
-def _roll(db: Database, session: ClientSession, name: str, currency: str) -> int:
+def has_checkpoint(ledger: Collection, name: str, currency: str) -> bool:
+    """Whether the account has a checkpoint in the currency (in any zone)."""
+    query = {"account": name, "currency": currency, "kind": documents.CHECKPOINT}
+    return ledger.find_one(query, {"_id": 1}, comment=EVERY_SHARD) is not None
+
+
+def _roll(db: Database, session: ClientSession, name: str, currency: str, zone: range) -> int:
+    """One zone's roll: a transaction on its shard alone (every filter names its buckets), or, for
+    the one zone of a replica set, on all there is."""
     now = db.clock()
-    identity = checkpoint_id(name, currency)
-    found = db.ledger.find_one({"_id": identity}, session=session, comment=EVERY_SHARD)
-    tail = db.ledger.find(
-        {"account": name, "currency": currency, "tail": True}, {"balanceDelta": 1}, session=session, comment=EVERY_SHARD
-    ).limit(ROLL_BATCH + 1)
-    postings = [document for document in tail if document["_id"] != identity][:ROLL_BATCH]
+    identity, where = checkpoint_id(name, currency, zone), in_zone(zone)
+    comment = None if where else EVERY_SHARD
+    found = db.ledger.find_one({"_id": identity, **where}, session=session, comment=comment)
+    tail_query = {"account": name, "currency": currency, "tail": True, **where}
+    tail = db.ledger.find(tail_query, {"balanceDelta": 1, "kind": 1}, session=session, comment=comment)
+    tail = tail.limit(ROLL_BATCH + 1)
+    postings = [document for document in tail if document["kind"] == documents.ENTRY][:ROLL_BATCH]
     if found is not None and not postings:
         return 0
     total = sum(posting["balanceDelta"] for posting in postings)
     if found is None:
-        made = new_checkpoint(name, currency, now)
+        made = new_checkpoint(name, currency, zone, now)
         made.update(balanceDelta=Int64(total), postings=Int64(len(postings)), rolls=Int64(1))
-        db.ledger.insert_one(made, session=session, comment=EVERY_SHARD)
+        db.ledger.insert_one(made, session=session, comment=comment)
     else:
         added = {"balanceDelta": total, "postings": len(postings), "rolls": 1}
         fields = {field: {"$toLong": {"$add": [f"${field}", Int64(amount)]}} for field, amount in added.items()}
         changed = db.ledger.update_one(
-            {"_id": identity, "rolls": found["rolls"]},
+            {"_id": identity, **where, "rolls": found["rolls"]},
             [{"$set": {**fields, "updatedAt": now}}],
             session=session,
-            comment=EVERY_SHARD,
+            comment=comment,
         )
         if changed.matched_count != 1:
             raise RetryTransaction
     if postings:
         ids = [posting["_id"] for posting in postings]
         marked = db.ledger.update_many(
-            {"_id": {"$in": ids}, "tail": True}, {"$set": {"tail": False}}, session=session, comment=EVERY_SHARD
+            {"_id": {"$in": ids}, **where, "tail": True}, {"$set": {"tail": False}}, session=session, comment=comment
         )
         if marked.modified_count != len(ids):
             raise RetryTransaction

@@ -164,8 +164,7 @@ def _has_checkpoint_now(db: Database, pair: Pair) -> bool:
     account, currency = pair
     if currency is None:
         return False
-    checkpoint = {"_id": checkpoints.checkpoint_id(account, currency)}
-    return db.records.find_one(checkpoint, {"_id": 1}, comment=EVERY_SHARD) is not None
+    return checkpoints.has_checkpoint(db.records, account, currency)
 
 
 def _found(subject: str, detail: str) -> Discrepancy:

@@ -27,7 +27,7 @@ from devtools.paths import ROOT
 from devtools.shard_router import names_bucket
 from tests.service.transaction_sizes import walk
 from wallet_service import Request, WalletError, WalletService, committed_events
-from wallet_service.storage.routing import SHARD_KEYS
+from wallet_service.storage.routing import SCATTER, SHARD_KEYS
 
 DOC = ROOT / "docs" / "query-plans.md"
 WHOLE_LEDGER_JOBS = {"audit_ledger", "migrate_ledger"}  # they read everything, by design
@@ -57,6 +57,7 @@ class Shape:
     match: dict  # its filter, to count the documents that match
     operations: set[str] = field(default_factory=set)
     in_transactions_of: set[str] = field(default_factory=set)  # the operations that sent it inside a transaction
+    comments: set[str] = field(default_factory=set)  # why it reaches every shard (routing.SCATTER), if it says
 
 
 def shape_of(value, name: str | None = None):
@@ -150,6 +151,8 @@ class Recorder(monitoring.CommandListener):
                     shape.operations.add(name)
                     if "autocommit" in command:
                         shape.in_transactions_of.add(name)
+                    if isinstance(command.get("comment"), str):
+                        shape.comments.add(command["comment"])
             self.sent.clear()
 
 
@@ -429,16 +432,20 @@ SHARDING_DOC = ROOT / "docs" / "sharding.md"
 
 def reach(shape: Shape) -> str:
     """Where the query would go on a cluster sharded by the routing key (as devtools/shard_router.py
-    routes it): one shard when its filter names the bucket, every shard when not."""
+    routes it): one shard when its filter names the bucket, every shard when not, and why (its
+    comment: routing.SCATTER)."""
     if shape.collection not in SHARD_KEYS:
         return "the primary shard (unsharded)"
-    return "targeted" if names_bucket(shape.match) else "every shard"
+    return "targeted" if names_bucket(shape.match) else " / ".join(sorted(shape.comments)) or "every shard"
 
 
 def test_docs_say_where_every_query_shape_goes_on_a_sharded_cluster(explained):
     """The command audit: docs/sharding.md lists each query shape the service sends with where it
-    would go on a sharded cluster, so what is not targeted yet is a list that is kept true."""
+    would go on a sharded cluster; what is not targeted says which documented reason it has."""
     found = {text: (reach(shape), ", ".join(sorted(shape.operations))) for text, (shape, _) in explained.plans.items()}
+    documented = {f"every shard: {reason}" for reason in SCATTER}
+    for text, (where, _) in found.items():
+        assert where in ("targeted", "the primary shard (unsharded)") or set(where.split(" / ")) <= documented, text
     table = "\n".join(f"| `{text}` | {where} | {operations} |" for text, (where, operations) in sorted(found.items()))
     section = SHARDING_DOC.read_text().split("## Every query shape", 1)[1]
     rows = re.findall(r"^\| `(.+?)` \| (.+?) \| (.+?) \|$", section, flags=re.MULTILINE)

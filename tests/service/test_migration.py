@@ -3,8 +3,13 @@ it, and a second run adds nothing."""
 
 from __future__ import annotations
 
+from bson import ObjectId
+
 from wallet_service import Request, WalletService
-from wallet_service.storage.documents import ACCOUNTS, ENTRY, LEDGER, RESERVATION, WALLETS
+from wallet_service.storage import documents
+from wallet_service.storage.documents import ACCOUNTS, ENTRY, LEDGER, RESERVATION, ROUTING, WALLETS
+from wallet_service.storage.routing import BUCKETS, ID_TAG, bucket_of, scatter
+from wallet_service.storage.targets import MARKER
 
 
 def single_entry(service: WalletService, database) -> dict[str, str]:
@@ -102,3 +107,48 @@ def test_accounts_opened_in_the_ledger_move_to_their_registry_once(service, data
     assert database[LEDGER].count_documents({"kind": "platform_account"}) == 0
     assert service.migrate_ledger().accounts_moved == 0
     assert service.get_account("@tips", "USD").balance == 0
+
+
+def test_ids_minted_before_still_work_once_the_migration_says_everything_is_routed(
+    service_database, database, service_commands, monkeypatch
+):
+    """A ledger written before ids carried their owner's bucket: ids that carry none, and one whose
+    bytes look as if they carried another bucket than its owner's. Once migrated, every command
+    names the right bucket: such an id is looked up once, outside the transaction, then remembered;
+    the misleading one because the marker lists it."""
+    rider_bucket = bucket_of("rider")
+    raw = ObjectId().binary
+    misleading = ObjectId(raw[:4] + bytes([ID_TAG]) + ((rider_bucket + 1) % BUCKETS).to_bytes(2, "big") + raw[7:])
+    minted = iter([misleading])
+
+    def minted_before(bucket: int) -> ObjectId:  # as ObjectId() did: no tag, no bucket
+        return next(minted, None) or ObjectId(ObjectId().binary[:4] + b"\x00" + ObjectId().binary[5:])
+
+    with monkeypatch.context() as before:
+        before.setattr(documents, "new_id", minted_before)
+        old = WalletService(service_database, time_budget=20.0)
+        assert old.create_wallet("rider", "USD", opening_balance=5_000).wallet.id == str(misleading)
+        driver = old.create_wallet("driver", "USD").wallet.id
+        held = old.create_reservation(str(misleading), 1_000).reservation.id
+    for name in (WALLETS, LEDGER):  # as the version before the routing key wrote them
+        database[name].update_many({}, {"$unset": {"bucket": ""}})
+    database[ROUTING].delete_many({})
+
+    migrating = WalletService(service_database, time_budget=20.0)
+    assert migrating.migrate_ledger().documents_routed > 0
+    assert database[ROUTING].find_one({"_id": MARKER})["misleadingIds"] == [misleading]
+
+    fresh = WalletService(service_database, time_budget=20.0)
+    service_commands.clear()
+    fresh.deposit(str(misleading), 100)
+    fresh.capture_reservation(held, 400, splits=[{"walletId": driver, "amount": 400}], final=False)
+    fresh.transfer(driver, str(misleading), 50)
+    fresh.deposit(str(misleading), 100)
+    lookups = [
+        sent["filter"]["_id"] for sent in service_commands.sent if sent.get("comment") == scatter("id minted before")
+    ]
+    assert sorted(map(str, lookups)) == sorted([str(misleading), held, driver])  # each once
+    debits = [sent["query"] for sent in service_commands.sent if sent.get("findAndModify") == WALLETS]
+    assert all(query["bucket"] == bucket_of("rider" if query["_id"] == misleading else "driver") for query in debits)
+    assert fresh.get_wallet(str(misleading)).balance == 5_000 + 100 + 50 + 100 - 400
+    assert fresh.get_wallet(driver).balance == 400 - 50

@@ -1,4 +1,4 @@
-"""Every document the service writes for an owner carries its routing key (issue 27, in progress):
+"""Every document the service writes for an owner carries its routing key (docs/sharding.md):
 `bucket`, the bucket of the owner it goes with, read from each insert command as it was sent and
 checked against owners found independently (the wallets' owners in the database)."""
 

@@ -18,6 +18,7 @@ from wallet_service.storage.documents import (
     WALLET_CLAIM,
     WALLETS,
 )
+from wallet_service.storage.routing import BUCKETS
 
 
 def assert_ledger_consistent(database: Database) -> None:
@@ -59,19 +60,35 @@ def assert_ledger_consistent(database: Database) -> None:
 
 def assert_checkpoints_explained(ledger) -> None:
     """Each platform account's checkpoint is the sum and the count of the postings rolled into it
-    (`tail: false`); every posting is rolled or in its account's tail, and only an account with a
-    checkpoint has rolled ones."""
-    rolled: dict[tuple[str, str], list[int]] = {}
+    (`tail: false`): one per zone of buckets (one zone on a replica set: the checkpoint of every
+    bucket), each with the postings of its zone's buckets; every posting is rolled or in its
+    account's tail, and only an account with a checkpoint has rolled ones."""
+    rolled: dict[tuple[str, str], list[dict]] = {}
     for posting in ledger.find({"kind": ENTRY, "account": {"$exists": True}}):
         assert posting.get("tail") in (True, False), posting
         if posting["tail"] is False:
-            rolled.setdefault((posting["account"], posting["currency"]), []).append(posting["balanceDelta"])
-    checkpoints = {(point["account"], point["currency"]): point for point in ledger.find({"kind": CHECKPOINT})}
+            rolled.setdefault((posting["account"], posting["currency"]), []).append(posting)
+    checkpoints: dict[tuple[str, str], list[dict]] = {}
+    for point in ledger.find({"kind": CHECKPOINT}):
+        checkpoints.setdefault((point["account"], point["currency"]), []).append(point)
     assert set(rolled) <= set(checkpoints), "postings rolled into no checkpoint"
-    for pair, point in checkpoints.items():
-        assert (point["_id"], point["tail"]) == (f"checkpoint:{pair[0]}:{pair[1]}", True), point
-        amounts = rolled.get(pair, [])
-        assert (point["balanceDelta"], point["postings"]) == (sum(amounts), len(amounts)), point
+    for pair, points in checkpoints.items():
+        covered = [bucket for point in points for bucket in checkpoint_zone(point)]
+        assert len(covered) == len(set(covered)), f"{pair}: checkpoints of overlapping zones"
+        for point, zone in ((point, checkpoint_zone(point)) for point in points):
+            assert point["tail"] is True, point
+            assert point.get("bucket", 0) == zone.start, point  # on its zone's shard
+            amounts = [posting["balanceDelta"] for posting in rolled.get(pair, []) if posting["bucket"] in zone]
+            assert (point["balanceDelta"], point["postings"]) == (sum(amounts), len(amounts)), point
+
+
+def checkpoint_zone(point: dict) -> range:
+    """The buckets a checkpoint holds the postings of: its id's range (none: every bucket)."""
+    suffix = point["_id"].removeprefix(f"checkpoint:{point['account']}:{point['currency']}")
+    if not suffix:
+        return range(BUCKETS)
+    first, last = suffix.removeprefix(":").split("-")
+    return range(int(first), int(last) + 1)
 
 
 OPEN = ("HELD", "PARTIALLY_CAPTURED")

@@ -167,6 +167,11 @@ class KeptRefusal:
     replayable: bool
 
 
+# The service's zones, one example to the next: a replica set's one, and a 4-shard cluster's (its
+# jobs batch by zone: expiry, publishing, the platform's checkpoints; docs/sharding.md).
+ZONES = itertools.cycle((1, 4))
+
+
 class LedgerMachine(RuleBasedStateMachine):
     def __init__(self, service_client: MongoClient, client: MongoClient) -> None:
         """`service_client` is the service's (its commands audited: tests/routing_audit.py), `client`
@@ -178,7 +183,9 @@ class LedgerMachine(RuleBasedStateMachine):
         # Starts at the real time and only moves forward, so operation records (kept 24 hours
         # after their creation by a TTL index) are never purged during an example.
         self.now = utc_now_ms()
-        self.service = WalletService(service_client[self.name], time_budget=20.0, clock=lambda: self.now)
+        self.service = WalletService(
+            service_client[self.name], time_budget=20.0, clock=lambda: self.now, zones=next(ZONES)
+        )
         self.service.ensure_indexes()
         self.wallets: dict[tuple[str, str], ModelWallet] = {}
         self.holds: list[ModelHold] = []

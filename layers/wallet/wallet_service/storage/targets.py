@@ -115,7 +115,7 @@ class Targets:
         found = set(buckets)
         if not self.on() or None in found or not found:
             return {}
-        return {"bucket": {"$in": sorted(found)}}  # type: ignore[type-var]
+        return {"bucket": {"$in": sorted(bucket for bucket in found if bucket is not None)}}
 
     # ---------------------------------------------------------------- buckets
 

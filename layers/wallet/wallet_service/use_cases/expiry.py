@@ -107,7 +107,7 @@ def by_shard(db: Database, due: list[dict]) -> list[list[dict]]:
     for hold in due:
         zone = zone_of(hold.get("bucket"), db.zones)
         payee = hold.get("captureTo", {}).get("walletId")
-        alone = payee is not None and zone_of(db.where.wallet_bucket(payee), db.zones) != zone
+        alone = db.zones > 1 and payee is not None and zone_of(db.where.wallet_bucket(payee), db.zones) != zone
         batches.setdefault(hold["_id"] if alone else zone, []).append(hold)
     return list(batches.values())
 

@@ -1,7 +1,8 @@
 """SecantusDB as the project starts it: its own server, with gaps in its planner closed.
 
 Run as `python devtools/secantus_launcher.py <SecantusDB's own options>` (devtools/embedded_mongo.py
-does). It imports SecantusDB, wraps six of its functions, then hands over to SecantusDB's own
+does). It imports SecantusDB, wraps six of its planner's functions (and, to know when its index
+catalog changes, the ones that change it), then hands over to SecantusDB's own
 command line. SecantusDB is GPL-2.0: this file calls its functions and copies none of their code,
 and like SecantusDB it is a development and test tool, never part of the layer or of anything
 `sam build` makes.
@@ -89,6 +90,17 @@ TRANSACTION_LIFETIME_SECONDS = 10.0
 REAP_INTERVAL_SECONDS = 1.0
 LIFETIME_PARAMETER = "transactionLifetimeLimitSeconds"
 IN_EXPANSION_LIMIT = 1000  # values of an `$in` looked up one by one, at most
+# SecantusDB's Storage methods that may change a collection's indexes (the launcher's view of which
+# fields an index holds is read again after each; a stale view could only cost a plan, never an answer).
+INDEX_CHANGES = (
+    "create_index",
+    "drop_index",
+    "drop_all_indexes",
+    "drop_collection",
+    "drop_database",
+    "rename_collection",
+    "set_index_options",
+)
 # Top-level operators that only add conditions to the `_id` equality beside them.
 CONJUNCTS = frozenset({"$and", "$or", "$nor", "$expr", "$comment"})
 # Operators whose answer is not only "does this document match" (a text score, a distance order).
@@ -215,6 +227,22 @@ def install() -> None:
     candidates_from_hint = Storage._candidates_from_hint
     explain = commands._explain
 
+    indexed_fields: dict[tuple[str, str], set[str]] = {}  # per collection; emptied whenever an index may change
+
+    def changes_indexes(function):
+        @functools.wraps(function)
+        def wrapper(self, *args, **kwargs):
+            indexed_fields.clear()
+            try:
+                return function(self, *args, **kwargs)
+            finally:
+                indexed_fields.clear()
+
+        return wrapper
+
+    for name in INDEX_CHANGES:
+        setattr(Storage, name, changes_indexes(getattr(Storage, name)))
+
     def indexed_part(self, db, coll, filter, collation):
         """The filter without its fields that no index holds (as a key or in its partial filter),
         when it has some beside fields an index does hold; else None. mongod never bounds a scan
@@ -222,11 +250,14 @@ def install() -> None:
         fetched, as every caller does here. SecantusDB planned the whole filter or gave up on it."""
         if not isinstance(filter, Mapping) or collation is not None:
             return None
-        indexed = {"_id"}
-        partial = self._partial_filters(db, coll)
-        for name, key_spec, _sparse, _unique in self._all_indexes(db, coll):
-            indexed.update(key_spec)
-            indexed.update(partial.get(name, {}))
+        indexed = indexed_fields.get((db, coll))
+        if indexed is None:  # reading the catalog is a tenth of a find's time: once per change
+            indexed = {"_id"}
+            partial = self._partial_filters(db, coll)
+            for name, key_spec, _sparse, _unique in self._all_indexes(db, coll):
+                indexed.update(key_spec)
+                indexed.update(partial.get(name, {}))
+            indexed_fields[(db, coll)] = indexed
         fields = [key for key in filter if isinstance(key, str) and not key.startswith("$")]
         unindexed = [key for key in fields if key not in indexed]
         if not unindexed or len(unindexed) == len(fields):

@@ -37,7 +37,7 @@ REMEMBERED = 100_000  # looked-up ids a process keeps before it starts afresh
 
 class Targets:
     """The part of a filter that names a bucket: `{"bucket": b}`, `{"bucket": {"$in": [...]}}`, or
-    `{}` (every shard) while targeting is off or when a bucket is unknown (an id not found)."""
+    `{}` (every shard) while targeting is off, or for documents of which one has no bucket."""
 
     def __init__(
         self,

@@ -170,7 +170,6 @@ class Town:
     checkpoints: tuple[dict, ...]  # one per platform account and currency: never cloned, added up
     object_ids: tuple[str, ...]  # every ObjectId in the town, as hex, found as a value or in a string
     operations: tuple[tuple[str, str | None, str | None], ...]  # (operation id, owner, key) of every id seen
-    owned_ids: tuple[tuple[str, str], ...] = ()  # (hex, owner) of each wallet's and hold's id: carries its bucket
 
     @classmethod
     def read(cls, database: Database) -> Town:
@@ -199,14 +198,12 @@ class Town:
         for document in ledger:
             if document["kind"] == documents.OPERATION and document.get("idempotencyKey") is not None:
                 operations[document["_id"]] = (document["ownerId"], document["idempotencyKey"])
-        holds = [document for document in ledger if document["kind"] == documents.RESERVATION]
         return cls(
             wallets,
             tuple(ledger),
             tuple(checkpoints),
             tuple(sorted(object_ids)),
             tuple((operation_id, *known) for operation_id, known in sorted(operations.items())),
-            tuple((str(document["_id"]), document["ownerId"]) for document in (*wallets, *holds)),
         )
 
     def clone(self, copy: int) -> tuple[list[dict], list[dict]]:
@@ -217,8 +214,9 @@ class Town:
             return names.setdefault(name, f"{name}-c{copy}")
 
         hexes = {old: str(ObjectId()) for old in self.object_ids}
-        for old, owner_id in self.owned_ids:  # a wallet's or a hold's id carries its (new) owner's bucket
-            hexes[old] = str(new_id(bucket_of(rename(owner_id))))
+        holds = [document for document in self.ledger if document["kind"] == documents.RESERVATION]
+        for owned in (*self.wallets, *holds):  # a wallet's or a hold's id carries its (new) owner's bucket
+            hexes[str(owned["_id"])] = str(new_id(bucket_of(rename(owned["ownerId"]))))
         operations = {}
         for operation_id, owner_id, key in self.operations:
             if key is not None and owner_id is not None:

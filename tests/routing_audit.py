@@ -14,10 +14,10 @@ from pymongo import MongoClient, monitoring
 
 from devtools.shard_router import untargeted
 from wallet_service.storage.documents import ROUTING
-from wallet_service.storage.routing import SCATTER
+from wallet_service.storage.routing import SCATTER, scatter
 from wallet_service.storage.targets import MARKER
 
-DOCUMENTED = {f"every shard: {reason}" for reason in SCATTER}
+DOCUMENTED = frozenset(scatter(reason) for reason in SCATTER)  # the comments of the documented scatter reads
 
 
 class RoutingAudit(monitoring.CommandListener):

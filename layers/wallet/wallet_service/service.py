@@ -74,7 +74,7 @@ class WalletService:
         """Create the indexes (a no-op when they exist), and see whether commands may name their
         buckets yet (a new database: from the start; storage/targets.py)."""
         self._db.read(lambda: indexes.ensure_indexes(self._db.wallets.database))
-        self._db.read(lambda: self._db.where.start_if_new(self._db.clock()))
+        self._db.where.start_if_new(self._db.clock())  # its reads and write name their own errors
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers."""

@@ -45,7 +45,7 @@ def scatter(reason: str) -> str:
 
 def zones(count: int) -> list[range]:
     """The buckets of each of `count` zones (one per shard): whole, contiguous, about equal ranges
-    of 0..BUCKETS-1. The jobs batch by zone (WALLET_SHARD_ZONES), `make shard-plan` prints them."""
+    of 0..BUCKETS-1. The jobs batch by zone (SHARD_ZONES), `make shard-plan` prints them."""
     if not 1 <= count <= BUCKETS:
         raise ValueError(f"zones must be 1 to {BUCKETS}")
     bounds = [number * BUCKETS // count for number in range(count + 1)]
@@ -67,7 +67,8 @@ def bucket_of(owner_id: str) -> int:
 # Wallet and hold ids carry their owner's bucket (`new_id`), so a command on an id a route names
 # alone (`/v1/reservations/{id}`) can be targeted without a read first. Byte 4 of such an ObjectId
 # is ID_TAG and bytes 5-6 the bucket; a random ObjectId (one minted before) has the tag by chance
-# 1 time in 256 and a bucket under BUCKETS besides 1 time in 64, so a reader confirms a miss.
+# 1 time in 256 and a bucket under BUCKETS besides 1 time in 64: `make migrate` lists those, and
+# targets.py looks them up rather than trust them.
 ID_TAG = 0xB5
 
 

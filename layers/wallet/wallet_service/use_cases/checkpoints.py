@@ -57,7 +57,7 @@ LAST_OBJECT_ID = ObjectId("f" * 24)
 def checkpoint_id(name: str, currency: str, zone: range | None = None) -> str:
     """The id of the account's checkpoint in a currency: of the postings of `zone`'s buckets (None:
     of all of them, one zone)."""
-    whole = zone is None or len(zone) == BUCKETS
+    whole = zone is None or every_bucket(zone)
     return f"checkpoint:{name}:{currency}" + ("" if whole else f":{zone.start}-{zone.stop - 1}")
 
 
@@ -65,7 +65,7 @@ def new_checkpoint(name: str, currency: str, zone: range, now: datetime) -> dict
     """A checkpoint with nothing rolled into it yet; it heads the account's tail (in its zone)."""
     return {
         "_id": checkpoint_id(name, currency, zone),
-        **({} if len(zone) == BUCKETS else {"bucket": zone.start}),  # on its zone's shard
+        **({} if every_bucket(zone) else {"bucket": zone.start}),  # on its zone's shard
         "kind": documents.CHECKPOINT,
         "account": name,
         "currency": currency,
@@ -78,9 +78,14 @@ def new_checkpoint(name: str, currency: str, zone: range, now: datetime) -> dict
     }
 
 
+def every_bucket(zone: range) -> bool:
+    """Whether the zone is a replica set's one: every bucket, a checkpoint with no bucket of its own."""
+    return len(zone) == BUCKETS
+
+
 def in_zone(zone: range) -> dict:
-    """A zone's part of a filter (or a checkpoint's bucket): nothing for the one zone of a replica set."""
-    return {} if len(zone) == BUCKETS else {"bucket": {"$in": list(zone)}}
+    """A zone's part of a filter: nothing for the one zone of a replica set."""
+    return {} if every_bucket(zone) else {"bucket": {"$in": list(zone)}}
 
 
 def postings_query(name: str, currency: str, before: ObjectId | None = None) -> dict:
